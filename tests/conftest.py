@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny converted synthetic dataset, a tiny config and a tiny model."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_CONFIG = os.path.join(REPO, "configs", "tiny.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> str:
+    """A converted 32-px synthetic dataset (train 96 / val 32 / test 32) with 2 shards per split."""
+    from tfrecords_tools import sources
+
+    out = str(tmp_path_factory.mktemp("tiny_dataset"))
+    for _ in sources.convert_synthetic(
+        out, image_size=32, counts={"train": 96, "val": 32, "test": 32}, difficulty=0.2,
+        shard_examples=48, salt="test-salt",
+    ):
+        pass
+    return out
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """The tiny config, writing its run into a temporary folder."""
+    from tfxmed.config import load_config
+
+    return load_config(TINY_CONFIG, [f"runtime.run_dir={tmp_path / 'run'}", f"data.tfrecord_dir={tmp_path / 'data'}"])
+
+
+@pytest.fixture(scope="session")
+def manifest_of():
+    from tfrecords_tools.writer import load_manifest
+
+    return load_manifest
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

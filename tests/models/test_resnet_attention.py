@@ -1,0 +1,62 @@
+import keras
+import numpy as np
+import pytest
+
+from tfxmed.config import ModelConfig
+from tfxmed.models import attention_model, build_model, default_explain_layer, logits_model
+from tfxmed.models.resnet_attention import resnet_attention, transfer_weights_by_name
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return resnet_attention((32, 32, 1), 2)
+
+
+def test_resnet50_structure_and_attention_placement(resnet):
+    names = [layer.name for layer in resnet.layers]
+    assert sum(n.endswith("_out") and n.startswith("conv") for n in names) == 16  # 3 + 4 + 6 + 3 blocks
+    # CSAM sits between the last block of stage 3 and the first of stage 4.
+    assert names.index("conv4_block6_out") < names.index("csam") < names.index("conv5_block1_1_conv")
+    assert resnet.get_layer("dropout").rate == pytest.approx(0.3)
+    assert resnet.output.shape == (None, 2)
+    assert default_explain_layer(resnet) == "csam"
+
+
+def test_outputs_are_probabilities_and_logits_view_matches(resnet, rng):
+    x = rng.normal(size=(2, 32, 32, 1)).astype("float32")
+    probabilities = resnet.predict(x, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+    logits = logits_model(resnet).predict(x, verbose=0)
+    np.testing.assert_allclose(keras.ops.softmax(logits).numpy(), probabilities, rtol=1e-4, atol=1e-6)
+    attention = attention_model(resnet).predict(x, verbose=0)
+    assert attention.shape == (2, 2, 2, 1) and np.all((attention > 0) & (attention < 1))
+
+
+def test_multi_label_head_is_sigmoid(rng):
+    model = build_model(ModelConfig(name="small_cnn", blocks=[1, 1]), (16, 16, 1), 3, multi_label=True)
+    out = model.predict(rng.normal(size=(4, 16, 16, 1)).astype("float32"), verbose=0)
+    assert out.shape == (4, 3) and not np.allclose(out.sum(-1), 1.0)
+
+
+def test_rgb_stem_weights_summed_for_grayscale(tmp_path):
+    source = resnet_attention((32, 32, 3), 2, attention=False, blocks=(1, 1, 1, 1), width=8)
+    target = resnet_attention((32, 32, 1), 2, attention=True, blocks=(1, 1, 1, 1), width=8)
+    copied = transfer_weights_by_name(source, target)
+    assert "conv1_conv" in copied and "conv5_block1_3_conv" in copied
+    kernel = source.get_layer("conv1_conv").get_weights()[0]
+    np.testing.assert_allclose(target.get_layer("conv1_conv").get_weights()[0], kernel.sum(axis=2, keepdims=True), rtol=1e-6)
+
+
+def test_local_weights_file_loads(tmp_path, rng):
+    config = ModelConfig(name="small_cnn", blocks=[1, 1], width=4)
+    first = build_model(config, (16, 16, 1), 2, False)
+    path = str(tmp_path / "small.weights.h5")
+    first.save_weights(path)
+    second = build_model(ModelConfig(name="small_cnn", blocks=[1, 1], width=4, weights=path), (16, 16, 1), 2, False)
+    x = rng.normal(size=(2, 16, 16, 1)).astype("float32")
+    np.testing.assert_allclose(second.predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_unknown_model_name_lists_choices():
+    with pytest.raises(ValueError, match="resnet50_attention, small_cnn"):
+        build_model(ModelConfig(name="resnet18"), (16, 16, 1), 2, False)

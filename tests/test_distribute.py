@@ -1,0 +1,78 @@
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tests.conftest import REPO, TINY_CONFIG
+from tfxmed import distribute
+
+
+def test_unknown_strategy_lists_valid_names():
+    with pytest.raises(distribute.StrategyError, match="cpu, gpu, mirrored, multiworker, tpu"):
+        distribute.make_strategy("quantum")
+
+
+def test_cpu_strategy_has_one_replica():
+    assert distribute.make_strategy("cpu").num_replicas_in_sync == 1
+
+
+def test_multiworker_without_tf_config_explains_what_to_set(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(distribute.StrategyError, match="TF_CONFIG"):
+        distribute.make_strategy("multiworker")
+
+
+def test_tpu_strategy_fails_fast_with_a_clear_message():
+    started = time.time()
+    result = subprocess.run(
+        [sys.executable, "-m", "tfxmed.train", "--config", TINY_CONFIG, "--strategy=tpu"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert time.time() - started < 60
+    assert result.returncode != 0
+    assert "no TPU was found" in result.stderr and "runtime.tpu=" in result.stderr
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from tfxmed import distribute
+    distribute.configure_devices(2)
+    import keras
+    from tfxmed.config import load_config
+    from tfxmed.training import train
+
+    config = load_config(sys.argv[1], [f"runtime.run_dir={sys.argv[2]}/run", f"data.tfrecord_dir={sys.argv[2]}/data",
+                                       "runtime.strategy=mirrored", "train.epochs=1", "train.tensorboard_images=0"])
+    strategy = distribute.make_strategy("mirrored")
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.before = [w.copy() for w in self.model.get_weights()]
+        def on_train_end(self, logs=None):
+            self.changed = sum(not np.allclose(a, b) for a, b in zip(self.before, self.model.get_weights()))
+
+    snapshot = Snapshot()
+    result = train(config, strategy, extra_callbacks=[snapshot], verbose=0)
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "changed": int(snapshot.changed),
+                      "loss": result.history["loss"][-1]}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains_over_two_logical_cpus(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, TINY_CONFIG, str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["changed"] > 0
+    assert math.isfinite(report["loss"])

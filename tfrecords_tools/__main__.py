@@ -1,0 +1,5 @@
+import sys
+
+from tfrecords_tools.convert import main
+
+sys.exit(main())

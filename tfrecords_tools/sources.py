@@ -1,0 +1,198 @@
+"""Converters from source layouts into `DatasetWriter`: synthetic, MedMNIST `.npz`, class-per-folder.
+
+Each converter is a generator of progress ticks so the CLI can draw one progress bar for all of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from tfrecords_tools.writer import DatasetWriter
+from tfxmed.data import synthetic
+
+__all__ = [
+    "convert_synthetic",
+    "convert_medmnist",
+    "convert_folder",
+    "stratified_split",
+    "IMAGE_EXTENSIONS",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+MEDMNIST_SPLITS = ("train", "val", "test")
+KNOWN_MEDMNIST_CLASSES = {
+    "pneumoniamnist": ["normal", "pneumonia"],
+    "breastmnist": ["malignant", "normal_or_benign"],
+    "chestmnist": [
+        "atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule", "pneumonia",
+        "pneumothorax", "consolidation", "edema", "emphysema", "fibrosis", "pleural", "hernia",
+    ],
+}
+
+
+def convert_synthetic(
+    out_dir: str,
+    image_size: int = 64,
+    counts: dict[str, int] | None = None,
+    positive_fraction: float = 0.5,
+    difficulty: float = 0.5,
+    multi_label: bool = False,
+    confounder_strength: float = 0.0,
+    seed: int = 42,
+    shard_examples: int = 0,
+    salt: str = "",
+) -> Iterator[int]:
+    """Generates the embedded synthetic benchmark and writes it; yields once per example."""
+    counts = counts or {"train": 2000, "val": 400, "test": 400}
+    base = synthetic.SyntheticSpec(
+        image_size=image_size,
+        positive_fraction=positive_fraction,
+        difficulty=difficulty,
+        multi_label=multi_label,
+        confounder_strength=confounder_strength,
+        seed=seed,
+    )
+    writer = DatasetWriter(
+        out_dir,
+        dataset_name="synthetic",
+        class_names=synthetic.class_names(base),
+        multi_label=multi_label,
+        shard_examples=shard_examples,
+        salt=salt,
+    )
+    for split, count in counts.items():
+        spec = synthetic.SyntheticSpec(**{**base.__dict__, "num_examples": count})
+        batch = synthetic.generate(spec, split)
+        for i in range(count):
+            writer.add(
+                split,
+                batch.images[i],
+                batch.labels[i],
+                mask=batch.masks[i],
+                patient_id=batch.patient_ids[i],
+                source_id=f"synthetic/{split}/{i:06d}",
+            )
+            yield 1
+    writer.close({"synthetic_spec": {**base.__dict__, "counts": counts}})
+
+
+def _medmnist_class_names(path: str, labels: np.ndarray, multi_label: bool) -> list[str]:
+    stem = os.path.basename(path).split(".")[0].split("_")[0].lower()
+    count = labels.shape[1] if multi_label else int(labels.max()) + 1
+    known = KNOWN_MEDMNIST_CLASSES.get(stem)
+    return known if known and len(known) == count else [f"class_{i}" for i in range(count)]
+
+
+def convert_medmnist(
+    path: str, out_dir: str, shard_examples: int = 0, salt: str = ""
+) -> Iterator[int]:
+    """Converts a 2-D MedMNIST `.npz` keeping its official train/val/test split.
+
+    Binary and multi-class files have labels [N, 1]; multi-label ones (e.g. ChestMNIST) [N, K].
+    """
+    with np.load(path) as archive:
+        missing = [f"{s}_{k}" for s in MEDMNIST_SPLITS for k in ("images", "labels") if f"{s}_{k}" not in archive]
+        if missing:
+            raise ValueError(f"{path}: not a MedMNIST file, missing keys {missing}")
+        data = {key: archive[key] for key in archive.files}
+    labels = data["train_labels"]
+    multi_label = labels.ndim == 2 and labels.shape[1] > 1
+    channels = 3 if data["train_images"].ndim == 4 and data["train_images"].shape[-1] == 3 else 1
+    writer = DatasetWriter(
+        out_dir,
+        dataset_name=os.path.basename(path),
+        class_names=_medmnist_class_names(path, labels, multi_label),
+        multi_label=multi_label,
+        channels=channels,
+        shard_examples=shard_examples,
+        salt=salt,
+    )
+    for split in MEDMNIST_SPLITS:
+        images, split_labels = data[f"{split}_images"], data[f"{split}_labels"]
+        for i in range(len(images)):
+            image = images[i] if images[i].ndim == 3 else images[i][..., None]
+            label = split_labels[i] if multi_label else int(np.asarray(split_labels[i]).reshape(-1)[0])
+            writer.add(split, image.astype(np.uint8), label, source_id=f"{split}/{i}")
+            yield 1
+    writer.close()
+
+
+def stratified_split(
+    labels: Sequence[int], fractions: Sequence[float] = (0.7, 0.2, 0.1), seed: int = 42
+) -> list[str]:
+    """Assigns 'train'/'val'/'test' per item, stratified by label, deterministically."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    assignment = np.empty(len(labels), dtype=object)
+    for value in np.unique(labels):
+        indices = rng.permutation(np.flatnonzero(labels == value))
+        bounds = np.round(np.cumsum(fractions) / np.sum(fractions) * len(indices)).astype(int)
+        for name, part in zip(("train", "val", "test"), np.split(indices, bounds[:-1])):
+            assignment[part] = name
+    return assignment.tolist()
+
+
+def _read_image(path: str, channels: int) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+
+
+def convert_folder(
+    root: str,
+    out_dir: str,
+    channels: int = 1,
+    fractions: Sequence[float] = (0.7, 0.2, 0.1),
+    seed: int = 42,
+    shard_examples: int = 0,
+    salt: str = "",
+    strict: bool = False,
+) -> Iterator[int]:
+    """Converts `root/<class>/*.png` (or `root/<split>/<class>/*`) trees.
+
+    Without split folders the items are split per class (`stratified_split`). Unreadable images are
+    skipped and listed with the reason in `out_dir/skipped.csv` (or raise with `strict`).
+    """
+    split_roots = [s for s in ("train", "val", "test") if os.path.isdir(os.path.join(root, s))]
+    layout_root = os.path.join(root, split_roots[0]) if split_roots else root
+    class_names = sorted(d for d in os.listdir(layout_root) if os.path.isdir(os.path.join(layout_root, d)))
+    if not class_names:
+        raise ValueError(f"{root}: expected one sub-folder per class (e.g. {root}/normal/*.png), found none")
+    items: list[tuple[str, int, str]] = []  # (path, label, split)
+    for split in split_roots or [""]:
+        for label, name in enumerate(class_names):
+            folder = os.path.join(root, split, name)
+            if not os.path.isdir(folder):
+                continue
+            for file_name in sorted(os.listdir(folder)):
+                if file_name.lower().endswith(IMAGE_EXTENSIONS):
+                    items.append((os.path.join(folder, file_name), label, split))
+    if not split_roots:
+        splits = stratified_split([label for _, label, _ in items], fractions, seed)
+        items = [(path, label, split) for (path, label, _), split in zip(items, splits)]
+    writer = DatasetWriter(
+        out_dir, os.path.basename(os.path.normpath(root)), class_names,
+        channels=channels, shard_examples=shard_examples, salt=salt,
+    )
+    skipped: list[tuple[str, str]] = []
+    for path, label, split in items:
+        relative = os.path.relpath(path, root)
+        try:
+            image = _read_image(path, channels)
+        except Exception as error:  # PIL raises many types for bad files
+            if strict:
+                raise ValueError(f"{path}: not a readable image ({error})") from error
+            skipped.append((relative, f"unreadable image: {type(error).__name__}: {error}"))
+            yield 1
+            continue
+        writer.add(split, image, label, source_id=relative)
+        yield 1
+    with open(os.path.join(out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
+        csv.writer(stream).writerows([("path", "reason"), *skipped])
+    writer.close({"skipped": len(skipped)})

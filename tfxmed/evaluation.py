@@ -1,0 +1,90 @@
+"""The evaluation library behind `python -m tfxmed.evaluate`: diagnostic + Grad-CAM localisation metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from tfxmed.config import load_config
+from tfxmed.data import pipeline
+from tfxmed.explain.grad_cam import GradCam
+from tfxmed.explain.overlay import save_overlay_grid
+from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
+from tfxmed.models import default_explain_layer
+from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers custom layers)
+from tfxmed.training.loop import BEST_CHECKPOINT
+from tfrecords_tools.writer import load_manifest, write_json_atomic
+
+__all__ = ["load_run", "collect_split", "evaluate_run"]
+
+
+def load_run(run_dir: str):
+    """(config, manifest, data_dir, best model) of a finished training run."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(config_path):
+        raise FileNotFoundError(f"{config_path} not found: is '{run_dir}' a tfxmed run directory?")
+    config = load_config(config_path)
+    with open(os.path.join(run_dir, "run_info.json"), encoding="utf-8") as stream:
+        data_dir = json.load(stream)["data_dir"]
+    checkpoint = os.path.join(run_dir, BEST_CHECKPOINT)
+    if not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"{checkpoint} not found: the run saved no best checkpoint yet")
+    model = keras.saving.load_model(checkpoint)
+    return config, load_manifest(data_dir), data_dir, model
+
+
+def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
+    """All examples of a split (eval preprocessing) as NumPy arrays."""
+    dataset = pipeline.build_dataset(data_dir, manifest, split, config.data, training=False, batch_size=128)
+    parts: dict[str, list] = {"image": [], "mask": [], "has_mask": [], "label": []}
+    for batch in dataset:
+        for key in parts:
+            parts[key].append(batch[key].numpy())
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def evaluate_run(run_dir: str, split: str = "test") -> dict:
+    """Writes `eval/metrics.json`, ROC and confusion PNGs, Grad-CAM maps and overlays; returns metrics."""
+    config, manifest, data_dir, model = load_run(run_dir)
+    out_dir = os.path.join(run_dir, "eval")
+    os.makedirs(out_dir, exist_ok=True)
+    data = collect_split(data_dir, manifest, config, split)
+    probabilities = model.predict(data["image"], batch_size=128, verbose=0)
+    multi_label, names = manifest["multi_label"], manifest["class_names"]
+    labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
+    report = classification_report(labels, probabilities, names, multi_label=multi_label)
+    plot_roc(labels, probabilities, names, multi_label, os.path.join(out_dir, "roc.png"))
+    if not multi_label:
+        plot_confusion_matrix(report["confusion_matrix"], names, os.path.join(out_dir, "confusion_matrix.png"))
+
+    # Localisation: explain the true class (every positive label) of images that have a lesion mask.
+    layer = config.explain.layer or default_explain_layer(model)
+    has_lesion = data["has_mask"].astype(bool) & (data["mask"].reshape(len(labels), -1).max(-1) > 0.5)
+    indices = np.flatnonzero(has_lesion)
+    localization = {"num_evaluated": 0}
+    if len(indices):
+        explainer = GradCam(model, layer=layer, batch_size=64)
+        targets = data["label"][indices]
+        maps = explainer(data["image"][indices], targets)
+        masks = data["mask"][indices] > 0.5
+        localization = localization_summary(
+            maps, masks, config.explain.binarize, config.explain.binarize_value, config.explain.pointing_tolerance
+        )
+        np.savez_compressed(os.path.join(out_dir, "gradcam_maps.npz"), maps=maps, masks=masks, indices=indices)
+        shown = slice(0, config.explain.num_overlays)
+        titles = [f"#{i} p={probabilities[i].max():.2f}" for i in indices[shown]]
+        save_overlay_grid(
+            os.path.join(out_dir, "gradcam_overlays.png"), data["image"][indices][shown], maps[shown],
+            masks[shown], titles,
+        )
+    metrics = {
+        "split": split,
+        "classification": report,
+        "localization": {"method": "gradcam", "layer": layer, "binarize": config.explain.binarize,
+                         "binarize_value": config.explain.binarize_value, **localization},
+    }
+    write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
+    return metrics

@@ -1,0 +1,129 @@
+"""The base explainer: batching, target selection, logits, compilation and upsampling.
+
+Every method is called the same way, `explainer(images, targets) -> maps`, and overrides one hook.
+Targets may be None (the predicted class), an int (same class for all), a per-sample list of ints,
+one-hot rows, or multi-hot rows (the explained score is then the sum of those classes' logits).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["Explainer", "target_weights", "upsample", "normalize_maps", "score_model"]
+
+
+def score_model(model: keras.Model) -> keras.Model:
+    """The model up to its pre-activation scores.
+
+    Uses the layer named `logits` when present; otherwise, if the last layer applies softmax or
+    sigmoid, warns and explains its input instead.
+    """
+    names = [layer.name for layer in model.layers]
+    if "logits" in names:
+        return keras.Model(model.input, model.get_layer("logits").output, name=f"{model.name}_logits")
+    last = model.layers[-1]
+    activation = getattr(last, "activation", None)
+    activation_name = getattr(activation, "__name__", "")
+    if activation_name in ("softmax", "sigmoid"):
+        warnings.warn(
+            f"model '{model.name}' ends in {activation_name}; explaining the pre-activation scores "
+            "(name the pre-activation layer 'logits' to choose it explicitly)",
+            stacklevel=3,
+        )
+        if isinstance(last, keras.layers.Activation):
+            return keras.Model(model.input, last.input, name=f"{model.name}_logits")
+        clone = last.__class__.from_config({**last.get_config(), "activation": "linear", "name": "logits"})
+        clone.build(last.input.shape)
+        clone.set_weights(last.get_weights())
+        return keras.Model(model.input, clone(last.input), name=f"{model.name}_logits")
+    return model
+
+
+def target_weights(targets, num_classes: int, count: int, predicted: np.ndarray | None = None) -> np.ndarray:
+    """Turns any accepted target form into float weights [count, num_classes]."""
+    if targets is None:
+        if predicted is None:
+            raise ValueError("targets=None needs the model's predictions")
+        targets = np.argmax(predicted, axis=-1)
+    array = np.asarray(targets)
+    if array.ndim == 0:
+        array = np.full(count, int(array))
+    if array.ndim == 1:
+        if array.shape[0] != count:
+            raise ValueError(f"targets has {array.shape[0]} entries for {count} images")
+        if np.any(array < 0) or np.any(array >= num_classes):
+            raise ValueError(f"target class indices must be in [0, {num_classes}), got {array.tolist()}")
+        return np.eye(num_classes, dtype=np.float32)[array.astype(int)]
+    if array.shape != (count, num_classes):
+        raise ValueError(f"targets rows must have shape ({count}, {num_classes}), got {array.shape}")
+    return array.astype(np.float32)
+
+
+def upsample(maps: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+    """Bilinear upsampling of maps [N, *spatial] to `size` (differentiable; 2-D and 3-D)."""
+    if len(size) == 2:
+        return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+    if len(size) == 3:
+        depth, height, width = size
+        shape = tf.shape(maps)
+        planes = tf.reshape(maps, [-1, shape[2], shape[3], 1])
+        planes = tf.image.resize(planes, [height, width], method="bilinear")
+        planes = tf.reshape(planes, [shape[0], shape[1], height * width, 1])
+        planes = tf.image.resize(planes, [depth, height * width], method="bilinear")
+        return tf.reshape(planes, [shape[0], depth, height, width])
+    raise ValueError(f"upsample supports 2-D and 3-D maps, got spatial size {list(size)}")
+
+
+def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
+    """Scales each map to [0, 1] by its maximum (all-zero maps stay zero)."""
+    axes = tuple(range(1, len(maps.shape)))
+    peak = tf.reduce_max(maps, axis=axes, keepdims=True)
+    return tf.math.divide_no_nan(maps, peak)
+
+
+class Explainer:
+    """Base class. Subclasses implement `explain_batch(images, target_weights) -> maps [n, *spatial]`.
+
+    Args:
+        model: a Keras classifier; its `logits` layer (or pre-activation scores) is explained.
+        batch_size: upper bound on every internal batch.
+    """
+
+    def __init__(self, model: keras.Model, batch_size: int = 32):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.batch_size = batch_size
+        self.scores = score_model(model)
+        self.num_classes = int(self.scores.output.shape[-1])
+        self.input_shape = tuple(model.inputs[0].shape[1:])
+        signature = [
+            tf.TensorSpec((None, *self.input_shape), tf.float32),
+            tf.TensorSpec((None, self.num_classes), tf.float32),
+        ]
+        self._compiled = tf.function(self.explain_batch, input_signature=signature)
+
+    def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, images, targets=None) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.shape[1:] != self.input_shape:
+            raise ValueError(f"images must have shape [N, {', '.join(map(str, self.input_shape))}], got {images.shape}")
+        predicted = None
+        if targets is None:
+            predicted = np.concatenate(
+                [self.scores(images[i : i + self.batch_size], training=False).numpy()
+                 for i in range(0, len(images), self.batch_size)]
+            )
+        weights = target_weights(targets, self.num_classes, len(images), predicted)
+        maps = [
+            self._compiled(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(maps) if maps else np.zeros((0, *self.input_shape[:-1]), np.float32)

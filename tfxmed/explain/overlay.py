@@ -1,0 +1,70 @@
+"""Heat-map overlays in TF ops (for TensorBoard) and PNG grids (for reports)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["colorize", "overlay", "save_overlay_grid"]
+
+
+def _jet_table() -> np.ndarray:
+    from matplotlib import colormaps
+
+    return colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3].astype(np.float32)
+
+
+def colorize(maps: tf.Tensor) -> tf.Tensor:
+    """Maps [N, H, W] in [0, 1] → RGB [N, H, W, 3] with the jet colormap."""
+    indices = tf.cast(tf.round(tf.clip_by_value(maps, 0.0, 1.0) * 255.0), tf.int32)
+    return tf.gather(tf.constant(_jet_table()), indices)
+
+
+def overlay(images: tf.Tensor, maps: tf.Tensor, alpha: float = 0.4) -> tf.Tensor:
+    """Blends heat maps [N, H, W] onto images [N, H, W, C] in [0, 1] → RGB [N, H, W, 3] in [0, 1]."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape[-1] == 1:
+        images = tf.image.grayscale_to_rgb(images)
+    return (1.0 - alpha) * images + alpha * colorize(maps)
+
+
+def _rescale(images: np.ndarray) -> np.ndarray:
+    low = images.min(axis=(1, 2, 3), keepdims=True)
+    high = images.max(axis=(1, 2, 3), keepdims=True)
+    return (images - low) / np.maximum(high - low, 1e-6)
+
+
+def save_overlay_grid(
+    path: str,
+    images: np.ndarray,
+    maps: np.ndarray,
+    masks: np.ndarray | None = None,
+    titles: list[str] | None = None,
+    columns: int = 4,
+    alpha: float = 0.4,
+) -> None:
+    """Saves a grid PNG: each cell is the image with its heat map, the mask outlined in white."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    blended = overlay(_rescale(images.astype(np.float32)), maps, alpha).numpy()
+    rows = int(np.ceil(len(images) / columns))
+    figure = Figure(figsize=(2.2 * columns, 2.4 * rows))
+    for index in range(rows * columns):
+        axis = figure.add_subplot(rows, columns, index + 1)
+        axis.axis("off")
+        if index >= len(images):
+            continue
+        axis.imshow(blended[index])
+        if masks is not None and masks[index].max() > 0:
+            axis.contour(masks[index].squeeze(-1) if masks[index].ndim == 3 else masks[index], [0.5], colors="white", linewidths=0.8)
+        if titles:
+            axis.set_title(titles[index], fontsize=7)
+    figure.tight_layout()
+    temporary = f"{path}.tmp.png"
+    figure.savefig(temporary, dpi=100)
+    os.replace(temporary, path)

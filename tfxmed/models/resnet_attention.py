@@ -1,0 +1,130 @@
+"""ResNet50 (He et al., CVPR 2016, arXiv:1512.03385) with CSAM after the third residual stage.
+
+The backbone is written out here (same layer names as `keras.applications.ResNet50`) so that the
+attention module can sit inside it, between `conv4_block6_out` and `conv5_block1`, and so that
+ImageNet weights can still be copied in by layer name (grayscale inputs get the RGB stem kernel
+summed over its colour axis).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+from keras import layers
+
+from tfxmed.models.layers import channel_spatial_attention
+
+__all__ = ["resnet_attention", "transfer_weights_by_name"]
+
+BN_EPSILON = 1.001e-5
+STAGE_NAMES = ("conv2", "conv3", "conv4", "conv5")
+
+
+def _bottleneck(x, filters: int, stride: int, conv_shortcut: bool, name: str):
+    """The v1 bottleneck block (1x1 → 3x3 → 1x1, ×4 expansion) of keras.applications.ResNet50."""
+    if conv_shortcut:
+        shortcut = layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
+        shortcut = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_0_bn")(shortcut)
+    else:
+        shortcut = x
+    x = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_1_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_2_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_3_bn")(x)
+    x = layers.Add(name=f"{name}_add")([shortcut, x])
+    return layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet_attention(
+    input_shape: Sequence[int],
+    num_classes: int,
+    multi_label: bool = False,
+    attention: bool = True,
+    dropout: float = 0.3,
+    blocks: Sequence[int] = (3, 4, 6, 3),
+    width: int = 64,
+    stem_pool: bool = True,
+    weights: str = "none",
+    name: str = "resnet50_attention",
+) -> keras.Model:
+    """Builds ResNet50 (+ CSAM after stage 3) → GAP → dropout → Dense logits → softmax/sigmoid.
+
+    Args:
+        input_shape: (H, W, C); C = 1 for grayscale.
+        num_classes: number of outputs.
+        multi_label: sigmoid outputs (multi-label) instead of softmax.
+        attention: insert the channel-spatial attention module after the third stage.
+        dropout: dropout rate before the head.
+        blocks: bottleneck blocks per stage ((3, 4, 6, 3) is ResNet50).
+        width: filters of the first stage (64 in ResNet50); later stages double it.
+        stem_pool: keep the stem's stride-2 max pool (off: feature maps twice as fine, 4x the cost).
+        weights: "none", "imagenet" (needs internet once), or a path to a local weights file.
+    """
+    if len(blocks) != 4:
+        raise ValueError(f"blocks must list 4 stages, got {list(blocks)}")
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
+    x = layers.Conv2D(width, 7, strides=2, name="conv1_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="conv1_bn")(x)
+    x = layers.Activation("relu", name="conv1_relu")(x)
+    if stem_pool:
+        x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+        x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for stage, (stage_name, count) in enumerate(zip(STAGE_NAMES, blocks)):
+        filters = width * 2**stage
+        for block in range(1, count + 1):
+            stride = 2 if (block == 1 and stage > 0) else 1
+            x = _bottleneck(x, filters, stride, conv_shortcut=block == 1, name=f"{stage_name}_block{block}")
+        if stage == 2 and attention:
+            x = channel_spatial_attention(x, name="csam")
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(
+        logits
+    )
+    model = keras.Model(inputs, outputs, name=name)
+    if weights == "imagenet":
+        if tuple(blocks) != (3, 4, 6, 3) or width != 64:
+            raise ValueError("weights='imagenet' needs the standard ResNet50 (blocks 3,4,6,3, width 64)")
+        reference = keras.applications.ResNet50(include_top=False, weights="imagenet")
+        transfer_weights_by_name(reference, model)
+    elif weights not in ("none", "", None):
+        model.load_weights(weights)
+    return model
+
+
+def transfer_weights_by_name(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copies weights of same-named layers; an RGB first conv is summed over colours for grayscale.
+
+    Returns the names of the layers copied.
+    """
+    copied = []
+    for layer in target.layers:
+        try:
+            source_layer = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        values = source_layer.get_weights()
+        if not values:
+            continue
+        targets = layer.get_weights()
+        if len(values) != len(targets):
+            continue
+        adapted = []
+        for value, wanted in zip(values, targets):
+            if value.shape != wanted.shape and value.ndim == 4 and value.shape[2] == 3 and wanted.shape[2] == 1:
+                value = np.sum(value, axis=2, keepdims=True)  # grayscale = R + G + B contributions
+            if value.shape != wanted.shape:
+                break
+            adapted.append(value)
+        else:
+            layer.set_weights(adapted)
+            copied.append(layer.name)
+    return copied

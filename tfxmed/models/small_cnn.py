@@ -1,0 +1,48 @@
+"""A small VGG-style CNN for fast tests and quick experiments (optionally with CSAM)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+from tfxmed.models.layers import channel_spatial_attention
+
+__all__ = ["small_cnn"]
+
+
+def small_cnn(
+    input_shape: Sequence[int],
+    num_classes: int,
+    multi_label: bool = False,
+    attention: bool = False,
+    dropout: float = 0.3,
+    width: int = 16,
+    blocks: Sequence[int] = (1, 1, 1),
+    name: str = "small_cnn",
+) -> keras.Model:
+    """Stages of [conv3x3-BN-ReLU] × blocks[i] with max pooling between; last conv is `last_conv`.
+
+    CSAM (if `attention`) follows the last stage; GAP → dropout → Dense logits → softmax/sigmoid.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for stage, count in enumerate(blocks):
+        if stage > 0:
+            x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+        for block in range(count):
+            last = stage == len(blocks) - 1 and block == count - 1
+            conv_name = "last_conv" if last else f"conv{stage + 1}_{block + 1}"
+            x = layers.Conv2D(width * 2**stage, 3, padding="same", name=conv_name)(x)
+            x = layers.BatchNormalization(name=f"{conv_name}_bn")(x)
+            x = layers.Activation("relu", name=f"{conv_name}_relu")(x)
+    if attention:
+        x = channel_spatial_attention(x, name="csam", reduction=4)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(
+        logits
+    )
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,75 @@
+"""Training callbacks: a resume-safe best checkpoint and Grad-CAM overlays in TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxmed.explain.grad_cam import GradCam
+from tfxmed.explain.overlay import overlay
+
+__all__ = ["BestCheckpoint", "GradCamImages"]
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model whenever `monitor` improves; the best value survives a restart.
+
+    Unlike `ModelCheckpoint(save_best_only=True)`, the best score is stored next to the checkpoint,
+    so a run resumed by `BackupAndRestore` does not overwrite a better checkpoint with a worse one.
+    """
+
+    def __init__(self, path: str, monitor: str = "val_auc", mode: str = "max"):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"BestCheckpoint mode must be 'max' or 'min', got '{mode}'")
+        self.path, self.monitor, self.mode = path, monitor, mode
+        self.state_path = f"{path}.json"
+        self.best = None
+        if os.path.exists(self.state_path):
+            with open(self.state_path, encoding="utf-8") as stream:
+                self.best = json.load(stream)["best"]
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not np.isfinite(value) or not self._improved(float(value)):
+            return
+        self.best = float(value)
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        temporary = f"{self.path}.tmp.keras"
+        self.model.save(temporary)
+        os.replace(temporary, self.path)
+        with open(f"{self.state_path}.tmp", "w", encoding="utf-8") as stream:
+            json.dump({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, stream)
+        os.replace(f"{self.state_path}.tmp", self.state_path)
+
+
+class GradCamImages(keras.callbacks.Callback):
+    """Writes Grad-CAM overlays of fixed validation images to TensorBoard after every epoch.
+
+    Runs on the host between epochs (never inside the train step).
+    """
+
+    def __init__(self, log_dir: str, images: np.ndarray, layer: str | None = None, display: np.ndarray | None = None):
+        super().__init__()
+        self.images = images
+        self.display = images if display is None else display
+        self.layer = layer
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "gradcam"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        explainer = GradCam(self.model, layer=self.layer, batch_size=len(self.images))
+        maps = explainer(self.images)
+        display = self.display - self.display.min(axis=(1, 2, 3), keepdims=True)
+        display = display / np.maximum(display.max(axis=(1, 2, 3), keepdims=True), 1e-6)
+        with self.writer.as_default():
+            tf.summary.image("gradcam/validation", overlay(display, maps), step=epoch, max_outputs=len(maps))
+        self.writer.flush()

@@ -1,0 +1,129 @@
+"""The training library behind `python -m tfxmed.train`: data → model under a strategy → fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxmed.config import Experiment
+from tfxmed.data import pipeline
+from tfxmed.data.prepare import prepare_data
+from tfrecords_tools.writer import load_manifest
+from tfxmed.models import build_model, default_explain_layer
+from tfxmed.runinfo import write_run_info
+from tfxmed.training.callbacks import BestCheckpoint, GradCamImages
+
+__all__ = ["TrainResult", "train", "compile_model", "BEST_CHECKPOINT"]
+
+BEST_CHECKPOINT = os.path.join("checkpoints", "best.keras")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: str
+    data_dir: str
+    history: dict
+    best_checkpoint: str
+    best_val_auc: float | None
+    epochs_run: int
+
+
+def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_per_epoch: int) -> None:
+    """Adam (β1, β2) with cosine-decayed LR, label-smoothed cross-entropy, macro AUC."""
+    train = config.train
+    total_steps = max(train.epochs * steps_per_epoch, 1)
+    warmup = train.warmup_epochs * steps_per_epoch
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else train.learning_rate,
+        decay_steps=max(total_steps - warmup, 1),
+        warmup_target=train.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.Adam(schedule, beta_1=train.beta_1, beta_2=train.beta_2)
+    num_classes = manifest["num_classes"]
+    if manifest["multi_label"]:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=train.label_smoothing)
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    # One-vs-rest macro AUC; for a 2-class softmax both columns give the positive-class AUC.
+    auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=num_classes)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy, auc], weighted_metrics=[])
+
+
+def _monitor_images(data_dir: str, manifest: dict, config: Experiment) -> tuple[np.ndarray, np.ndarray]:
+    """A few validation images (positives first) for the TensorBoard Grad-CAM panel."""
+    count = config.train.tensorboard_images
+    dataset = pipeline.build_dataset(data_dir, manifest, "val", config.data, training=False, batch_size=64)
+    batch = next(iter(dataset))
+    lesion_area = batch["mask"].numpy().reshape(len(batch["mask"]), -1).sum(-1)
+    chosen = np.argsort(-lesion_area, kind="stable")[:count]  # lesions first, largest first
+    return batch["image"].numpy()[chosen], batch["mask"].numpy()[chosen]
+
+
+def train(
+    config: Experiment,
+    strategy: tf.distribute.Strategy,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 2,
+) -> TrainResult:
+    """Trains `config` under `strategy`; resumes from `run_dir/backup` if a previous run was killed."""
+    keras.utils.set_random_seed(config.runtime.seed)
+    if config.runtime.mixed_precision:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+        keras.mixed_precision.set_global_policy(policy)
+    run_dir = config.runtime.run_dir
+    data_dir = prepare_data(config, progress=verbose > 0)
+    manifest = load_manifest(data_dir)
+    write_run_info(
+        config, run_dir,
+        {"data_dir": os.path.abspath(data_dir), "replicas": strategy.num_replicas_in_sync,
+         "strategy": config.runtime.strategy},
+    )
+    train_count = manifest["splits"]["train"]["count"]
+    batch = config.data.batch_size
+    if batch % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"data.batch_size={batch} must be divisible by the {strategy.num_replicas_in_sync} replicas"
+        )
+    steps_per_epoch = config.train.steps_per_epoch or max(train_count // batch, 1)
+    validation_steps = max(manifest["splits"]["val"]["count"] // batch, 1)
+
+    seed = config.runtime.seed
+    train_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "train", config.data, True, seed)
+    val_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "val", config.data, False, seed)
+    input_shape = (config.data.image_size, config.data.image_size, config.data.channels)
+    with strategy.scope():
+        model = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"])
+        compile_model(model, config, manifest, steps_per_epoch)
+
+    best_path = os.path.join(run_dir, BEST_CHECKPOINT)
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        BestCheckpoint(best_path, monitor="val_auc", mode="max"),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),
+    ]
+    if config.train.tensorboard_images > 0:
+        images, _ = _monitor_images(data_dir, manifest, config)
+        layer = config.explain.layer or default_explain_layer(model)
+        callbacks.append(GradCamImages(os.path.join(run_dir, "tensorboard"), images, layer))
+    callbacks.extend(extra_callbacks)
+    history = model.fit(
+        train_data,
+        epochs=config.train.epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_data,
+        validation_steps=validation_steps,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    best = callbacks[1].best
+    return TrainResult(run_dir, data_dir, history.history, best_path, best, len(history.epoch))
