@@ -8,7 +8,7 @@ from typing import Sequence
 
 from tfxmed.config import ConfigError, Experiment, load_config
 
-__all__ = ["experiment_parser", "parse_experiment", "fail"]
+__all__ = ["experiment_parser", "parse_experiment", "strategy_for", "fail"]
 
 
 def experiment_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -35,3 +35,14 @@ def parse_experiment(args: argparse.Namespace) -> Experiment:
 def fail(message: str, code: int = 2):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def strategy_for(config: Experiment):
+    """Configures devices and builds the config's strategy, exiting with the factory's message on error."""
+    from tfxmed import distribute
+
+    try:
+        distribute.configure_devices(config.runtime.cpu_devices)
+        return distribute.make_strategy(config.runtime.strategy, config.runtime.tpu)
+    except distribute.StrategyError as error:
+        fail(str(error))

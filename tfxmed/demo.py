@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Sequence
 
-from tfxmed.cli import experiment_parser, fail, parse_experiment
+from tfxmed.cli import experiment_parser, parse_experiment, strategy_for
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,13 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config is None:
         args.config = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "quickstart.yaml")
     config = parse_experiment(args)
-    from tfxmed import distribute
-
-    try:
-        distribute.configure_devices(config.runtime.cpu_devices)
-        strategy = distribute.make_strategy(config.runtime.strategy, config.runtime.tpu)
-    except distribute.StrategyError as error:
-        fail(str(error))
+    strategy = strategy_for(config)
     from tfxmed.evaluation import evaluate_run, load_run
     from tfxmed.exporting import export_saved_model
     from tfxmed.training import train

@@ -6,19 +6,13 @@ import json
 import sys
 from typing import Sequence
 
-from tfxmed.cli import experiment_parser, fail, parse_experiment
+from tfxmed.cli import experiment_parser, parse_experiment, strategy_for
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = experiment_parser("python -m tfxmed.train", __doc__).parse_args(argv)
     config = parse_experiment(args)
-    from tfxmed import distribute
-
-    try:
-        distribute.configure_devices(config.runtime.cpu_devices)
-        strategy = distribute.make_strategy(config.runtime.strategy, config.runtime.tpu)
-    except distribute.StrategyError as error:
-        fail(str(error))
+    strategy = strategy_for(config)
     from tfxmed.training import train
 
     result = train(config, strategy)

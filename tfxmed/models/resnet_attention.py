@@ -19,6 +19,9 @@ from tfxmed.models.layers import channel_spatial_attention
 __all__ = ["resnet_attention", "transfer_weights_by_name"]
 
 BN_EPSILON = 1.001e-5
+# 0.9 rather than Keras' 0.99: moving statistics settle within tens of steps, which short
+# from-scratch runs need (with 0.99, eval-mode outputs lag far behind training for ~500 steps).
+BN_MOMENTUM = 0.9
 STAGE_NAMES = ("conv2", "conv3", "conv4", "conv5")
 
 
@@ -26,17 +29,17 @@ def _bottleneck(x, filters: int, stride: int, conv_shortcut: bool, name: str):
     """The v1 bottleneck block (1x1 → 3x3 → 1x1, ×4 expansion) of keras.applications.ResNet50."""
     if conv_shortcut:
         shortcut = layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        shortcut = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_0_bn")(shortcut)
+        shortcut = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_0_bn")(shortcut)
     else:
         shortcut = x
     x = layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_1_bn")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_1_bn")(x)
     x = layers.Activation("relu", name=f"{name}_1_relu")(x)
     x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_2_bn")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_2_bn")(x)
     x = layers.Activation("relu", name=f"{name}_2_relu")(x)
     x = layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_3_bn")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_3_bn")(x)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
 
@@ -71,7 +74,7 @@ def resnet_attention(
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(inputs)
     x = layers.Conv2D(width, 7, strides=2, name="conv1_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name="conv1_bn")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     if stem_pool:
         x = layers.ZeroPadding2D(1, name="pool1_pad")(x)

@@ -1,0 +1,49 @@
+import numpy as np
+import tensorflow as tf
+
+from tfxmed.data.augment import augment, rotation_transform
+
+
+def _blob_image(size=32):
+    yy, xx = np.mgrid[:size, :size]
+    image = np.zeros((size, size, 1), np.float32)
+    image[..., 0] = np.exp(-(((yy - 10) ** 2) + ((xx - 21) ** 2)) / 12.0)  # off-centre blob
+    mask = (image > 0.5).astype(np.float32)
+    return image, mask
+
+
+def test_image_and_mask_move_together():
+    image, _ = _blob_image()
+    tf.random.set_seed(3)
+    for _ in range(20):
+        # With the image itself as the "mask", any geometric mismatch would show as a difference.
+        augmented, moved = augment(tf.constant(image), tf.constant(image), brightness=0.0, contrast=0.0)
+        np.testing.assert_allclose(augmented.numpy(), moved.numpy(), atol=1e-6)
+    augmented, moved = augment(tf.constant(image), tf.constant(image))  # photometric: image only
+    assert np.abs(augmented.numpy() - moved.numpy()).max() > 0
+
+
+def test_geometry_actually_changes_and_intensity_stays_in_range():
+    image, mask = _blob_image()
+    tf.random.set_seed(0)
+    outputs = [augment(tf.constant(image), tf.constant(mask))[0].numpy() for _ in range(8)]
+    assert max(np.abs(o - image).max() for o in outputs) > 0.2
+    assert all(o.min() >= 0.0 and o.max() <= 1.0 for o in outputs)
+
+
+def test_rotation_transform_rotates_a_point_about_the_centre():
+    transform = rotation_transform(tf.constant([np.pi / 2]), 5, 5).numpy()[0]
+    a0, a1, a2, b0, b1, b2 = transform[:6]
+    # Output pixel (x=4, y=2) samples input (x', y') = (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    x, y = 4.0, 2.0
+    assert np.allclose([a0 * x + a1 * y + a2, b0 * x + b1 * y + b2], [2.0, 4.0], atol=1e-5)
+
+
+def test_disabled_augmentation_is_identity():
+    image, mask = _blob_image()
+    out_image, out_mask = augment(
+        tf.constant(image), tf.constant(mask), rotation_degrees=0, flip_left_right=False,
+        brightness=0, contrast=0, crop_fraction=0,
+    )
+    np.testing.assert_allclose(out_image.numpy(), image)
+    np.testing.assert_allclose(out_mask.numpy(), mask)

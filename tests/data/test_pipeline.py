@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfxmed.config import DataConfig
+from tfxmed.data import pipeline
+
+
+def test_eval_pipeline_normalises_with_manifest_statistics(tiny_dataset, manifest_of):
+    manifest = manifest_of(tiny_dataset)
+    config = DataConfig(image_size=32, augment=False)
+    batches = list(pipeline.build_dataset(tiny_dataset, manifest, "train", config, training=False, batch_size=40))
+    images = np.concatenate([b["image"].numpy() for b in batches])
+    assert images.shape == (96, 32, 32, 1)  # eval keeps every example (no drop_remainder)
+    # Normalised with the train split's μ/σ → the train split itself has mean ≈ 0 and std ≈ 1.
+    assert abs(images.mean()) < 1e-3 and images.std() == pytest.approx(1.0, abs=1e-3)
+    labels = np.concatenate([b["label"].numpy() for b in batches])
+    assert labels.sum(0).tolist() == [48, 48]
+
+
+def test_training_pipeline_has_static_batches_and_aligned_masks(tiny_dataset, manifest_of):
+    manifest = manifest_of(tiny_dataset)
+    config = DataConfig(image_size=32)
+    dataset = pipeline.build_dataset(tiny_dataset, manifest, "train", config, training=True, batch_size=32)
+    assert dataset.element_spec["image"].shape == (32, 32, 32, 1)  # static for TPU
+    batches = list(dataset)
+    assert len(batches) == 3
+    for batch in batches:
+        lesion = batch["label"].numpy()[:, 1] == 1
+        mask_area = batch["mask"].numpy().reshape(32, -1).max(-1)
+        assert np.all(mask_area[~lesion] == 0)  # normals have no lesion mask
+
+
+def test_resize_to_other_size(tiny_dataset, manifest_of):
+    manifest = manifest_of(tiny_dataset)
+    dataset = pipeline.build_dataset(tiny_dataset, manifest, "val", DataConfig(image_size=48), False, 8)
+    batch = next(iter(dataset))
+    assert batch["image"].shape == (8, 48, 48, 1) and batch["mask"].shape == (8, 48, 48, 1)
+
+
+def test_class_weights_balance_counts():
+    manifest = {"class_names": ["a", "b"], "splits": {"train": {"class_counts": {"a": 30, "b": 10}}}}
+    weights = pipeline.class_weights(manifest)
+    np.testing.assert_allclose(weights, [40 / 60, 40 / 20])
+    np.testing.assert_allclose(weights * [30, 10], [20, 20])  # each class contributes equally
+
+
+def test_input_context_shards_and_splits_the_global_batch(tiny_dataset, manifest_of):
+    manifest = manifest_of(tiny_dataset)
+    config = DataConfig(image_size=32, augment=False)
+    seen = []
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
+        dataset = pipeline.build_dataset(tiny_dataset, manifest, "train", config, False, 16, context)
+        batches = list(dataset)
+        assert batches[0]["image"].shape[0] == 8  # per-replica share of the global batch
+        seen.append(np.concatenate([b["image"].numpy() for b in batches]))
+    assert len(seen[0]) + len(seen[1]) == 96
+    flat = [s.reshape(len(s), -1) for s in seen]
+    assert not any(np.allclose(a, b) for a in flat[0][:5] for b in flat[1])  # disjoint shards
+
+
+def test_unknown_split_is_named(tiny_dataset, manifest_of):
+    with pytest.raises(ValueError, match="split 'holdout'"):
+        pipeline.build_dataset(tiny_dataset, manifest_of(tiny_dataset), "holdout", DataConfig(), False, 4)

@@ -1,0 +1,146 @@
+"""The tf.data reader: shards → interleave → parse/decode → resize → augment → normalise → batch.
+
+`build_dataset` makes one (per-replica) pipeline; `distributed_dataset` builds it through
+`strategy.distribute_datasets_from_function`, so each input pipeline reads its own shards and batches
+its replica's share of the global batch.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfxmed.config import DataConfig
+from tfxmed.data import augment as augment_lib
+from tfxmed.data import features
+
+__all__ = [
+    "build_dataset",
+    "distributed_dataset",
+    "to_keras",
+    "class_weights",
+    "normalize",
+    "preprocess_for_eval",
+]
+
+
+def class_weights(manifest: dict) -> np.ndarray:
+    """Balanced class weights N / (K · n_c) from the training split's class counts."""
+    counts = np.array([manifest["splits"]["train"]["class_counts"][n] for n in manifest["class_names"]], float)
+    return counts.sum() / (len(counts) * np.maximum(counts, 1.0))
+
+
+def normalize(image: tf.Tensor, manifest: dict) -> tf.Tensor:
+    """Standardises a [0, 1] image with the training split's pixel μ/σ from the manifest."""
+    mean = tf.constant(manifest["pixel_mean"], tf.float32)
+    std = tf.constant(manifest["pixel_std"], tf.float32)
+    return (image - mean) / tf.maximum(std, 1e-6)
+
+
+def preprocess_for_eval(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """uint8 or [0, 1] float image(s) → float [0, 1] at `image_size` (shared by eval and serving)."""
+    if image.dtype == tf.uint8:
+        image = tf.cast(image, tf.float32) / 255.0
+    return tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+
+
+def _shard_files(data_dir: str, manifest: dict, split: str) -> list[str]:
+    if split not in manifest["splits"]:
+        raise ValueError(f"split '{split}' not in {data_dir}/manifest.json; have {list(manifest['splits'])}")
+    return [os.path.join(data_dir, shard["file"]) for shard in manifest["splits"][split]["shards"]]
+
+
+def build_dataset(
+    data_dir: str,
+    manifest: dict,
+    split: str,
+    config: DataConfig,
+    training: bool,
+    batch_size: int,
+    input_context: tf.distribute.InputContext | None = None,
+    seed: int = 42,
+    drop_remainder: bool | None = None,
+) -> tf.data.Dataset:
+    """Batches of dicts `image` (normalised float), `mask` (float [0, 1]), `label`, `label_weight`, ...
+
+    Training pipelines shuffle, augment and drop the remainder (static batch shapes for TPU); eval
+    pipelines keep every example in order unless `drop_remainder` is given.
+    """
+    files = _shard_files(data_dir, manifest, split)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    shard_records = False
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        if len(files) >= input_context.num_input_pipelines:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        else:
+            shard_records = True
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training,
+    )
+    if shard_records:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    num_classes, channels, size = manifest["num_classes"], config.channels, config.image_size
+    weights = tf.constant(class_weights(manifest) if config.class_weights else np.ones(num_classes), tf.float32)
+
+    def prepare(serialized: tf.Tensor) -> dict:
+        example = features.parse(serialized, num_classes, channels)
+        image = preprocess_for_eval(example["image"], size)
+        mask = tf.image.resize(tf.cast(example["mask"], tf.float32) / 255.0, [size, size])
+        if training and config.augment:
+            image, mask = augment_lib.augment(
+                image, mask, config.rotation_degrees, config.flip_left_right, config.flip_up_down,
+                config.brightness, config.contrast, config.crop_fraction,
+            )
+        image = tf.ensure_shape(normalize(image, manifest), [size, size, channels])
+        sample_weight = tf.reduce_max(example["label"] * weights) if not manifest["multi_label"] else 1.0
+        return {
+            "image": image,
+            "mask": tf.ensure_shape(mask, [size, size, 1]),
+            "has_mask": example["has_mask"],
+            "label": example["label"],
+            "label_weight": example["label_weight"],
+            "sample_weight": tf.cast(sample_weight, tf.float32),
+        }
+
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
+    dataset = dataset.batch(per_replica, drop_remainder=training if drop_remainder is None else drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def to_keras(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """(image, label, sample_weight) tuples for `model.fit`."""
+    return dataset.map(lambda b: (b["image"], b["label"], b["sample_weight"]), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def distributed_dataset(
+    strategy: tf.distribute.Strategy,
+    data_dir: str,
+    manifest: dict,
+    split: str,
+    config: DataConfig,
+    training: bool,
+    seed: int = 42,
+):
+    """A per-replica (image, label, weight) dataset built with `distribute_datasets_from_function`."""
+
+    def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        dataset = build_dataset(
+            data_dir, manifest, split, config, training, config.batch_size, input_context, seed,
+            drop_remainder=True,
+        )
+        # Repeats: the caller bounds each pass with steps (Keras keeps the iterator across epochs when
+        # steps are given), so every replica runs the same number of steps.
+        return to_keras(dataset.repeat())
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
