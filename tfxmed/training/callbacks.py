@@ -64,10 +64,12 @@ class GradCamImages(keras.callbacks.Callback):
         self.display = images if display is None else display
         self.layer = layer
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "gradcam"))
+        self._explainer = None  # built once, on first use (the model is attached after __init__)
 
     def on_epoch_end(self, epoch, logs=None):
-        explainer = GradCam(self.model, layer=self.layer, batch_size=len(self.images))
-        maps = explainer(self.images)
+        if self._explainer is None:
+            self._explainer = GradCam(self.model, layer=self.layer, batch_size=len(self.images))
+        maps = self._explainer(self.images)
         display = self.display - self.display.min(axis=(1, 2, 3), keepdims=True)
         display = display / np.maximum(display.max(axis=(1, 2, 3), keepdims=True), 1e-6)
         with self.writer.as_default():
