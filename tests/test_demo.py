@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, TINY_CONFIG
@@ -37,6 +38,18 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert evaluated["auc"] == pytest.approx(summary["test_auc"])
     exported = json.loads(_run("tfxmed.export", "--run", str(run), "--out", str(tmp_path / "sm"), cwd=REPO).strip().splitlines()[-1])
     assert os.path.exists(os.path.join(exported["saved_model"], "saved_model.pb"))
+
+    # Saved explanations for several methods land in one folder with an index.
+    methods = "gradcam,gradcampp,ig,lime,fusion"
+    explained = json.loads(_run("tfxmed.explain", "--run", str(run), "--methods", methods, "--n", "4",
+                                cwd=REPO).strip().splitlines()[-1])
+    index = json.load(open(os.path.join(explained["explanations"], "index.json")))
+    assert list(index["methods"]) == methods.split(",") and len(index["images"]) == 4
+    for method, files in index["methods"].items():
+        maps = np.load(os.path.join(explained["explanations"], method, "maps.npz"))["maps"]
+        assert maps.shape == (4, 32, 32) and np.isfinite(maps).all()
+        assert all(open(os.path.join(explained["explanations"], f), "rb").read(4) == b"\x89PNG" for f in files)
+    assert "<img" in open(explained["index"]).read()
 
 
 def test_evaluate_names_a_missing_run(tmp_path):

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from tfxmed.data.pipeline import normalize, preprocess_for_eval
-from tfxmed.explain.grad_cam import GradCam
+from tfxmed.explain.layers import GradCAMLayer
 from tfxmed.models import default_explain_layer
 
 __all__ = ["export_saved_model"]
@@ -23,7 +23,7 @@ __all__ = ["export_saved_model"]
 def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str, layer: str = "") -> str:
     """Writes the SavedModel to `path` (replacing it atomically) and returns the path."""
     channels = int(model.inputs[0].shape[-1])
-    explainer = GradCam(model, layer=layer or default_explain_layer(model))
+    gradcam = GradCAMLayer(model, layer_name=layer or default_explain_layer(model))
     signature = [tf.TensorSpec([None, None, None, channels], tf.float32, name="images")]
 
     def prepare(images):
@@ -35,9 +35,8 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     def explain(images):
         inputs = prepare(images)
         probabilities = model(inputs, training=False)
-        num_classes = tf.shape(probabilities)[-1]
-        predicted = tf.one_hot(tf.argmax(probabilities, axis=-1), num_classes)
-        maps = explainer.explain_batch(inputs, predicted)
+        predicted = tf.one_hot(tf.argmax(probabilities, axis=-1), tf.shape(probabilities)[-1])
+        maps = gradcam(inputs, predicted)
         maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
         return {"probabilities": probabilities, "gradcam": maps}
 

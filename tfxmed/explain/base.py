@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxmed.models.factory import layer_output, model_input
+
 __all__ = ["Explainer", "target_weights", "upsample", "normalize_maps", "score_model"]
 
 
@@ -25,7 +27,7 @@ def score_model(model: keras.Model) -> keras.Model:
     """
     names = [layer.name for layer in model.layers]
     if "logits" in names:
-        return keras.Model(model.input, model.get_layer("logits").output, name=f"{model.name}_logits")
+        return keras.Model(model_input(model), layer_output(model, "logits"), name=f"{model.name}_logits")
     last = model.layers[-1]
     activation = getattr(last, "activation", None)
     activation_name = getattr(activation, "__name__", "")
@@ -36,11 +38,11 @@ def score_model(model: keras.Model) -> keras.Model:
             stacklevel=3,
         )
         if isinstance(last, keras.layers.Activation):
-            return keras.Model(model.input, last.input, name=f"{model.name}_logits")
+            return keras.Model(model_input(model), last.input, name=f"{model.name}_logits")
         clone = last.__class__.from_config({**last.get_config(), "activation": "linear", "name": "logits"})
         clone.build(last.input.shape)
         clone.set_weights(last.get_weights())
-        return keras.Model(model.input, clone(last.input), name=f"{model.name}_logits")
+        return keras.Model(model_input(model), clone(last.input), name=f"{model.name}_logits")
     return model
 
 
@@ -102,17 +104,17 @@ class Explainer:
         self.scores = score_model(model)
         self.num_classes = int(self.scores.output.shape[-1])
         self.input_shape = tuple(model.inputs[0].shape[1:])
-        signature = [
+        self._signature = [
             tf.TensorSpec((None, *self.input_shape), tf.float32),
             tf.TensorSpec((None, self.num_classes), tf.float32),
         ]
-        self._compiled = tf.function(self.explain_batch, input_signature=signature)
+        self.compiled_batch = tf.function(self.explain_batch, input_signature=self._signature)
 
     def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
-    def __call__(self, images, targets=None) -> np.ndarray:
-        images = np.asarray(images, dtype=np.float32)
+    def _weights_for(self, images: np.ndarray, targets) -> np.ndarray:
+        """Target weights [N, K]; `None` means each image's predicted class."""
         if images.shape[1:] != self.input_shape:
             raise ValueError(f"images must have shape [N, {', '.join(map(str, self.input_shape))}], got {images.shape}")
         predicted = None
@@ -121,9 +123,13 @@ class Explainer:
                 [self.scores(images[i : i + self.batch_size], training=False).numpy()
                  for i in range(0, len(images), self.batch_size)]
             )
-        weights = target_weights(targets, self.num_classes, len(images), predicted)
+        return target_weights(targets, self.num_classes, len(images), predicted)
+
+    def __call__(self, images, targets=None) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        weights = self._weights_for(images, targets)
         maps = [
-            self._compiled(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
+            self.compiled_batch(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
             for i in range(0, len(images), self.batch_size)
         ]
         return np.concatenate(maps) if maps else np.zeros((0, *self.input_shape[:-1]), np.float32)

@@ -10,9 +10,53 @@ import keras
 import tensorflow as tf
 
 from tfxmed.explain.base import Explainer, normalize_maps, upsample
-from tfxmed.models.factory import default_explain_layer, find_layer
+from tfxmed.models.factory import default_explain_layer, find_layer, layer_output, model_input
 
-__all__ = ["CamExplainer", "GradCam"]
+__all__ = ["CamExplainer", "GradCam", "spatial_axes", "feature_and_output_model"]
+
+
+def feature_and_output_model(model: keras.Model, layer_name: str) -> keras.Model:
+    """A model returning [output of `layer_name`, model output], sharing `model`'s weights.
+
+    The layer may sit inside nested sub-models (e.g. a ResNet50 backbone used as one layer of a
+    transfer-learning classifier): the sub-model holding it is replaced, in a re-wiring of the outer
+    graph, by a view that also returns the inner feature map.
+    """
+    if layer_name in [layer.name for layer in model.layers]:
+        return keras.Model(model_input(model), [layer_output(model, layer_name), model.output])
+    holder = None
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            try:
+                find_layer(layer, layer_name)
+            except ValueError:
+                continue
+            holder = layer
+            break
+    if holder is None:
+        raise ValueError(f"no layer named '{layer_name}' in model '{model.name}' or its sub-models")
+    inner = feature_and_output_model(holder, layer_name)
+    captured = {}
+
+    def call(layer, *args, **kwargs):
+        if layer is holder:
+            captured["feature"], output = inner(*args, **kwargs)
+            return output
+        return layer(*args, **kwargs)
+
+    if isinstance(model, keras.Sequential):
+        inputs = keras.Input(model.input_shape[1:])
+        outputs = inputs
+        for layer in model.layers:
+            outputs = call(layer, outputs)
+        return keras.Model(inputs, [captured["feature"], outputs])
+    rewired = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    return keras.Model(model_input(rewired), [captured["feature"], rewired.output])
+
+
+def spatial_axes(features: tf.Tensor) -> list[int]:
+    """The spatial axes of [n, *spatial, C] (any number of spatial dims)."""
+    return list(range(1, len(features.shape) - 1))
 
 
 class CamExplainer(Explainer):
@@ -38,27 +82,35 @@ class CamExplainer(Explainer):
         self.upsample_to_input = upsample_to_input
         self.normalize = normalize
         super().__init__(model, batch_size)
-        feature = find_layer(model, self.layer).output
-        self.feature_model = keras.Model(model.input, [feature, self.scores.output], name=f"{model.name}_cam")
+        self.feature_model = feature_and_output_model(self.scores, self.layer)
 
     def channel_weights(self, activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
-        """Weights broadcastable to the activations [n, *spatial, C]."""
+        """Weights broadcastable to the activations [n, *spatial, C] (the hook most variants override)."""
         raise NotImplementedError
 
-    def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
+    def combine(self, activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
+        """The map at feature resolution [n, *spatial]: ReLU(Σ_k w_k · A^k) unless overridden."""
+        return tf.nn.relu(tf.reduce_sum(self.channel_weights(activations, gradients) * activations, axis=-1))
+
+    def feature_maps(self, images: tf.Tensor, target_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(activations, gradients of the target score w.r.t. them)."""
         with tf.GradientTape() as tape:
             activations, scores = self.feature_model(images, training=False)
             score = tf.reduce_sum(scores * target_weights, axis=-1)
-        gradients = tape.gradient(score, activations)
-        maps = tf.nn.relu(tf.reduce_sum(self.channel_weights(activations, gradients) * activations, axis=-1))
+        return activations, tape.gradient(score, activations)
+
+    def finish(self, maps: tf.Tensor) -> tf.Tensor:
+        """Upsamples to the input size and normalises, as configured."""
         if self.upsample_to_input:
             maps = upsample(maps, self.input_shape[:-1])
         return normalize_maps(maps) if self.normalize else maps
+
+    def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
+        return self.finish(self.combine(*self.feature_maps(images, target_weights)))
 
 
 class GradCam(CamExplainer):
     """Grad-CAM: channel weights are the spatially averaged gradients of the target score."""
 
     def channel_weights(self, activations, gradients):
-        spatial_axes = list(range(1, len(gradients.shape) - 1))
-        return tf.reduce_mean(gradients, axis=spatial_axes, keepdims=True)
+        return tf.reduce_mean(gradients, axis=spatial_axes(gradients), keepdims=True)

@@ -10,7 +10,7 @@ from tfxmed.config import ModelConfig
 from tfxmed.models.resnet_attention import resnet_attention
 from tfxmed.models.small_cnn import small_cnn
 
-__all__ = ["build_model", "MODEL_NAMES", "default_explain_layer", "attention_model", "logits_model", "find_layer"]
+__all__ = ["layer_output", "model_input", "build_model", "MODEL_NAMES", "default_explain_layer", "attention_model", "logits_model", "find_layer"]
 
 MODEL_NAMES = ("resnet50_attention", "small_cnn")
 
@@ -47,6 +47,21 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     raise ValueError(f"no layer named '{name}' in model '{model.name}'")
 
 
+def layer_output(model: keras.Model, name: str):
+    """The output tensor of layer `name` *in this model's graph* (a shared layer has one per call)."""
+    layer = model.get_layer(name)
+    graph = getattr(model, "_functional", None) or model  # a Sequential keeps its graph there
+    for index, node in enumerate(layer._inbound_nodes):
+        if f"{id(layer)}_ib-{index}" in getattr(graph, "_nodes", ()):  # Keras' node key, as in keras.src.ops.function
+            return node.output_tensors[0] if len(node.output_tensors) == 1 else node.output_tensors
+    return layer.output
+
+
+def model_input(model: keras.Model):
+    """The input tensor of a single-input model (works for Sequential models too)."""
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
+
+
 def default_explain_layer(model: keras.Model) -> str:
     """The layer Grad-CAM explains by default: the attention output, else the last feature map."""
     names = [layer.name for layer in model.layers]
@@ -61,9 +76,9 @@ def default_explain_layer(model: keras.Model) -> str:
 
 def logits_model(model: keras.Model) -> keras.Model:
     """A view of `model` that outputs the pre-activation `logits` layer."""
-    return keras.Model(model.input, model.get_layer("logits").output, name=f"{model.name}_logits")
+    return keras.Model(model_input(model), layer_output(model, "logits"), name=f"{model.name}_logits")
 
 
 def attention_model(model: keras.Model) -> keras.Model:
     """A view of `model` that outputs the CSAM spatial attention map [N, h, w, 1]."""
-    return keras.Model(model.input, model.get_layer("csam_spatial").output, name=f"{model.name}_attention")
+    return keras.Model(model_input(model), layer_output(model, "csam_spatial"), name=f"{model.name}_attention")

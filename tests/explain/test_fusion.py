@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from tfxmed.explain import Fusion, make_explainer
+from tfxmed.explain.fusion import normalize_per_map
+
+
+def test_fusion_is_the_weighted_mean_of_normalised_components(hand_model, rng):
+    images = rng.normal(size=(2, 4, 4, 1)).astype("float32")
+    fusion = Fusion(hand_model, {"gradcam": 0.4, "ig": 0.4, "saliency": 0.2}, smoothing_sigma=0.0,
+                    options={"gradcam": {"layer": "features"}, "ig": {"steps": 8}})
+    components = fusion.component_maps(images, 1)
+    fused = fusion(images, 1)
+    expected = (0.4 * components["gradcam"] + 0.4 * components["ig"] + 0.2 * components["saliency"]) / 1.0
+    np.testing.assert_allclose(fused, expected, rtol=1e-6)
+    for maps in components.values():
+        assert maps.min() >= 0 and maps.max() <= 1
+
+
+def test_rank_and_minmax_normalisation():
+    maps = np.array([[[0.0, 1.0], [3.0, 100.0]]])
+    np.testing.assert_allclose(normalize_per_map(maps, "minmax")[0], [[0, 0.01], [0.03, 1.0]])
+    np.testing.assert_allclose(normalize_per_map(maps, "rank")[0], [[0, 1 / 3], [2 / 3, 1.0]])
+    np.testing.assert_array_equal(normalize_per_map(np.zeros((1, 2, 2)), "minmax"), 0)
+    with pytest.raises(ValueError, match="minmax, rank"):
+        normalize_per_map(maps, "zscore")
+
+
+def test_bad_fusion_weights_and_unknown_method(hand_model):
+    with pytest.raises(ValueError, match="non-negative"):
+        Fusion(hand_model, {"gradcam": -1.0})
+    with pytest.raises(ValueError, match="unknown explanation method 'gradcamz'"):
+        make_explainer("gradcamz", hand_model)

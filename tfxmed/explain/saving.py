@@ -1,0 +1,73 @@
+"""Saved explanations: per-image overlay PNGs, raw maps (.npz), TensorBoard images, one index.
+
+Layout of `out_dir`: `<method>/maps.npz` (maps, indices, targets), `<method>/<index>.png` overlays,
+`index.json` (methods × images with file names) and `index.html` (a table to browse them).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfxmed.explain.overlay import overlay
+
+__all__ = ["save_explanations"]
+
+
+def _png(path: str, rgb: np.ndarray) -> None:
+    temporary = f"{path}.tmp"
+    tf.io.write_file(temporary, tf.io.encode_png(tf.cast(tf.round(np.clip(rgb, 0, 1) * 255), tf.uint8)))
+    os.replace(temporary, path)
+
+
+def _display(images: np.ndarray) -> np.ndarray:
+    low = images.min(axis=tuple(range(1, images.ndim)), keepdims=True)
+    high = images.max(axis=tuple(range(1, images.ndim)), keepdims=True)
+    return (images - low) / np.maximum(high - low, 1e-6)
+
+
+def save_explanations(
+    out_dir: str,
+    images: np.ndarray,
+    maps_by_method: dict[str, np.ndarray],
+    indices: np.ndarray,
+    captions: list[str],
+    tensorboard_dir: str | None = None,
+    alpha: float = 0.4,
+) -> dict:
+    """Writes every method's maps and overlays plus the index; returns the index."""
+    os.makedirs(out_dir, exist_ok=True)
+    display = _display(images.astype(np.float32))
+    index = {"images": [{"index": int(i), "caption": c} for i, c in zip(indices, captions)], "methods": {}}
+    for method, maps in maps_by_method.items():
+        folder = os.path.join(out_dir, method)
+        os.makedirs(folder, exist_ok=True)
+        np.savez_compressed(os.path.join(folder, "maps.npz"), maps=maps, indices=indices)
+        scaled = np.maximum(maps, 0)
+        scaled = scaled / np.maximum(scaled.reshape(len(maps), -1).max(1), 1e-12).reshape(-1, *[1] * (maps.ndim - 1))
+        blended = overlay(display, scaled, alpha).numpy()
+        files = []
+        for position, item in enumerate(indices):
+            name = f"{int(item):05d}.png"
+            _png(os.path.join(folder, name), blended[position])
+            files.append(f"{method}/{name}")
+        index["methods"][method] = files
+        if tensorboard_dir:
+            with tf.summary.create_file_writer(tensorboard_dir).as_default():
+                tf.summary.image(f"explanations/{method}", blended, step=0, max_outputs=len(blended))
+    with open(os.path.join(out_dir, "index.json"), "w", encoding="utf-8") as stream:
+        json.dump(index, stream, indent=1)
+    methods = list(index["methods"])
+    rows = []
+    for position, entry in enumerate(index["images"]):
+        cells = "".join(f'<td><img src="{index["methods"][m][position]}" width="128"></td>' for m in methods)
+        rows.append(f"<tr><th>{html.escape(entry['caption'])}</th>{cells}</tr>")
+    header = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    with open(os.path.join(out_dir, "index.html"), "w", encoding="utf-8") as stream:
+        stream.write(f"<!doctype html><meta charset=utf-8><title>tfxmed explanations</title>"
+                     f"<table><tr><th>image</th>{header}</tr>{''.join(rows)}</table>")
+    return index

@@ -1,0 +1,50 @@
+"""Score-CAM (Wang et al., CVPR-W 2020, arXiv:1910.01279): gradient-free, by batched forward passes.
+
+For each channel k, the upsampled activation map scaled to [0, 1] masks the input; the target class's
+softmax (sigmoid for one output) probability on the masked input, softmax-ed over channels, is w_k.
+Masked inputs go through the model `batch_size` at a time.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfxmed.explain.base import upsample
+from tfxmed.explain.grad_cam import CamExplainer
+
+__all__ = ["ScoreCam"]
+
+
+class ScoreCam(CamExplainer):
+    """Score-CAM: channel weights from the confidence of the model on activation-masked inputs."""
+
+    def _masked_scores(self, image: tf.Tensor, masks: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        """Target probability for `image` masked by each of `masks` [C, *spatial] → [C]."""
+        masked = image[None] * masks[..., None]
+        probabilities = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for start in tf.range(0, tf.shape(masks)[0], self.batch_size):
+            logits = self.scores(masked[start : start + self.batch_size], training=False)
+            probability = tf.sigmoid(logits) if logits.shape[-1] == 1 else tf.nn.softmax(logits)
+            probabilities = probabilities.write(probabilities.size(), tf.reduce_sum(probability * target, axis=-1))
+        return probabilities.concat()
+
+    def explain_batch(self, images, target_weights):
+        activations, _ = self.feature_model(images, training=False)
+        spatial = self.input_shape[:-1]
+        channels_first = tf.transpose(activations, [0, len(activations.shape) - 1, *range(1, len(activations.shape) - 1)])
+
+        def one_image(inputs):
+            image, features, target = inputs
+            masks = upsample(features, spatial)  # [C, *spatial]
+            axes = list(range(1, len(masks.shape)))
+            low = tf.reduce_min(masks, axis=axes, keepdims=True)
+            high = tf.reduce_max(masks, axis=axes, keepdims=True)
+            masks = tf.math.divide_no_nan(masks - low, high - low)
+            weights = tf.nn.softmax(self._masked_scores(image, masks, target))
+            return tf.nn.relu(tf.einsum("c,c...->...", weights, features))
+
+        maps = tf.map_fn(
+            one_image, (images, channels_first, target_weights),
+            fn_output_signature=tf.TensorSpec(activations.shape[1:-1], tf.float32),
+        )
+        return self.finish(maps)
