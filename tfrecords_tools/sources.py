@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tfrecords_tools.writer import DatasetWriter
+from tfrecords_tools.writer import DatasetWriter, hash_patient_id
 from tfxmed.data import synthetic
 
 __all__ = [
@@ -191,7 +191,8 @@ def convert_folder(
             skipped.append((relative, f"unreadable image: {type(error).__name__}: {error}"))
             yield 1
             continue
-        writer.add(split, image, label, source_id=relative)
+        # Folder and file names often carry patient names or ids: records keep only a salted HMAC.
+        writer.add(split, image, label, source_id=hash_patient_id(relative, writer.salt))
         yield 1
     with open(os.path.join(out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
         csv.writer(stream).writerows([("path", "reason"), *skipped])

@@ -109,6 +109,17 @@ class Explainer:
             tf.TensorSpec((None, self.num_classes), tf.float32),
         ]
         self.compiled_batch = tf.function(self.explain_batch, input_signature=self._signature)
+        # Eager calls of a deep Keras model cost milliseconds of Python per call: host-side methods
+        # (LIME, KernelSHAP, target selection) score through this one compiled function instead.
+        self._compiled_scores = tf.function(lambda x: self.scores(x, training=False), input_signature=self._signature[:1])
+
+    def predict_scores(self, images: np.ndarray) -> np.ndarray:
+        """Pre-activation scores [N, K] of `images`, in compiled batches of at most `batch_size`."""
+        images = np.asarray(images, np.float32)
+        if not len(images):
+            return np.zeros((0, self.num_classes), np.float32)
+        return np.concatenate([self._compiled_scores(images[i : i + self.batch_size]).numpy()
+                               for i in range(0, len(images), self.batch_size)])
 
     def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
@@ -117,12 +128,7 @@ class Explainer:
         """Target weights [N, K]; `None` means each image's predicted class."""
         if images.shape[1:] != self.input_shape:
             raise ValueError(f"images must have shape [N, {', '.join(map(str, self.input_shape))}], got {images.shape}")
-        predicted = None
-        if targets is None:
-            predicted = np.concatenate(
-                [self.scores(images[i : i + self.batch_size], training=False).numpy()
-                 for i in range(0, len(images), self.batch_size)]
-            )
+        predicted = self.predict_scores(images) if targets is None else None
         return target_weights(targets, self.num_classes, len(images), predicted)
 
     def __call__(self, images, targets=None) -> np.ndarray:

@@ -121,8 +121,6 @@ class IntegratedGradients(GradientExplainer):
         images = np.asarray(images, np.float32)
         weights = self._weights_for(images, targets)
         total = self.attributions(images, weights).reshape(len(images), -1).sum(-1)
-        baselines = self.baselines(tf.constant(images))
-        gap = (self.scores(images, training=False).numpy() * weights).sum(-1) - (
-            self.scores(baselines, training=False).numpy() * weights
-        ).sum(-1)
+        baselines = self.baselines(tf.constant(images)).numpy()
+        gap = ((self.predict_scores(images) - self.predict_scores(baselines)) * weights).sum(-1)
         return np.abs(total - gap) / np.maximum(np.abs(gap), 1e-12)

@@ -47,12 +47,6 @@ class SuperpixelExplainer(Explainer):
     def fit(self, coalitions: np.ndarray, scores: np.ndarray, sample_weights: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _scores(self, images: np.ndarray, target: np.ndarray) -> np.ndarray:
-        return np.concatenate([
-            (self.scores(images[i : i + self.batch_size], training=False).numpy() * target).sum(-1)
-            for i in range(0, len(images), self.batch_size)
-        ])
-
     def explain_one(self, image: np.ndarray, target: np.ndarray) -> np.ndarray:
         labels = segment(image, self.segmentation, self.segments, self.seed)
         features = int(labels.max()) + 1
@@ -60,7 +54,7 @@ class SuperpixelExplainer(Explainer):
         coalitions, sample_weights = self.coalitions(features, rng)
         keep = coalitions[:, labels][..., None].astype(np.float32)  # [S, H, W, 1]
         perturbed = image[None] * keep + self.fill * (1.0 - keep)
-        values = self.fit(coalitions, self._scores(perturbed, target), sample_weights)
+        values = self.fit(coalitions, (self.predict_scores(perturbed) * target).sum(-1), sample_weights)
         return values[labels].astype(np.float32)
 
     def __call__(self, images, targets=None) -> np.ndarray:

@@ -1,0 +1,68 @@
+"""Times xplique's explainers on the same model as scripts/benchmark_explain.py (run by it).
+
+Runs under a separate Python whose TensorFlow xplique accepts (xplique 2.0.2 pins tensorflow<=2.20):
+    XPLIQUE_PYTHON=/path/to/xplique-venv/bin/python python scripts/benchmark_explain.py
+Prints one JSON line: method → ms/image and ratio to one forward pass.
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from xplique.attributions import GradCAM, GradCAMPP, IntegratedGradients, Lime, Occlusion  # noqa: E402
+
+from tfxmed.config import ModelConfig  # noqa: E402
+from tfxmed.models import build_model, logits_model  # noqa: E402
+
+
+def _timed(function, count):
+    function()
+    started = time.perf_counter()
+    function()
+    return (time.perf_counter() - started) / count
+
+
+def main():
+    name, size = sys.argv[1], int(sys.argv[2])
+    config = ModelConfig(name="small_cnn", width=16, blocks=[2, 2, 2], attention=True) if name.startswith("small") else ModelConfig()
+    model = build_model(config, (size, size, 1), 2, False)
+    if len(sys.argv) > 4:
+        model.load_weights(sys.argv[4])  # the very weights the main benchmark explains
+    model = logits_model(model)
+    images = np.random.default_rng(0).normal(size=(16, size, size, 1)).astype("float32")
+    targets = tf.one_hot(np.ones(16, dtype=int), 2)
+    compiled = tf.function(lambda x: model(x, training=False))
+    forward = _timed(lambda: compiled(images).numpy(), 16)
+    small = size <= 64
+    # Each explainer is built once and warmed up on the timed inputs (tracing is not counted).
+    explainers = {
+        "GradCAM": (GradCAM(model, conv_layer="csam", batch_size=16), 16),
+        "GradCAMPP": (GradCAMPP(model, conv_layer="csam", batch_size=16), 16),
+        "IntegratedGradients": (IntegratedGradients(model, steps=32, batch_size=16), 4 if small else 2),
+        "Lime": (Lime(model, nb_samples=128, batch_size=16), 2 if small else 1),
+        "Occlusion": (Occlusion(model, patch_size=8, patch_stride=8, batch_size=16), 4 if small else 1),
+    }
+    results = {}
+    for method, (explainer, count) in explainers.items():
+        try:
+            run = lambda: np.asarray(explainer.explain(images[:count], targets[:count]))  # noqa: E731
+            seconds = _timed(run, count)
+            results[method] = {"ms_per_image": 1000 * seconds, "ratio_to_forward": seconds / forward}
+            if method == "GradCAM" and len(sys.argv) > 3:
+                np.save(sys.argv[3], run())
+        except Exception as error:  # noqa: BLE001 - record the peer's failure
+            results[method] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+    results["forward_ms_per_image"] = 1000 * forward
+    results["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Localisation of several explainers / layers on one trained run, as JSON (exploration, not a benchmark).
+
+    python scripts/compare_localization.py --run runs/quickstart --split val
+
+For every `method[@layer]` spec: IoU (maps binarised at 0.5 × max), pointing game (with the run's
+tolerance) and energy pointing game against the lesion masks of the split's lesion images. Pick layers
+and methods on `val`; look at `test` once.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from tfxmed.evaluation import collect_split, load_run  # noqa: E402
+from tfxmed.explain import make_explainer  # noqa: E402
+from tfxmed.metrics.localization import localization_summary  # noqa: E402
+
+DEFAULT_SPECS = (
+    "gradcam", "gradcam@conv4_block6_out", "gradcam@conv3_block4_out", "gradcam@conv2_block3_out",
+    "gradcampp", "layercam@conv3_block4_out", "saliency", "ig",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated method[@layer]")
+    args = parser.parse_args()
+    config, manifest, data_dir, model = load_run(args.run)
+    data = collect_split(data_dir, manifest, config, args.split)
+    masks = data["mask"] > 0.5
+    lesion = data["has_mask"].astype(bool) & masks.reshape(len(masks), -1).any(-1)
+    images, targets, masks = data["image"][lesion], data["label"][lesion], masks[lesion]
+    results = {"run": args.run, "split": args.split, "images": int(lesion.sum()),
+               "lesion_area_fraction": float(masks.mean()), "methods": {}}
+    for spec in args.specs.split(","):
+        method, _, layer = spec.partition("@")
+        explainer = make_explainer(method, model, **({"layer": layer} if layer else {}))
+        summary = localization_summary(explainer(images, targets), masks, "fraction_of_max", 0.5,
+                                       config.explain.pointing_tolerance)
+        results["methods"][spec] = {key: summary[key] for key in ("iou_mean", "pointing_game", "energy_pointing_game")}
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
