@@ -48,7 +48,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     from tfxmed.training import train
 
     config = load_config(sys.argv[1], [f"runtime.run_dir={sys.argv[2]}/run", f"data.tfrecord_dir={sys.argv[2]}/data",
-                                       "runtime.strategy=mirrored", "train.epochs=1", "train.tensorboard_images=0"])
+                                       "runtime.strategy=mirrored", "train.epochs=1", "train.tensorboard_images=0",
+                                       *sys.argv[3:]])
     strategy = distribute.make_strategy("mirrored")
 
     class Snapshot(keras.callbacks.Callback):
@@ -60,15 +61,16 @@ MIRRORED_SCRIPT = textwrap.dedent(
     snapshot = Snapshot()
     result = train(config, strategy, extra_callbacks=[snapshot], verbose=0)
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "changed": int(snapshot.changed),
-                      "loss": result.history["loss"][-1]}))
+                      "loss": result.history["loss"][-1], "exp_loss": result.history.get("exp_loss", [None])[-1]}))
     """
 )
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_trains_over_two_logical_cpus(tmp_path):
+@pytest.mark.parametrize("overrides", [[], ["train.consistency.enabled=true"]], ids=["plain", "consistency"])
+def test_mirrored_strategy_trains_over_two_logical_cpus(tmp_path, overrides):
     result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT, TINY_CONFIG, str(tmp_path)],
+        [sys.executable, "-c", MIRRORED_SCRIPT, TINY_CONFIG, str(tmp_path), *overrides],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -76,3 +78,5 @@ def test_mirrored_strategy_trains_over_two_logical_cpus(tmp_path):
     assert report["replicas"] == 2
     assert report["changed"] > 0
     assert math.isfinite(report["loss"])
+    if overrides:  # the explanation-consistency train step ran on both replicas
+        assert report["exp_loss"] is not None and 0 < report["exp_loss"] < 1

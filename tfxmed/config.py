@@ -83,6 +83,20 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
+class ConsistencyConfig:
+    """Explanation-consistency loss L_total = L_cls + α·d(Grad-CAM, IG) (`tfxmed.training.consistency`)."""
+
+    enabled: bool = False
+    alpha: float = 0.2
+    distance: str = "l1"  # "l1" | "l2" | "cosine"
+    layer: str = ""  # Grad-CAM layer; empty: the explain layer
+    ig_steps: int = 4
+    ig_fraction: float = 0.25  # of each per-replica batch
+    ig_gradient: bool = False  # True: also differentiate through IG (the naive, costly variant)
+    every: int = 1  # add the term on every k-th step
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """Optimisation settings (Adam with cosine-decayed learning rate)."""
 
@@ -95,6 +109,7 @@ class TrainConfig:
     early_stopping_patience: int = 10
     tensorboard_images: int = 4
     steps_per_epoch: int = 0  # 0: one full pass over the training split
+    consistency: ConsistencyConfig = dataclasses.field(default_factory=ConsistencyConfig)
 
 
 @dataclasses.dataclass
@@ -223,6 +238,11 @@ def apply_overrides(values: dict, overrides: Sequence[str]) -> dict:
         cursor[parts[-1]] = parsed
         result = _deep_merge(result, update)
     return result
+
+
+def from_dict(values: dict) -> Experiment:
+    """An `Experiment` from nested dicts (e.g. `to_dict` output after `apply_overrides`), validated."""
+    return _from_dict(Experiment, values)
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Experiment:

@@ -20,10 +20,12 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     Unlike `ModelCheckpoint(save_best_only=True)`, the best score is stored next to the checkpoint,
     so a run resumed by `BackupAndRestore` does not overwrite a better checkpoint with a worse one.
+    `saved` is the model written (default: the trained model; a training wrapper passes its classifier).
     """
 
-    def __init__(self, path: str, monitor: str = "val_auc", mode: str = "max"):
+    def __init__(self, path: str, monitor: str = "val_auc", mode: str = "max", saved: keras.Model | None = None):
         super().__init__()
+        self.saved = saved
         if mode not in ("max", "min"):
             raise ValueError(f"BestCheckpoint mode must be 'max' or 'min', got '{mode}'")
         self.path, self.monitor, self.mode = path, monitor, mode
@@ -45,7 +47,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         temporary = f"{self.path}.tmp.keras"
-        self.model.save(temporary)
+        (self.saved or self.model).save(temporary)
         os.replace(temporary, self.path)
         with open(f"{self.state_path}.tmp", "w", encoding="utf-8") as stream:
             json.dump({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, stream)
@@ -58,8 +60,10 @@ class GradCamImages(keras.callbacks.Callback):
     Runs on the host between epochs (never inside the train step).
     """
 
-    def __init__(self, log_dir: str, images: np.ndarray, layer: str | None = None, display: np.ndarray | None = None):
+    def __init__(self, log_dir: str, images: np.ndarray, layer: str | None = None, display: np.ndarray | None = None,
+                 classifier: keras.Model | None = None):
         super().__init__()
+        self.classifier = classifier  # explained instead of the trained model (e.g. a training wrapper)
         self.images = images
         self.display = images if display is None else display
         self.layer = layer
@@ -68,7 +72,7 @@ class GradCamImages(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self._explainer is None:
-            self._explainer = GradCam(self.model, layer=self.layer, batch_size=len(self.images))
+            self._explainer = GradCam(self.classifier or self.model, layer=self.layer, batch_size=len(self.images))
         maps = self._explainer(self.images)
         display = self.display - self.display.min(axis=(1, 2, 3), keepdims=True)
         display = display / np.maximum(display.max(axis=(1, 2, 3), keepdims=True), 1e-6)

@@ -17,6 +17,7 @@ from tfrecords_tools.writer import load_manifest
 from tfxmed.models import build_model, default_explain_layer
 from tfxmed.runinfo import write_run_info
 from tfxmed.training.callbacks import BestCheckpoint, GradCamImages
+from tfxmed.training.consistency import ExplanationConsistencyModel
 
 __all__ = ["TrainResult", "train", "compile_model", "BEST_CHECKPOINT"]
 
@@ -67,6 +68,18 @@ def _monitor_images(data_dir: str, manifest: dict, config: Experiment) -> tuple[
     return batch["image"].numpy()[chosen], batch["mask"].numpy()[chosen]
 
 
+def _with_consistency(classifier: keras.Model, config: Experiment) -> keras.Model:
+    """The model `fit` trains: the classifier, or its explanation-consistency wrapper when enabled."""
+    options = config.train.consistency
+    if not options.enabled:
+        return classifier
+    return ExplanationConsistencyModel(
+        classifier, layer=options.layer or config.explain.layer or None, alpha=options.alpha,
+        distance=options.distance, ig_steps=options.ig_steps, ig_fraction=options.ig_fraction,
+        ig_gradient=options.ig_gradient, every=options.every,
+    )
+
+
 def train(
     config: Experiment,
     strategy: tf.distribute.Strategy,
@@ -100,21 +113,22 @@ def train(
     val_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "val", config.data, False, seed)
     input_shape = (config.data.image_size, config.data.image_size, config.data.channels)
     with strategy.scope():
-        model = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"])
+        classifier = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"])
+        model = _with_consistency(classifier, config)
         compile_model(model, config, manifest, steps_per_epoch)
 
     best_path = os.path.join(run_dir, BEST_CHECKPOINT)
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        BestCheckpoint(best_path, monitor="val_auc", mode="max"),
+        BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),
     ]
     if config.train.tensorboard_images > 0:
         images, _ = _monitor_images(data_dir, manifest, config)
-        layer = config.explain.layer or default_explain_layer(model)
-        callbacks.append(GradCamImages(os.path.join(run_dir, "tensorboard"), images, layer))
+        layer = config.explain.layer or default_explain_layer(classifier)
+        callbacks.append(GradCamImages(os.path.join(run_dir, "tensorboard"), images, layer, classifier=classifier))
     callbacks.extend(extra_callbacks)
     history = model.fit(
         train_data,

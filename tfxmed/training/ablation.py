@@ -1,0 +1,108 @@
+"""The ablation behind `python -m tfxmed.ablate`: identical budgets, several seeds, one table.
+
+Variants are config overrides applied on top of one experiment (default: backbone, + attention,
++ L_exp, + attention + L_exp). Every variant trains and is evaluated on the test split with the same
+seeds (so the same synthetic data per seed); the table gives mean ± sd over seeds and, for every
+metric, a paired t-test (scipy) of each variant against the first one across seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from tfxmed.config import Experiment, apply_overrides, from_dict, to_dict
+from tfrecords_tools.writer import write_json_atomic
+
+__all__ = ["DEFAULT_VARIANTS", "METRICS", "run_ablation", "summarize", "markdown_table"]
+
+DEFAULT_VARIANTS = {
+    "backbone": ["model.attention=false"],
+    "+attention": ["model.attention=true"],
+    "+L_exp": ["model.attention=false", "train.consistency.enabled=true"],
+    "+attention+L_exp": ["model.attention=true", "train.consistency.enabled=true"],
+}
+# (name in the table, where it is in eval/metrics.json)
+METRICS = {
+    "ACC": ("classification", "accuracy"),
+    "AUC": ("classification", "auc"),
+    "IoU": ("localization", "iou_mean"),
+    "pointing game": ("localization", "pointing_game"),
+}
+
+
+def _variant_config(base: Experiment, overrides: Sequence[str], seed: int, run_dir: str) -> Experiment:
+    values = apply_overrides(to_dict(base), [*overrides, f"runtime.seed={seed}", f"runtime.run_dir={run_dir}"])
+    return from_dict(values)
+
+
+def run_ablation(
+    base: Experiment,
+    seeds: Sequence[int],
+    out_dir: str,
+    train_and_evaluate: Callable[[Experiment], dict],
+    variants: dict[str, list[str]] | None = None,
+) -> dict:
+    """Trains every variant for every seed (skipping runs already evaluated) and writes the table."""
+    variants = variants or DEFAULT_VARIANTS
+    results: dict[str, list[dict]] = {}
+    for name, overrides in variants.items():
+        results[name] = []
+        for seed in seeds:
+            run_dir = os.path.join(out_dir, name.replace("+", "plus_"), f"seed-{seed}")
+            done = os.path.join(run_dir, "ablation_metrics.json")
+            if os.path.exists(done):  # resumable: a finished run is not trained again
+                with open(done, encoding="utf-8") as stream:
+                    results[name].append(json.load(stream))
+                continue
+            metrics = train_and_evaluate(_variant_config(base, overrides, seed, run_dir))
+            row = {"seed": seed, **{key: metrics[a][b] for key, (a, b) in METRICS.items()}}
+            os.makedirs(run_dir, exist_ok=True)
+            write_json_atomic(row, done)
+            results[name].append(row)
+    summary = summarize(results)
+    report = {"seeds": list(seeds), "variants": variants, "runs": results, "summary": summary}
+    write_json_atomic(report, os.path.join(out_dir, "ablation.json"))
+    with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as stream:
+        stream.write(markdown_table(summary))
+    return report
+
+
+def summarize(results: dict[str, list[dict]]) -> dict:
+    """Mean, sd and the paired t-test p-value against the first variant, per variant and metric."""
+    names = list(results)
+    baseline = {row["seed"]: row for row in results[names[0]]}
+    summary = {}
+    for name in names:
+        summary[name] = {}
+        for metric in METRICS:
+            values = np.array([row[metric] for row in results[name]], float)
+            paired = np.array([baseline[row["seed"]][metric] for row in results[name]], float)
+            p_value = None
+            if name != names[0] and len(values) > 1 and np.any(values != paired):
+                p_value = float(stats.ttest_rel(values, paired).pvalue)
+            summary[name][metric] = {
+                "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "p_vs_" + names[0]: None if p_value is None or math.isnan(p_value) else p_value,
+            }
+    return summary
+
+
+def markdown_table(summary: dict) -> str:
+    names = list(summary)
+    lines = ["| variant | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    for name in names:
+        cells = []
+        for metric in METRICS:
+            entry = summary[name][metric]
+            p_value = entry[f"p_vs_{names[0]}"]
+            cells.append(f"{entry['mean']:.3f} ± {entry['sd']:.3f}" + (f" (p={p_value:.3f})" if p_value is not None else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"mean ± sd over seeds; p: paired t-test against `{names[0]}` across seeds.")
+    return "\n".join(lines) + "\n"

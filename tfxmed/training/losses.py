@@ -1,0 +1,59 @@
+"""The explanation-consistency loss: d(H_GradCAM, H_IG) between two maps of the same images.
+
+Both maps are brought to a common resolution and a common scale before they are compared:
+
+1. Resolution: the Grad-CAM grid (the explained layer's h × w). The pixel-level IG map is averaged over
+   each grid cell (average pooling when the sizes divide, else bilinear resizing). Both ops have
+   gradients, unlike `tf.image.resize(..., "area")` (ResizeArea has none).
+2. Scale: each map is min-max normalised to [0, 1] per image, so the distance compares *where* the
+   evidence is, not how large the two methods' raw values happen to be.
+3. Distance, averaged over the spatial grid and then over images: `l1` (mean |a − b|, the design's
+   ‖·‖₁), `l2` (root mean square) or `cosine` (1 − cos(a, b)).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["DISTANCES", "normalize_per_map", "to_grid", "map_distance", "explanation_consistency"]
+
+DISTANCES = ("l1", "l2", "cosine")
+
+
+def normalize_per_map(maps: tf.Tensor) -> tf.Tensor:
+    """Min-max scales each map [n, h, w] to [0, 1] (a constant map becomes 0)."""
+    low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
+    high = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
+    return tf.math.divide_no_nan(maps - low, high - low)
+
+
+def to_grid(maps: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """Averages pixel maps [n, H, W] onto an h × w grid, differentiably."""
+    source_height, source_width = maps.shape[1], maps.shape[2]
+    if (source_height, source_width) == (height, width):
+        return maps
+    if source_height % height == 0 and source_width % width == 0:
+        pool = (source_height // height, source_width // width)
+        return tf.nn.avg_pool2d(maps[..., None], pool, pool, "VALID")[..., 0]
+    return tf.image.resize(maps[..., None], [height, width], method="bilinear")[..., 0]
+
+
+def map_distance(first: tf.Tensor, second: tf.Tensor, distance: str = "l1") -> tf.Tensor:
+    """Per-image distance [n] between maps [n, h, w] of the same shape."""
+    if distance == "l1":
+        return tf.reduce_mean(tf.abs(first - second), axis=[1, 2])
+    if distance == "l2":
+        return tf.sqrt(tf.reduce_mean(tf.square(first - second), axis=[1, 2]) + 1e-12)
+    if distance == "cosine":
+        first, second = tf.reshape(first, [tf.shape(first)[0], -1]), tf.reshape(second, [tf.shape(second)[0], -1])
+        return 1.0 - tf.reduce_sum(tf.math.l2_normalize(first, 1) * tf.math.l2_normalize(second, 1), axis=1)
+    raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got '{distance}'")
+
+
+def explanation_consistency(gradcam: tf.Tensor, integrated_gradients: tf.Tensor, distance: str = "l1") -> tf.Tensor:
+    """Mean over images of d(norm(Grad-CAM [n, h, w]), norm(grid(IG [n, H, W])))."""
+    gradcam = tf.cast(gradcam, tf.float32)
+    integrated_gradients = to_grid(tf.cast(integrated_gradients, tf.float32), gradcam.shape[1], gradcam.shape[2])
+    return tf.reduce_mean(
+        map_distance(normalize_per_map(gradcam), normalize_per_map(integrated_gradients), distance)
+    )
