@@ -32,6 +32,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
     metrics = json.load(open(artefacts["metrics"]))
     assert metrics["classification"]["num_examples"] == 48
     assert metrics["localization"]["num_evaluated"] > 0
+    assert 0.0 <= summary["gradcam_deletion_auc"] <= 1.0 and 0.0 <= summary["gradcam_insertion_auc"] <= 1.0
 
     # The separate entry points work on the same run directory.
     evaluated = json.loads(_run("tfxmed.evaluate", "--run", str(run), cwd=REPO).strip().splitlines()[-1])

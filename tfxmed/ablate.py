@@ -37,12 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tfxmed.training import train
     from tfxmed.training.ablation import run_ablation
 
-    def train_and_evaluate(variant):
-        train(variant, strategy, verbose=0)
-        return evaluate_run(variant.runtime.run_dir, "test")
-
     seeds = [config.runtime.seed + i for i in range(args.seeds)]
-    report = run_ablation(config, seeds, args.out, train_and_evaluate, variants)
+    report = run_ablation(config, seeds, args.out, lambda variant: train(variant, strategy, verbose=0),
+                          lambda run_dir: evaluate_run(run_dir, "test"), variants)
     print(open(f"{args.out}/ablation.md", encoding="utf-8").read(), file=sys.stderr)
     print(json.dumps({"table": f"{args.out}/ablation.md", "json": f"{args.out}/ablation.json",
                       "summary": report["summary"]}))

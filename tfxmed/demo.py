@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "test_specificity": classification["specificity"],
         "gradcam_iou": localization.get("iou_mean"),
         "pointing_game": localization.get("pointing_game"),
+        "gradcam_deletion_auc": localization.get("deletion_auc"),
+        "gradcam_insertion_auc": localization.get("insertion_auc"),
         "train_seconds": round(trained - started, 1),
         "total_seconds": round(time.time() - started, 1),
         "artefacts": {

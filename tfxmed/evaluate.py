@@ -25,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "accuracy": metrics["classification"]["accuracy"],
         "gradcam_iou": metrics["localization"].get("iou_mean"),
         "pointing_game": metrics["localization"].get("pointing_game"),
+        "gradcam_deletion_auc": metrics["localization"].get("deletion_auc"),
+        "gradcam_insertion_auc": metrics["localization"].get("insertion_auc"),
     }
     print(json.dumps(summary))
     return 0

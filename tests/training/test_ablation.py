@@ -12,22 +12,32 @@ from tfxmed.config import load_config
 from tfxmed.training.ablation import DEFAULT_VARIANTS, run_ablation
 
 
-def _fake_train_and_evaluate(calls):
-    def run(config):
+def _fake(calls, evaluated, extra=True):
+    configs = {}
+
+    def train(config):
         calls.append(config)
+        configs[config.runtime.run_dir] = config
+
+    def evaluate(run_dir):
+        evaluated.append(run_dir)
+        config = configs.get(run_dir) or calls[0]
         # A deterministic function of the variant and seed, so the t-test can be checked by hand.
         bonus = 0.05 * config.model.attention + 0.1 * config.train.consistency.enabled
         seed = config.runtime.seed
+        localization = {"iou_mean": 0.1 + bonus, "pointing_game": 0.5 + 0.02 * seed % 5}
+        if extra:
+            localization.update(deletion_auc=0.3 - bonus, insertion_auc=0.6 + bonus)
         return {"classification": {"accuracy": 0.7 + bonus + 0.01 * (seed % 3), "auc": 0.8 + bonus * seed / 100},
-                "localization": {"iou_mean": 0.1 + bonus, "pointing_game": 0.5 + 0.02 * seed % 5}}
-    return run
+                "localization": localization}
+    return train, evaluate
 
 
 def test_runner_applies_variants_tabulates_paired_tests_and_resumes(tmp_path):
     base = load_config(TINY_CONFIG)
-    calls = []
-    report = run_ablation(base, [1, 2, 4], str(tmp_path), _fake_train_and_evaluate(calls))
-    assert len(calls) == 12
+    calls, evaluated = [], []
+    report = run_ablation(base, [1, 2, 4], str(tmp_path), *_fake(calls, evaluated))
+    assert len(calls) == 12 and len(evaluated) == 12
     enabled = {(c.model.attention, c.train.consistency.enabled) for c in calls}
     assert enabled == {(False, False), (True, False), (False, True), (True, True)}
     assert len({c.runtime.run_dir for c in calls}) == 12 and all(c.train.epochs == base.train.epochs for c in calls)
@@ -42,9 +52,25 @@ def test_runner_applies_variants_tabulates_paired_tests_and_resumes(tmp_path):
     assert "| +attention+L_exp |" in table and "(p=" in table
     assert json.load(open(tmp_path / "ablation.json"))["seeds"] == [1, 2, 4]
 
-    again = []
-    run_ablation(base, [1, 2, 4], str(tmp_path), _fake_train_and_evaluate(again))
-    assert again == []  # every finished run is reused
+    assert summary["+L_exp"]["deletion"]["mean"] == pytest.approx(0.2)
+    again, reevaluated = [], []
+    run_ablation(base, [1, 2, 4], str(tmp_path), *_fake(again, reevaluated))
+    assert again == [] and reevaluated == []  # every finished run is reused
+
+
+def test_runner_adds_new_metrics_without_retraining(tmp_path):
+    # A run evaluated before deletion/insertion existed: metrics on disk, no new keys.
+    old = tmp_path / "backbone" / "seed-1"
+    old.mkdir(parents=True)
+    (old / "ablation_metrics.json").write_text(json.dumps({"seed": 1, "ACC": 0.7, "AUC": 0.8, "IoU": 0.1, "pointing game": 0.5}))
+    trained, evaluated = [], []
+    metrics = {"classification": {"accuracy": 0.7, "auc": 0.8},
+               "localization": {"iou_mean": 0.1, "pointing_game": 0.5, "deletion_auc": 0.3, "insertion_auc": 0.6}}
+    report = run_ablation(load_config(TINY_CONFIG), [1], str(tmp_path), trained.append,
+                          lambda run_dir: evaluated.append(run_dir) or metrics)
+    assert str(old) in evaluated and len(evaluated) == 4
+    assert len(trained) == 3 and all(c.runtime.run_dir != str(old) for c in trained)
+    assert report["summary"]["backbone"]["insertion"]["mean"] == pytest.approx(0.6)
 
 
 @pytest.mark.slow

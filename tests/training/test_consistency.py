@@ -95,3 +95,33 @@ def test_bad_options_are_named(classifier):
         ExplanationConsistencyModel(classifier, distance="kl")
     with pytest.raises(ValueError, match="ig_fraction"):
         ExplanationConsistencyModel(classifier, ig_fraction=0.0)
+
+
+def test_multi_label_head_explains_the_positive_labels():
+    keras.utils.set_random_seed(1)
+    classifier = small_cnn((32, 32, 1), 3, multi_label=True, attention=True, width=4, blocks=(1, 1, 1))
+    images = np.random.default_rng(1).random((4, 32, 32, 1)).astype("float32")
+    labels = np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0], [1, 1, 1]], "float32")
+    model = ExplanationConsistencyModel(classifier, layer="csam", ig_steps=2, ig_fraction=1.0)
+    cam, _ = model.gradcam(tf.constant(images), tf.constant(labels), training=False)
+    # Several positives: the map of their summed logits, as the explanation engine computes it.
+    reference = GradCam(classifier, layer="csam", upsample_to_input=False, normalize=False)(images, labels)
+    np.testing.assert_allclose(cam.numpy(), reference, rtol=1e-4, atol=1e-7)
+    assert not np.any(cam.numpy()[1])  # no positive label: nothing to explain
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy())
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["exp_loss"] >= 0
+
+
+def test_step_runs_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(2)
+        classifier = small_cnn((32, 32, 1), 2, attention=True, width=4, blocks=(1, 1, 1))
+        model = ExplanationConsistencyModel(classifier, layer="csam", ig_steps=2)
+        model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy())
+        images = np.random.default_rng(2).random((8, 32, 32, 1)).astype("float32")
+        logs = model.train_on_batch(images, np.eye(2, dtype="float32")[[0, 1] * 4], return_dict=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(logs["loss"]) and np.isfinite(logs["exp_loss"])

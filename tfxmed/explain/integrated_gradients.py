@@ -75,6 +75,7 @@ class IntegratedGradients(GradientExplainer):
             raise ValueError(f"baseline must be 'zero', 'blurred' or an array; got '{baseline}'")
         self.baseline = baseline
         super().__init__(model, batch_size)
+        self._compiled_attributions = tf.function(self.integrated_gradients, input_signature=self._signature)
 
     def baselines(self, images: tf.Tensor) -> tf.Tensor:
         if isinstance(self.baseline, str):
@@ -110,9 +111,8 @@ class IntegratedGradients(GradientExplainer):
         """Per-channel attributions [N, *spatial, C]."""
         images = np.asarray(images, np.float32)
         weights = self._weights_for(images, targets)
-        compiled = tf.function(self.integrated_gradients, input_signature=self._signature)
         return np.concatenate(
-            [compiled(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
+            [self._compiled_attributions(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
              for i in range(0, len(images), self.batch_size)]
         )
 

@@ -33,6 +33,8 @@ METRICS = {
     "AUC": ("classification", "auc"),
     "IoU": ("localization", "iou_mean"),
     "pointing game": ("localization", "pointing_game"),
+    "deletion": ("localization", "deletion_auc"),
+    "insertion": ("localization", "insertion_auc"),
 }
 
 
@@ -45,24 +47,35 @@ def run_ablation(
     base: Experiment,
     seeds: Sequence[int],
     out_dir: str,
-    train_and_evaluate: Callable[[Experiment], dict],
+    train: Callable[[Experiment], None],
+    evaluate: Callable[[str], dict],
     variants: dict[str, list[str]] | None = None,
 ) -> dict:
-    """Trains every variant for every seed (skipping runs already evaluated) and writes the table."""
+    """Trains and evaluates every variant for every seed, then writes the table.
+
+    Resumable: a run that finished training is not trained again, and one whose metrics are complete
+    is not evaluated again (so new metrics can be added to an old ablation without retraining).
+    """
     variants = variants or DEFAULT_VARIANTS
     results: dict[str, list[dict]] = {}
     for name, overrides in variants.items():
         results[name] = []
         for seed in seeds:
             run_dir = os.path.join(out_dir, name.replace("+", "plus_"), f"seed-{seed}")
-            done = os.path.join(run_dir, "ablation_metrics.json")
-            if os.path.exists(done):  # resumable: a finished run is not trained again
+            done, trained = os.path.join(run_dir, "ablation_metrics.json"), os.path.join(run_dir, "trained.json")
+            row = {}
+            if os.path.exists(done):
                 with open(done, encoding="utf-8") as stream:
-                    results[name].append(json.load(stream))
+                    row = json.load(stream)
+            if all(key in row for key in METRICS):
+                results[name].append(row)
                 continue
-            metrics = train_and_evaluate(_variant_config(base, overrides, seed, run_dir))
+            if not (row or os.path.exists(trained)):
+                train(_variant_config(base, overrides, seed, run_dir))
+                os.makedirs(run_dir, exist_ok=True)
+                write_json_atomic({"seed": seed}, trained)
+            metrics = evaluate(run_dir)
             row = {"seed": seed, **{key: metrics[a][b] for key, (a, b) in METRICS.items()}}
-            os.makedirs(run_dir, exist_ok=True)
             write_json_atomic(row, done)
             results[name].append(row)
     summary = summarize(results)
@@ -104,5 +117,6 @@ def markdown_table(summary: dict) -> str:
             cells.append(f"{entry['mean']:.3f} ± {entry['sd']:.3f}" + (f" (p={p_value:.3f})" if p_value is not None else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"mean ± sd over seeds; p: paired t-test against `{names[0]}` across seeds.")
+    lines.append(f"mean ± sd over seeds; p: paired t-test against `{names[0]}` across seeds. IoU, pointing game, "
+                 "deletion and insertion AUC are of Grad-CAM maps (deletion: lower is better).")
     return "\n".join(lines) + "\n"
