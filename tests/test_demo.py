@@ -31,6 +31,8 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert summary["gradcam_iou"] is not None and 0.0 <= summary["pointing_game"] <= 1.0
     metrics = json.load(open(artefacts["metrics"]))
     assert metrics["classification"]["num_examples"] == 48
+    ci = metrics["classification"]["auc_ci"]  # bootstrap 95% CI around the same AUC
+    assert ci["estimate"] == pytest.approx(summary["test_auc"]) and ci["low"] <= ci["estimate"] <= ci["high"]
     assert metrics["localization"]["num_evaluated"] > 0
     assert 0.0 <= summary["gradcam_deletion_auc"] <= 1.0 and 0.0 <= summary["gradcam_insertion_auc"] <= 1.0
 

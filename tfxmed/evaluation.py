@@ -8,6 +8,7 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.metrics import roc_auc_score
 
 from tfxmed.config import load_config
 from tfxmed.data import pipeline
@@ -15,6 +16,7 @@ from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
 from tfxmed.metrics.faithfulness import deletion_insertion
+from tfxmed.metrics.statistics import bootstrap_ci
 from tfxmed.models import default_explain_layer
 from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers custom layers)
 from tfxmed.training.loop import BEST_CHECKPOINT
@@ -48,6 +50,15 @@ def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
+def _macro_auc(multi_label: bool, num_classes: int):
+    """The report's AUC as a function of (labels, probabilities), for bootstrapping."""
+    if multi_label:
+        return lambda y, p: roc_auc_score(y, p, average="macro")
+    if num_classes == 2:
+        return lambda y, p: roc_auc_score(y, p[:, 1])
+    return lambda y, p: roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(num_classes)))
+
+
 def evaluate_run(run_dir: str, split: str = "test") -> dict:
     """Writes `eval/metrics.json`, ROC and confusion PNGs, Grad-CAM maps and overlays; returns metrics."""
     config, manifest, data_dir, model = load_run(run_dir)
@@ -58,6 +69,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     multi_label, names = manifest["multi_label"], manifest["class_names"]
     labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
     report = classification_report(labels, probabilities, names, multi_label=multi_label)
+    report["auc_ci"] = bootstrap_ci(_macro_auc(multi_label, len(names)), labels, probabilities)
     plot_roc(labels, probabilities, names, multi_label, os.path.join(out_dir, "roc.png"))
     if not multi_label:
         plot_confusion_matrix(report["confusion_matrix"], names, os.path.join(out_dir, "confusion_matrix.png"))
