@@ -33,6 +33,9 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert metrics["classification"]["num_examples"] == 48
     ci = metrics["classification"]["auc_ci"]  # bootstrap 95% CI around the same AUC
     assert ci["estimate"] == pytest.approx(summary["test_auc"]) and ci["low"] <= ci["estimate"] <= ci["high"]
+    tuned = metrics["classification_at_validation_threshold"]  # Youden threshold from val, applied to test
+    assert 0.0 < tuned["threshold"] < 1.0 and tuned["report"]["threshold"] == pytest.approx(tuned["threshold"])
+    assert tuned["report"]["auc"] == pytest.approx(summary["test_auc"])
     assert metrics["localization"]["num_evaluated"] > 0
     assert 0.0 <= summary["gradcam_deletion_auc"] <= 1.0 and 0.0 <= summary["gradcam_insertion_auc"] <= 1.0
 

@@ -16,7 +16,7 @@ from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
 from tfxmed.metrics.faithfulness import deletion_insertion
-from tfxmed.metrics.statistics import bootstrap_ci
+from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
 from tfxmed.models import default_explain_layer
 from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers custom layers)
 from tfxmed.training.loop import BEST_CHECKPOINT
@@ -70,6 +70,14 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
     report = classification_report(labels, probabilities, names, multi_label=multi_label)
     report["auc_ci"] = bootstrap_ci(_macro_auc(multi_label, len(names)), labels, probabilities)
+    validation_threshold = None
+    if not multi_label and len(names) == 2 and split != "val" and "val" in manifest["splits"]:
+        # Threshold chosen on validation (Youden's J), then applied once to this split.
+        val = collect_split(data_dir, manifest, config, "val")
+        val_probabilities = model.predict(val["image"], batch_size=128, verbose=0)
+        threshold = youden_threshold(np.argmax(val["label"], axis=-1), val_probabilities[:, 1])
+        validation_threshold = {"method": "youden on val", "threshold": threshold,
+                                "report": classification_report(labels, probabilities, names, threshold=threshold)}
     plot_roc(labels, probabilities, names, multi_label, os.path.join(out_dir, "roc.png"))
     if not multi_label:
         plot_confusion_matrix(report["confusion_matrix"], names, os.path.join(out_dir, "confusion_matrix.png"))
@@ -100,6 +108,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     metrics = {
         "split": split,
         "classification": report,
+        "classification_at_validation_threshold": validation_threshold,
         "localization": {"method": "gradcam", "layer": layer, "binarize": config.explain.binarize,
                          "binarize_value": config.explain.binarize_value, **localization},
     }
