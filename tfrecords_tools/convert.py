@@ -1,4 +1,4 @@
-"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder} ... --out DIR`."""
+"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv} ... --out DIR`."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     folder.add_argument("--seed", type=int, default=42)
     folder.add_argument("--strict", action="store_true", help="fail on the first unreadable image")
     common(folder)
+
+    table = commands.add_parser("csv", help="CSV of path,label[,mask][,patient_id][,split] (patient-level splits)")
+    table.add_argument("csv_path")
+    table.add_argument("--image-root", default=None, help="folder the paths are relative to (default: the CSV's)")
+    table.add_argument("--channels", type=int, choices=(1, 3), default=1)
+    table.add_argument("--folds", type=int, default=5)
+    table.add_argument("--seed", type=int, default=42)
+    table.add_argument("--strict", action="store_true", help="fail on the first bad row")
+    common(table)
     return parser
 
 
@@ -55,6 +64,11 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
             args.multi_label, args.confounder_strength, args.seed, args.shard_examples, salt,
         )
         return ticks, sum(counts.values())
+    if args.source == "csv":
+        from tfrecords_tools.csv_table import convert_csv
+
+        return convert_csv(args.csv_path, args.out, args.image_root, args.channels, folds=args.folds, seed=args.seed,
+                           shard_examples=args.shard_examples, salt=salt, strict=args.strict), None
     if args.source == "medmnist":
         return sources.convert_medmnist(args.path, args.out, args.shard_examples, salt), None
     return (

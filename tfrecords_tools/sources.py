@@ -19,6 +19,7 @@ __all__ = [
     "convert_medmnist",
     "convert_folder",
     "stratified_split",
+    "read_image",
     "IMAGE_EXTENSIONS",
 ]
 
@@ -136,7 +137,8 @@ def stratified_split(
     return assignment.tolist()
 
 
-def _read_image(path: str, channels: int) -> np.ndarray:
+def read_image(path: str, channels: int) -> np.ndarray:
+    """uint8 [H, W] (channels=1) or [H, W, 3] pixels of an image file, via Pillow."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -184,7 +186,7 @@ def convert_folder(
     for path, label, split in items:
         relative = os.path.relpath(path, root)
         try:
-            image = _read_image(path, channels)
+            image = read_image(path, channels)
         except Exception as error:  # PIL raises many types for bad files
             if strict:
                 raise ValueError(f"{path}: not a readable image ({error})") from error

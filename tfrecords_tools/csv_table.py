@@ -1,0 +1,127 @@
+"""Generic CSV converter: `path,label[,mask][,patient_id][,split]` rows → sharded TFRecords.
+
+- `label` is a class name (or index); `a|b` lists several labels and makes the dataset multi-label.
+- Without a `split` column, patients (not images) are split 70/20/10, stratified by each patient's
+  label (binary: any positive), and every patient gets one of `folds` k-fold indices, so no patient is
+  in two splits or two folds. Rows without `patient_id` count as their own patient.
+- Patient ids are stored only as salted hashes; paths only as salted hashes of the relative path.
+- Bad rows (missing file, empty label, unreadable image, mask of another size) are skipped and listed
+  with the reason in `skipped.csv` (`strict=True` raises on the first one instead).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from tfrecords_tools.sources import read_image, stratified_split
+from tfrecords_tools.writer import DatasetWriter, hash_patient_id
+
+__all__ = ["convert_csv", "patient_split"]
+
+REQUIRED_COLUMNS = ("path", "label")
+SPLITS = ("train", "val", "test")
+
+
+def patient_split(
+    patients: Sequence[str], labels: Sequence[int], fractions: Sequence[float] = (0.7, 0.2, 0.1),
+    folds: int = 5, seed: int = 42,
+) -> tuple[list[str], list[int]]:
+    """(split, fold) per item, assigned per patient and stratified by the patient's highest label."""
+    patient_label: dict[str, int] = {}
+    for patient, label in zip(patients, labels):
+        patient_label[patient] = max(patient_label.get(patient, label), label)
+    names = sorted(patient_label)
+    patient_labels = [patient_label[name] for name in names]
+    splits = dict(zip(names, stratified_split(patient_labels, fractions, seed)))
+    rng = np.random.default_rng(seed + 1)
+    fold_of: dict[str, int] = {}
+    for value in sorted(set(patient_labels)):
+        group = [name for name in names if patient_label[name] == value]
+        for position, index in enumerate(rng.permutation(len(group))):
+            fold_of[group[index]] = position % folds
+    return [splits[p] for p in patients], [fold_of[p] for p in patients]
+
+
+def _read_rows(csv_path: str) -> list[dict]:
+    with open(csv_path, newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        columns = reader.fieldnames or []
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise ValueError(f"{csv_path}: missing column(s) {missing}; expected path,label[,mask][,patient_id][,split], "
+                             f"found {columns}")
+        return list(reader)
+
+
+def convert_csv(
+    csv_path: str,
+    out_dir: str,
+    image_root: str | None = None,
+    channels: int = 1,
+    fractions: Sequence[float] = (0.7, 0.2, 0.1),
+    folds: int = 5,
+    seed: int = 42,
+    shard_examples: int = 0,
+    salt: str = "",
+    strict: bool = False,
+) -> Iterator[int]:
+    """Converts the rows of `csv_path` (paths relative to `image_root`, default the CSV's folder)."""
+    root = image_root or os.path.dirname(os.path.abspath(csv_path))
+    rows = _read_rows(csv_path)
+    skipped: list[tuple[int, str]] = []
+
+    def skip(line: int, reason: str) -> None:
+        if strict:
+            raise ValueError(f"{csv_path}:{line}: {reason}")
+        skipped.append((line, reason))
+
+    items = []  # (line, row, label names)
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        names = [name.strip() for name in (row.get("label") or "").split("|") if name.strip()]
+        if not names:
+            skip(line, "empty label")
+        elif not os.path.isfile(os.path.join(root, row["path"])):
+            skip(line, f"missing file (column path, relative to {root})")
+        else:
+            items.append((line, row, names))
+    multi_label = any(len(names) > 1 for _, _, names in items)
+    class_names = sorted({name for _, _, names in items for name in names})
+    index = {name: i for i, name in enumerate(class_names)}
+    encoded = [[index[name] for name in names] for _, _, names in items]
+    patients = [row.get("patient_id") or f"row:{row['path']}" for _, row, _ in items]
+    if "split" in (rows[0] if rows else {}):
+        splits, item_folds = [row["split"] for _, row, _ in items], [-1] * len(items)
+        bad = sorted({s for s in splits if s not in SPLITS})
+        if bad:
+            raise ValueError(f"{csv_path}: column split must be one of {SPLITS}; found {bad}")
+    else:
+        splits, item_folds = patient_split(patients, [max(e) for e in encoded], fractions, folds, seed)
+
+    writer = DatasetWriter(out_dir, os.path.basename(csv_path), class_names, multi_label=multi_label,
+                           channels=channels, shard_examples=shard_examples, salt=salt)
+    for (line, row, _), labels, split, fold, patient in zip(items, encoded, splits, item_folds, patients):
+        try:
+            image = read_image(os.path.join(root, row["path"]), channels)
+            mask = None
+            if row.get("mask"):
+                mask = read_image(os.path.join(root, row["mask"]), 1)
+                if mask.shape[:2] != image.shape[:2]:
+                    skip(line, f"mask {mask.shape[:2]} does not match image {image.shape[:2]}")
+                    yield 1
+                    continue
+        except Exception as error:  # PIL raises many types for bad files
+            skip(line, f"unreadable image or mask: {type(error).__name__}")
+            yield 1
+            continue
+        label = np.eye(len(class_names))[labels].sum(0) if multi_label else labels[0]
+        writer.add(split, image, label, mask=mask,
+                   patient_id="" if patient.startswith("row:") else patient,
+                   source_id=hash_patient_id(row["path"], writer.salt), fold=fold)
+        yield 1
+    with open(os.path.join(out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
+        csv.writer(stream).writerows([("csv_line", "reason"), *skipped])
+    writer.close({"skipped": len(skipped), "folds": folds if "split" not in (rows[0] if rows else {}) else 0})
