@@ -33,6 +33,15 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert metrics["classification"]["num_examples"] == 48
     ci = metrics["classification"]["auc_ci"]  # bootstrap 95% CI around the same AUC
     assert ci["estimate"] == pytest.approx(summary["test_auc"]) and ci["low"] <= ci["estimate"] <= ci["high"]
+    cost = metrics["efficiency"]
+    import keras
+
+    from tfxmed.models import layers  # noqa: F401  (registers the CSAM layers for loading)
+
+    weights = keras.saving.load_model(artefacts["best_checkpoint"]).weights
+    assert cost["parameters"] == sum(int(np.prod(w.shape)) for w in weights)
+    assert cost["inference_ms_per_image"] > 0 and cost["gradcam_ms_per_image"] > 0
+    assert cost["peak_rss_mib"] > 100  # TensorFlow alone takes more than this
     tuned = metrics["classification_at_validation_threshold"]  # Youden threshold from val, applied to test
     assert 0.0 < tuned["threshold"] < 1.0 and tuned["report"]["threshold"] == pytest.approx(tuned["threshold"])
     assert tuned["report"]["auc"] == pytest.approx(summary["test_auc"])

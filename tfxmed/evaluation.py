@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import time
 
 import keras
 import numpy as np
@@ -22,7 +24,7 @@ from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers
 from tfxmed.training.loop import BEST_CHECKPOINT
 from tfrecords_tools.writer import load_manifest, write_json_atomic
 
-__all__ = ["load_run", "collect_split", "evaluate_run"]
+__all__ = ["load_run", "collect_split", "evaluate_run", "efficiency"]
 
 
 def load_run(run_dir: str):
@@ -57,6 +59,27 @@ def _macro_auc(multi_label: bool, num_classes: int):
     if num_classes == 2:
         return lambda y, p: roc_auc_score(y, p[:, 1])
     return lambda y, p: roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(num_classes)))
+
+
+def efficiency(model: keras.Model, images: np.ndarray, explainer, batch_size: int = 32) -> dict:
+    """Parameters, compiled inference and Grad-CAM ms/image on one batch, and the process' peak RSS."""
+    batch = images[:batch_size]
+    forward = tf.function(lambda x: model(x, training=False))
+
+    def per_image_ms(function) -> float:
+        function()  # tracing is not timed
+        started = time.perf_counter()
+        function()
+        return 1000.0 * (time.perf_counter() - started) / len(batch)
+
+    return {
+        "parameters": int(model.count_params()),
+        "batch": len(batch),
+        "inference_ms_per_image": per_image_ms(lambda: forward(batch).numpy()),
+        "gradcam_ms_per_image": per_image_ms(lambda: explainer(batch)),
+        # Whole-process high-water mark (Linux reports KiB): an upper bound, not the model's share.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
 
 
 def evaluate_run(run_dir: str, split: str = "test") -> dict:
@@ -111,6 +134,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         "classification_at_validation_threshold": validation_threshold,
         "localization": {"method": "gradcam", "layer": layer, "binarize": config.explain.binarize,
                          "binarize_value": config.explain.binarize_value, **localization},
+        "efficiency": efficiency(model, data["image"], GradCam(model, layer=layer, batch_size=32)),
     }
     write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
     return metrics
