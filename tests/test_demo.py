@@ -46,6 +46,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert 0.0 < tuned["threshold"] < 1.0 and tuned["report"]["threshold"] == pytest.approx(tuned["threshold"])
     assert tuned["report"]["auc"] == pytest.approx(summary["test_auc"])
     assert metrics["localization"]["num_evaluated"] > 0
+    assert 0.0 <= metrics["localization"]["average_drop_percent"] <= 100.0
     assert 0.0 <= summary["gradcam_deletion_auc"] <= 1.0 and 0.0 <= summary["gradcam_insertion_auc"] <= 1.0
 
     # The separate entry points work on the same run directory.

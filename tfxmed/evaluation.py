@@ -17,7 +17,7 @@ from tfxmed.data import pipeline
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
-from tfxmed.metrics.faithfulness import deletion_insertion
+from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
 from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
 from tfxmed.models import default_explain_layer
 from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers custom layers)
@@ -120,7 +120,9 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         )
         # Faithfulness of the same maps: deletion / insertion AUC of the explained class's probability.
         predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        localization.update(deletion_insertion(lambda x: predict(x).numpy(), data["image"][indices], maps, targets))
+        scores = lambda x: predict(x).numpy()  # noqa: E731
+        localization.update(deletion_insertion(scores, data["image"][indices], maps, targets))
+        localization.update(average_drop_increase(scores, data["image"][indices], maps, targets))
         np.savez_compressed(os.path.join(out_dir, "gradcam_maps.npz"), maps=maps, masks=masks, indices=indices)
         shown = slice(0, config.explain.num_overlays)
         titles = [f"#{i} p={probabilities[i].max():.2f}" for i in indices[shown]]

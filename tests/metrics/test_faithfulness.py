@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfxmed.metrics.faithfulness import deletion_insertion, perturbation_curves
+from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion, perturbation_curves
 
 
 def _region_case(size=8, region=(2, 6, 2, 6)):
@@ -45,3 +45,23 @@ def test_bad_map_shape_is_named():
     image, predict, _ = _region_case()
     with pytest.raises(ValueError, match="maps must have shape"):
         deletion_insertion(predict, image, np.zeros((1, 4, 4)), np.array([[0.0, 1.0]]))
+
+
+def test_average_drop_and_increase_by_hand():
+    image, predict, _ = _region_case()
+    target = np.array([[0.0, 1.0]])
+    region = image[..., 0]
+    assert average_drop_increase(predict, image, region, target) == {  # keeps the region: no drop
+        "average_drop_percent": 0.0, "increase_in_confidence_percent": 0.0}
+    half = region * 0.5
+    half[0, 0, 0] = 1.0  # the map's max sits outside the region, which is scaled to 0.5
+    assert average_drop_increase(predict, image, half, target)["average_drop_percent"] == pytest.approx(50.0)
+
+    def darker_is_likelier(x):  # p = 1 − mean intensity
+        p = 1.0 - x.reshape(len(x), -1).mean(-1)
+        return np.stack([1 - p, p], -1)
+
+    grey = np.full((1, 8, 8, 1), 0.5, np.float32)
+    stripes = np.tile([0.0, 1.0], 32).reshape(1, 8, 8)  # keeps half the pixels: mean 0.25, p 0.5 → 0.75
+    result = average_drop_increase(darker_is_likelier, grey, stripes, target)
+    assert result == {"average_drop_percent": 0.0, "increase_in_confidence_percent": 100.0}
