@@ -66,6 +66,11 @@ class DataConfig:
     contrast: float = 0.2
     crop_fraction: float = 0.1
     class_weights: bool = False
+    # k-fold cross-validation (python -m tfxmed.crossval sets these): with cv_folds > 0, "train" and "val"
+    # are the pooled train+val records whose fold is not / is cv_fold (stored fold, else a hash of the
+    # patient or source id); "test" is untouched.
+    cv_folds: int = 0
+    cv_fold: int = -1
     synthetic: SyntheticDataConfig = dataclasses.field(default_factory=SyntheticDataConfig)
 
 

@@ -63,3 +63,25 @@ def test_input_context_shards_and_splits_the_global_batch(tiny_dataset, manifest
 def test_unknown_split_is_named(tiny_dataset, manifest_of):
     with pytest.raises(ValueError, match="split 'holdout'"):
         pipeline.build_dataset(tiny_dataset, manifest_of(tiny_dataset), "holdout", DataConfig(), False, 4)
+
+
+def test_k_fold_partitions_the_pooled_train_and_val_records(tiny_dataset, manifest_of):
+    import dataclasses
+
+    from tfxmed.config import DataConfig
+    from tfxmed.data.pipeline import build_dataset
+
+    manifest = manifest_of(tiny_dataset)
+    pooled = manifest["splits"]["train"]["count"] + manifest["splits"]["val"]["count"]
+
+    def size(split, fold):
+        config = dataclasses.replace(DataConfig(image_size=32, augment=False), cv_folds=3, cv_fold=fold)
+        return sum(int(b["label"].shape[0]) for b in build_dataset(tiny_dataset, manifest, split, config, False, 64))
+
+    val_sizes = []
+    for fold in range(3):
+        train_size, val_size = size("train", fold), size("val", fold)
+        assert train_size + val_size == pooled and val_size > 0
+        val_sizes.append(val_size)
+    assert sum(val_sizes) == pooled  # every record validates in exactly one fold
+    assert size("test", 0) == manifest["splits"]["test"]["count"]  # the test split is untouched

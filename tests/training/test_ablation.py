@@ -86,3 +86,21 @@ def test_ablate_cli_trains_every_variant(tmp_path):
     for name in DEFAULT_VARIANTS:
         assert 0.0 <= summary[name]["AUC"]["mean"] <= 1.0
     assert os.path.exists(tmp_path / "ab" / "plus_attentionplus_L_exp" / "seed-42" / "checkpoints" / "best.keras")
+
+
+@pytest.mark.slow
+def test_crossval_cli_trains_one_model_per_fold(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tfxmed.crossval", "--config", TINY_CONFIG, "--folds", "2", "--out", str(tmp_path / "cv"),
+         "--set", f"data.tfrecord_dir={tmp_path / 'data'}", "--set", "train.epochs=1", "--set", "train.tensorboard_images=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+    assert 0.0 <= summary["AUC"]["mean"] <= 1.0 and summary["AUC"]["sd"] >= 0.0
+    report = json.load(open(tmp_path / "cv" / "crossval.json"))
+    assert set(report["per_fold"]) == {"fold-0", "fold-1"}
+    for fold in (0, 1):
+        config = open(tmp_path / "cv" / f"fold-{fold}" / "seed-42" / "config.yaml").read()
+        assert "cv_folds: 2" in config and f"cv_fold: {fold}" in config
+    assert "| AUC |" in open(tmp_path / "cv" / "crossval.md").read()

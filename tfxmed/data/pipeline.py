@@ -23,6 +23,8 @@ __all__ = [
     "class_weights",
     "normalize",
     "preprocess_for_eval",
+    "record_fold",
+    "split_files",
 ]
 
 
@@ -52,6 +54,20 @@ def _shard_files(data_dir: str, manifest: dict, split: str) -> list[str]:
     return [os.path.join(data_dir, shard["file"]) for shard in manifest["splits"][split]["shards"]]
 
 
+def record_fold(example: dict, folds: int) -> tf.Tensor:
+    """The record's stored fold, else a stable hash of its patient (or, without one, source) id."""
+    key = tf.where(tf.strings.length(example["patient"]) > 0, example["patient"], example["source"])
+    hashed = tf.strings.to_hash_bucket_fast(key, folds)
+    return tf.where(example["fold"] >= 0, example["fold"] % folds, hashed)
+
+
+def split_files(data_dir: str, manifest: dict, split: str, config: DataConfig) -> list[str]:
+    """Shards read for `split`; under k-fold, "train" and "val" both read the pooled train+val shards."""
+    if config.cv_folds > 0 and split in ("train", "val"):
+        return [f for name in ("train", "val") if name in manifest["splits"] for f in _shard_files(data_dir, manifest, name)]
+    return _shard_files(data_dir, manifest, split)
+
+
 def build_dataset(
     data_dir: str,
     manifest: dict,
@@ -68,7 +84,7 @@ def build_dataset(
     Training pipelines shuffle, augment and drop the remainder (static batch shapes for TPU); eval
     pipelines keep every example in order unless `drop_remainder` is given.
     """
-    files = _shard_files(data_dir, manifest, split)
+    files = split_files(data_dir, manifest, split, config)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     shard_records = False
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -112,6 +128,16 @@ def build_dataset(
             "sample_weight": tf.cast(sample_weight, tf.float32),
         }
 
+    if config.cv_folds > 0 and split in ("train", "val"):
+        if not 0 <= config.cv_fold < config.cv_folds:
+            raise ValueError(f"data.cv_fold must be in [0, {config.cv_folds}) when data.cv_folds is set; got {config.cv_fold}")
+        keep_fold = split == "val"
+
+        def in_split(serialized):
+            example = features.parse(serialized, num_classes, channels)
+            return tf.equal(record_fold(example, config.cv_folds), config.cv_fold) == keep_fold
+
+        dataset = dataset.filter(in_split)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
     dataset = dataset.batch(per_replica, drop_remainder=training if drop_remainder is None else drop_remainder)

@@ -50,6 +50,7 @@ def run_ablation(
     train: Callable[[Experiment], None],
     evaluate: Callable[[str], dict],
     variants: dict[str, list[str]] | None = None,
+    write_tables: bool = True,
 ) -> dict:
     """Trains and evaluates every variant for every seed, then writes the table.
 
@@ -80,9 +81,10 @@ def run_ablation(
             results[name].append(row)
     summary = summarize(results)
     report = {"seeds": list(seeds), "variants": variants, "runs": results, "summary": summary}
-    write_json_atomic(report, os.path.join(out_dir, "ablation.json"))
-    with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as stream:
-        stream.write(markdown_table(summary))
+    if write_tables:
+        write_json_atomic(report, os.path.join(out_dir, "ablation.json"))
+        with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as stream:
+            stream.write(markdown_table(summary))
     return report
 
 

@@ -99,14 +99,17 @@ def train(
         {"data_dir": os.path.abspath(data_dir), "replicas": strategy.num_replicas_in_sync,
          "strategy": config.runtime.strategy},
     )
-    train_count = manifest["splits"]["train"]["count"]
+    train_count, val_count = manifest["splits"]["train"]["count"], manifest["splits"]["val"]["count"]
+    if config.data.cv_folds > 0:  # k-fold: both come from the pooled train+val records (expected sizes)
+        pooled, folds = train_count + val_count, config.data.cv_folds
+        train_count, val_count = pooled * (folds - 1) // folds, pooled // folds
     batch = config.data.batch_size
     if batch % strategy.num_replicas_in_sync:
         raise ValueError(
             f"data.batch_size={batch} must be divisible by the {strategy.num_replicas_in_sync} replicas"
         )
     steps_per_epoch = config.train.steps_per_epoch or max(train_count // batch, 1)
-    validation_steps = max(manifest["splits"]["val"]["count"] // batch, 1)
+    validation_steps = max(val_count // batch, 1)
 
     seed = config.runtime.seed
     train_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "train", config.data, True, seed)
