@@ -1,6 +1,8 @@
 """Generic CSV converter: `path,label[,mask][,patient_id][,split]` rows → sharded TFRecords.
 
 - `label` is a class name (or index); `a|b` lists several labels and makes the dataset multi-label.
+- `.dcm` files are read with pydicom (`tfrecords_tools.dicom`: rescale, windowing, MONOCHROME1); their
+  PatientID is used when the row has no `patient_id`, and stored only hashed.
 - Without a `split` column, patients (not images) are split 70/20/10, stratified by each patient's
   label (binary: any positive), and every patient gets one of `folds` k-fold indices, so no patient is
   in two splits or two folds. Rows without `patient_id` count as their own patient.
@@ -17,6 +19,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from tfrecords_tools.dicom import dicom_patient_id, is_dicom_path, read_dicom
 from tfrecords_tools.sources import read_image, stratified_split
 from tfrecords_tools.writer import DatasetWriter, hash_patient_id
 
@@ -44,6 +47,16 @@ def patient_split(
         for position, index in enumerate(rng.permutation(len(group))):
             fold_of[group[index]] = position % folds
     return [splits[p] for p in patients], [fold_of[p] for p in patients]
+
+
+def _header_patient(path: str) -> str:
+    """A DICOM file's PatientID when the CSV has none (header only; "" for other files or on error)."""
+    if not is_dicom_path(path):
+        return ""
+    try:
+        return dicom_patient_id(path)
+    except Exception:  # unreadable files are reported when their pixels are read
+        return ""
 
 
 def _read_rows(csv_path: str) -> list[dict]:
@@ -92,7 +105,8 @@ def convert_csv(
     class_names = sorted({name for _, _, names in items for name in names})
     index = {name: i for i, name in enumerate(class_names)}
     encoded = [[index[name] for name in names] for _, _, names in items]
-    patients = [row.get("patient_id") or f"row:{row['path']}" for _, row, _ in items]
+    patients = [row.get("patient_id") or _header_patient(os.path.join(root, row["path"])) or f"row:{row['path']}"
+                for _, row, _ in items]
     if "split" in (rows[0] if rows else {}):
         splits, item_folds = [row["split"] for _, row, _ in items], [-1] * len(items)
         bad = sorted({s for s in splits if s not in SPLITS})
@@ -104,8 +118,11 @@ def convert_csv(
     writer = DatasetWriter(out_dir, os.path.basename(csv_path), class_names, multi_label=multi_label,
                            channels=channels, shard_examples=shard_examples, salt=salt)
     for (line, row, _), labels, split, fold, patient in zip(items, encoded, splits, item_folds, patients):
+        path = os.path.join(root, row["path"])
         try:
-            image = read_image(os.path.join(root, row["path"]), channels)
+            image = read_dicom(path)[0] if is_dicom_path(path) else read_image(path, channels)
+            if is_dicom_path(path) and channels == 3:
+                image = np.repeat(image[..., None], 3, axis=-1)
             mask = None
             if row.get("mask"):
                 mask = read_image(os.path.join(root, row["mask"]), 1)
@@ -113,7 +130,11 @@ def convert_csv(
                     skip(line, f"mask {mask.shape[:2]} does not match image {image.shape[:2]}")
                     yield 1
                     continue
-        except Exception as error:  # PIL raises many types for bad files
+        except ValueError as error:  # a refused DICOM: say why, without the (possibly identifying) path
+            skip(line, str(error).replace(path, "file"))
+            yield 1
+            continue
+        except Exception as error:  # PIL and pydicom raise many types for bad files
             skip(line, f"unreadable image or mask: {type(error).__name__}")
             yield 1
             continue
