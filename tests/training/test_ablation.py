@@ -73,15 +73,20 @@ def test_runner_adds_new_metrics_without_retraining(tmp_path):
     assert report["summary"]["backbone"]["insertion"]["mean"] == pytest.approx(0.6)
 
 
-@pytest.mark.slow
-def test_ablate_cli_trains_every_variant(tmp_path):
+def _run_tiny(module, tmp_path, *args):
+    """Runs `python -m module` on the tiny config for one epoch; returns its JSON summary."""
     result = subprocess.run(
-        [sys.executable, "-m", "tfxmed.ablate", "--config", TINY_CONFIG, "--seeds", "1", "--out", str(tmp_path / "ab"),
-         "--set", f"data.tfrecord_dir={tmp_path / 'data'}", "--set", "train.epochs=1", "--set", "train.tensorboard_images=0"],
+        [sys.executable, "-m", module, "--config", TINY_CONFIG, *args, "--set", f"data.tfrecord_dir={tmp_path / 'data'}",
+         "--set", "train.epochs=1", "--set", "train.tensorboard_images=0"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+    return json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+
+
+@pytest.mark.slow
+def test_ablate_cli_trains_every_variant(tmp_path):
+    summary = _run_tiny("tfxmed.ablate", tmp_path, "--seeds", "1", "--out", str(tmp_path / "ab"))
     assert set(summary) == set(DEFAULT_VARIANTS)
     for name in DEFAULT_VARIANTS:
         assert 0.0 <= summary[name]["AUC"]["mean"] <= 1.0
@@ -90,13 +95,7 @@ def test_ablate_cli_trains_every_variant(tmp_path):
 
 @pytest.mark.slow
 def test_crossval_cli_trains_one_model_per_fold(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tfxmed.crossval", "--config", TINY_CONFIG, "--folds", "2", "--out", str(tmp_path / "cv"),
-         "--set", f"data.tfrecord_dir={tmp_path / 'data'}", "--set", "train.epochs=1", "--set", "train.tensorboard_images=0"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+    summary = _run_tiny("tfxmed.crossval", tmp_path, "--folds", "2", "--out", str(tmp_path / "cv"))
     assert 0.0 <= summary["AUC"]["mean"] <= 1.0 and summary["AUC"]["sd"] >= 0.0
     report = json.load(open(tmp_path / "cv" / "crossval.json"))
     assert set(report["per_fold"]) == {"fold-0", "fold-1"}

@@ -31,6 +31,20 @@ def _ranks(maps: np.ndarray) -> np.ndarray:
     return ranks.reshape(maps.shape)
 
 
+def _checked(images, maps) -> tuple[np.ndarray, np.ndarray]:
+    images, maps = np.asarray(images, np.float32), np.asarray(maps, np.float32)
+    if maps.shape != images.shape[:-1]:
+        raise ValueError(f"maps must have shape {images.shape[:-1]} (one per image, input resolution); got {maps.shape}")
+    return images, maps
+
+
+def _target_probability(predict, images, target_weights, batch_size) -> np.ndarray:
+    """Probability of each image's target (the mean over several target classes), batched: [N]."""
+    probabilities = np.concatenate([predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    weights = np.asarray(target_weights, np.float32)
+    return (probabilities * weights / np.maximum(weights.sum(-1, keepdims=True), 1e-12)).sum(-1)
+
+
 def perturbation_curves(
     predict: Callable[[np.ndarray], np.ndarray],
     images: np.ndarray,
@@ -48,10 +62,7 @@ def perturbation_curves(
     """
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion'; got '{mode}'")
-    images = np.asarray(images, np.float32)
-    maps = np.asarray(maps, np.float32)
-    if maps.shape != images.shape[:-1]:
-        raise ValueError(f"maps must have shape {images.shape[:-1]} (one per image, input resolution); got {maps.shape}")
+    images, maps = _checked(images, maps)
     count, pixels = len(images), int(np.prod(images.shape[1:-1]))
     ranks = _ranks(maps)[..., None]  # [N, H, W, 1]
     if mode == "deletion":
@@ -62,11 +73,8 @@ def perturbation_curves(
     thresholds = np.round(np.linspace(0, pixels, steps + 1)).astype(int)
     perturbed = np.stack([np.where(ranks < t, end, start) for t in thresholds], axis=1)  # [N, S+1, H, W, C]
     flat = perturbed.reshape(-1, *images.shape[1:])
-    probabilities = np.concatenate([predict(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)])
-    weights = np.asarray(target_weights, np.float32)
-    weights = weights / np.maximum(weights.sum(-1, keepdims=True), 1e-12)
-    probabilities = probabilities.reshape(count, steps + 1, -1)
-    return (probabilities * weights[:, None, :]).sum(-1)
+    targets = np.repeat(np.asarray(target_weights, np.float32), steps + 1, axis=0)  # rows follow `flat`
+    return _target_probability(predict, flat, targets, batch_size).reshape(count, steps + 1)
 
 
 def deletion_insertion(
@@ -85,12 +93,6 @@ def deletion_insertion(
     return result
 
 
-def _target_probability(predict, images, target_weights, batch_size):
-    probabilities = np.concatenate([predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-    weights = np.asarray(target_weights, np.float32)
-    return (probabilities * weights / np.maximum(weights.sum(-1, keepdims=True), 1e-12)).sum(-1)
-
-
 def average_drop_increase(
     predict: Callable[[np.ndarray], np.ndarray],
     images: np.ndarray,
@@ -99,9 +101,7 @@ def average_drop_increase(
     batch_size: int = 128,
 ) -> dict:
     """Average drop % (lower is better) and increase in confidence % (higher is better)."""
-    images, maps = np.asarray(images, np.float32), np.asarray(maps, np.float32)
-    if maps.shape != images.shape[:-1]:
-        raise ValueError(f"maps must have shape {images.shape[:-1]} (one per image, input resolution); got {maps.shape}")
+    images, maps = _checked(images, maps)
     low = maps.reshape(len(maps), -1).min(1).reshape(-1, *[1] * (maps.ndim - 1))
     high = maps.reshape(len(maps), -1).max(1).reshape(-1, *[1] * (maps.ndim - 1))
     scaled = np.where(high > low, (maps - low) / np.where(high > low, high - low, 1.0), 0.0)

@@ -23,18 +23,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxmed.explain.integrated_gradients import path_weights
 from tfxmed.models.factory import default_explain_layer, layer_output, model_input
 from tfxmed.training.losses import DISTANCES, explanation_consistency
 
-__all__ = ["ExplanationConsistencyModel", "trapezoid_path"]
-
-
-def trapezoid_path(steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolation points α_0..α_steps in [0, 1] and their trapezoid weights (summing to 1)."""
-    alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float32)
-    weights = np.full(steps + 1, 1.0 / steps, np.float32)
-    weights[[0, -1]] /= 2.0
-    return alphas, weights
+__all__ = ["ExplanationConsistencyModel"]
 
 
 class ExplanationConsistencyModel(keras.Model):
@@ -89,7 +82,7 @@ class ExplanationConsistencyModel(keras.Model):
 
     def integrated_gradients(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
         """Positive part of channel-summed IG attributions [n, H, W] (zero baseline, inference mode)."""
-        alphas, weights = trapezoid_path(self.ig_steps)
+        alphas, weights = (a.astype(np.float32) for a in path_weights(self.ig_steps, "trapezoid"))
         count = tf.shape(images)[0]
         path = tf.reshape(alphas[:, None, None, None, None] * images[None], [-1, *images.shape[1:]])
         targets = tf.tile(target_weights, [len(alphas), 1])
