@@ -10,12 +10,12 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.metrics import roc_auc_score
 
 from tfxmed.config import load_config
 from tfxmed.data import pipeline
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import save_overlay_grid
+from tfxmed.metrics.classification import report_auc
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
 from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
 from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
@@ -52,19 +52,9 @@ def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
-def _macro_auc(multi_label: bool, num_classes: int):
-    """The report's AUC as a function of (labels, probabilities), for bootstrapping."""
-    if multi_label:
-        return lambda y, p: roc_auc_score(y, p, average="macro")
-    if num_classes == 2:
-        return lambda y, p: roc_auc_score(y, p[:, 1])
-    return lambda y, p: roc_auc_score(y, p, multi_class="ovr", average="macro", labels=list(range(num_classes)))
-
-
-def efficiency(model: keras.Model, images: np.ndarray, explainer, batch_size: int = 32) -> dict:
-    """Parameters, compiled inference and Grad-CAM ms/image on one batch, and the process' peak RSS."""
+def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch_size: int = 32) -> dict:
+    """Parameters, compiled inference (`forward`) and Grad-CAM ms/image on one batch, and peak RSS."""
     batch = images[:batch_size]
-    forward = tf.function(lambda x: model(x, training=False))
 
     def per_image_ms(function) -> float:
         function()  # tracing is not timed
@@ -92,7 +82,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     multi_label, names = manifest["multi_label"], manifest["class_names"]
     labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
     report = classification_report(labels, probabilities, names, multi_label=multi_label)
-    report["auc_ci"] = bootstrap_ci(_macro_auc(multi_label, len(names)), labels, probabilities)
+    report["auc_ci"] = bootstrap_ci(lambda y, p: report_auc(y, p, multi_label), labels, probabilities)
     validation_threshold = None
     if not multi_label and len(names) == 2 and split != "val" and "val" in manifest["splits"]:
         # Threshold chosen on validation (Youden's J), then applied once to this split.
@@ -110,8 +100,9 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     has_lesion = data["has_mask"].astype(bool) & (data["mask"].reshape(len(labels), -1).max(-1) > 0.5)
     indices = np.flatnonzero(has_lesion)
     localization = {"num_evaluated": 0}
+    explainer = GradCam(model, layer=layer, batch_size=64)
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     if len(indices):
-        explainer = GradCam(model, layer=layer, batch_size=64)
         targets = data["label"][indices]
         maps = explainer(data["image"][indices], targets)
         masks = data["mask"][indices] > 0.5
@@ -119,8 +110,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
             maps, masks, config.explain.binarize, config.explain.binarize_value, config.explain.pointing_tolerance
         )
         # Faithfulness of the same maps: deletion / insertion AUC of the explained class's probability.
-        predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        scores = lambda x: predict(x).numpy()  # noqa: E731
+        scores = lambda x: forward(x).numpy()  # noqa: E731
         localization.update(deletion_insertion(scores, data["image"][indices], maps, targets))
         localization.update(average_drop_increase(scores, data["image"][indices], maps, targets))
         np.savez_compressed(os.path.join(out_dir, "gradcam_maps.npz"), maps=maps, masks=masks, indices=indices)
@@ -136,7 +126,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         "classification_at_validation_threshold": validation_threshold,
         "localization": {"method": "gradcam", "layer": layer, "binarize": config.explain.binarize,
                          "binarize_value": config.explain.binarize_value, **localization},
-        "efficiency": efficiency(model, data["image"], GradCam(model, layer=layer, batch_size=32)),
+        "efficiency": efficiency(model, data["image"], explainer, forward),
     }
     write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
     return metrics

@@ -20,7 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn import metrics as sklearn_metrics
 
-__all__ = ["classification_report", "plot_roc", "plot_confusion_matrix"]
+__all__ = [
+    "report_auc", "classification_report", "plot_roc", "plot_confusion_matrix"]
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -105,6 +106,22 @@ def _per_class_auc(targets: np.ndarray, probabilities: np.ndarray) -> list[float
     return values
 
 
+def _auc(labels: np.ndarray, probabilities: np.ndarray, multi_label: bool) -> tuple[float | None, list]:
+    """(the report's AUC, per-class AUCs): binary → class 1's; otherwise the mean of the defined ones."""
+    num_classes = probabilities.shape[1]
+    auc_per_class = _per_class_auc(_one_versus_rest_targets(labels, num_classes, multi_label), probabilities)
+    defined = [value for value in auc_per_class if value is not None]
+    if not multi_label and num_classes == 2:
+        return auc_per_class[1], auc_per_class
+    return (float(np.mean(defined)) if defined else None), auc_per_class
+
+
+def report_auc(labels: np.ndarray, probabilities: np.ndarray, multi_label: bool = False) -> float:
+    """The AUC `classification_report` reports, as one function (NaN where undefined), e.g. to bootstrap."""
+    auc = _auc(np.asarray(labels), np.asarray(probabilities), multi_label)[0]
+    return float("nan") if auc is None else float(auc)
+
+
 def _predict(probabilities: np.ndarray, multi_label: bool, threshold: float | None) -> np.ndarray:
     """Predicted class indices [N] (single-label) or multi-hot predictions [N, K] (multi-label)."""
     if multi_label:
@@ -154,13 +171,7 @@ def classification_report(
     predictions = _predict(probabilities, multi_label, threshold)
     class_indices = list(range(num_classes))
 
-    targets = _one_versus_rest_targets(labels, num_classes, multi_label)
-    auc_per_class = _per_class_auc(targets, probabilities)
-    defined = [value for value in auc_per_class if value is not None]
-    if not multi_label and num_classes == 2:
-        auc = auc_per_class[1]
-    else:
-        auc = float(np.mean(defined)) if defined else None
+    auc, auc_per_class = _auc(labels, probabilities, multi_label)
 
     report: dict[str, Any] = {}
     if multi_label:
