@@ -24,7 +24,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
                "--set", f"data.tfrecord_dir={tmp_path / 'data'}", cwd=REPO)
     summary = json.loads(out[out.index("{"):])
     artefacts = summary["artefacts"]
-    for key in ("manifest", "best_checkpoint", "metrics", "overlays"):
+    for key in ("manifest", "best_checkpoint", "metrics", "overlays", "report"):
         assert os.path.exists(artefacts[key]), key
     assert os.path.exists(os.path.join(artefacts["saved_model"], "saved_model.pb"))
     assert 0.0 <= summary["test_auc"] <= 1.0

@@ -1,6 +1,6 @@
 """`python -m tfxmed.demo`: the whole pipeline on the synthetic default, with a summary of artefacts.
 
-generate → convert to TFRecords → train (ResNet50 + CSAM) → evaluate (+ Grad-CAM IoU) → export.
+generate → convert to TFRecords → train (ResNet50 + CSAM) → evaluate (+ Grad-CAM IoU) → export → HTML report.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     strategy = strategy_for(config)
     from tfxmed.evaluation import evaluate_run, load_run
     from tfxmed.exporting import export_saved_model
+    from tfxmed.reporting import build_report
     from tfxmed.training import train
 
     started = time.time()
@@ -33,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved_model = export_saved_model(
         model, manifest, config.data.image_size, os.path.join(result.run_dir, "saved_model"), config.explain.layer
     )
+    report = build_report(result.run_dir)
     run = os.path.abspath(result.run_dir)
     classification, localization = metrics["classification"], metrics["localization"]
     summary = {
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "metrics": os.path.join(run, "eval", "metrics.json"),
             "plots": [os.path.join(run, "eval", "roc.png"), os.path.join(run, "eval", "confusion_matrix.png")],
             "overlays": os.path.join(run, "eval", "gradcam_overlays.png"),
+            "report": os.path.abspath(report),
         },
     }
     print("\n== tfxmed demo summary ==")

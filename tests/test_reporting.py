@@ -1,0 +1,83 @@
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tfxmed.reporting import gallery_cases
+
+
+def test_gallery_cases_binary_multiclass_and_multilabel():
+    probabilities = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.45, 0.55]])
+    labels = np.array([1, 1, 0, 0, 1])
+    cases = gallery_cases(labels, probabilities, multi_label=False, threshold=0.5)
+    assert cases == {"tp": [(0, 1, 0.9), (4, 1, 0.55)], "fp": [(2, 1, 0.7)], "fn": [(1, 1, 0.2)]}
+    assert gallery_cases(labels, probabilities, False, threshold=0.6)["fn"] == [(1, 1, 0.2), (4, 1, 0.55)]
+
+    three = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
+    cases = gallery_cases(np.array([0, 1, 1]), three, multi_label=False)
+    assert cases["tp"] == [(0, 0, 0.7), (2, 1, 0.5)]
+    assert cases["fp"] == [(1, 2, 0.6)] and cases["fn"] == [(1, 1, 0.3)]  # one error: FP of 2, FN of 1
+
+    multi = np.array([[0.9, 0.2], [0.4, 0.8]])
+    cases = gallery_cases(np.array([[1, 1], [0, 1]]), multi, multi_label=True)
+    assert cases == {"tp": [(0, 0, 0.9), (1, 1, 0.8)], "fp": [], "fn": [(0, 1, 0.2)]}
+    assert len(gallery_cases(labels, probabilities, False, per_gallery=1)["tp"]) == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_dataset):
+    import tensorflow as tf
+
+    from tests.conftest import TINY_CONFIG
+    from tfxmed.config import load_config
+    from tfxmed.training import train
+
+    run = tmp_path_factory.mktemp("report") / "run"
+    config = load_config(TINY_CONFIG, [f"runtime.run_dir={run}", f"data.tfrecord_dir={tiny_dataset}", "train.epochs=3"])
+    train(config, tf.distribute.get_strategy(), verbose=0)
+    return str(run)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.slow
+def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp_path):
+    from tfxmed.reporting import build_report
+
+    path = build_report(tiny_run, methods=("gradcam", "ig"), per_gallery=3, out=str(tmp_path / "report.html"))
+    page = open(path, encoding="utf-8").read()
+    for section in ("config", "diagnostics", "curves", "explanations", "gallery-tp", "gallery-fp", "gallery-fn"):
+        assert f'id="{section}"' in page, section
+    assert "src=\"file:" not in page and "src=\"http" not in page  # every image is embedded
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,', page)
+    galleries = len(re.findall(r'class="gallery"', page))
+    assert len(images) == 4 + galleries and galleries >= 2  # ROC, PR, calibration, confusion + galleries
+    assert re.search(r'<td>gradcam</td><td>\d+</td><td>\d\.\d{3}</td>', page)  # explanation metrics, per method
+    assert "<td>ig</td>" in page and "AUC (macro)" in page and "95% CI" in page
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (scripts/test.sh installs Debian's chromium when it can)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", f"file://{path}"], capture_output=True, text=True,
+                         timeout=120).stdout
+    loaded = re.search(r'data-images-loaded="(\d+)" data-images-total="(\d+)"', dom)
+    assert loaded, dom[:500]
+    assert int(loaded.group(1)) == int(loaded.group(2)) == len(images)  # every embedded PNG decoded
+    for section in ("diagnostics", "gallery-tp", "explanations"):
+        assert f'id="{section}"' in dom
+    screenshot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, f"--screenshot={screenshot}", "--window-size=1200,2400", f"file://{path}"],
+                   capture_output=True, timeout=120)
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000
+
+
+def test_report_names_a_missing_run(tmp_path):
+    from tfxmed.report import main
+
+    assert main(["--run", str(tmp_path / "nothing")]) == 2

@@ -1,0 +1,276 @@
+"""The HTML report behind `python -m tfxmed.report --run DIR`: one self-contained file a reviewer opens.
+
+Sections: run configuration; diagnostic metrics with bootstrap CIs (at 0.5 and at the validation
+threshold); ROC, precision-recall, calibration and confusion-matrix figures; explanation metrics per
+method on the lesion images; galleries of true positives, false positives and false negatives with
+each method's overlay next to the ground-truth mask. Every image is embedded as a PNG data URI.
+Nothing identifying is shown: cases are named by their index in the split.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+
+import numpy as np
+import yaml
+
+from tfxmed.config import to_dict
+
+__all__ = ["build_report", "gallery_cases", "DEFAULT_METHODS"]
+
+DEFAULT_METHODS = ("gradcam", "ig")
+GALLERIES = (("tp", "True positives"), ("fp", "False positives"), ("fn", "False negatives"))
+
+
+def gallery_cases(labels: np.ndarray, probabilities: np.ndarray, multi_label: bool, threshold: float = 0.5,
+                  per_gallery: int = 6) -> dict[str, list[tuple[int, int, float]]]:
+    """(index, class to explain, probability of it) per gallery, most confident first.
+
+    Binary: decisions on class 1 at `threshold`. Multi-class: a correct argmax is a TP (explain the
+    class); a wrong one is an FP of the predicted class and an FN of the true class. Multi-label:
+    every (image, label) decision at `threshold`.
+    """
+    cases: dict[str, list[tuple[int, int, float]]] = {"tp": [], "fp": [], "fn": []}
+    count, classes = probabilities.shape
+    if multi_label or classes == 2:
+        truth = labels.astype(bool) if multi_label else (labels == 1)[:, None]
+        scores = probabilities if multi_label else probabilities[:, 1:2]
+        positive = scores >= threshold
+        for kind, selected in (("tp", truth & positive), ("fp", ~truth & positive), ("fn", truth & ~positive)):
+            for i, column in zip(*np.nonzero(selected)):
+                cases[kind].append((int(i), int(column if multi_label else 1), float(scores[i, column])))
+    else:
+        predicted = probabilities.argmax(-1)
+        for i in range(count):
+            if predicted[i] == labels[i]:
+                cases["tp"].append((i, int(labels[i]), float(probabilities[i, labels[i]])))
+            else:
+                cases["fp"].append((i, int(predicted[i]), float(probabilities[i, predicted[i]])))
+                cases["fn"].append((i, int(labels[i]), float(probabilities[i, labels[i]])))
+    # Confident decisions first: for FN that is the lowest probability of the missed class.
+    order = {"tp": -1.0, "fp": -1.0, "fn": 1.0}
+    return {kind: sorted(items, key=lambda c: (order[kind] * c[2], c[0]))[:per_gallery] for kind, items in cases.items()}
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _file_uri(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as stream:
+        return _data_uri(stream.read())
+
+
+def _gallery_png(images, masks, maps: dict[str, np.ndarray], captions: list[str]) -> bytes:
+    """Rows of cases: the image, the ground-truth mask over it, then each method's overlay."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from tfxmed.explain.overlay import _rescale, overlay
+
+    shown = _rescale(images.astype(np.float32))
+    grey = shown.mean(-1)
+    columns = ["image", "ground truth", *maps]
+    figure = Figure(figsize=(1.9 * len(columns), 2.0 * len(images)))
+    FigureCanvasAgg(figure)
+    # Display only: each map scaled by its 99th percentile, so a few extreme pixels (common with IG)
+    # do not leave the rest of the map invisible.
+    scaled = {name: np.clip(v / np.maximum(np.quantile(v.reshape(len(v), -1), 0.99, axis=1), 1e-12)[:, None, None], 0, 1)
+              for name, v in maps.items()}
+    blended = {name: overlay(shown, values).numpy() for name, values in scaled.items()}
+    for row in range(len(images)):
+        panels = [grey[row], grey[row], *(blended[name][row] for name in maps)]
+        for column, panel in enumerate(panels):
+            axis = figure.add_subplot(len(images), len(columns), row * len(columns) + column + 1)
+            axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None)
+            axis.axis("off")
+            if column == 1:
+                mask = masks[row].squeeze(-1)
+                if mask.max() > 0:
+                    axis.contourf(mask, [0.5, 1.5], colors=["red"], alpha=0.35)
+                    axis.contour(mask, [0.5], colors="red", linewidths=0.8)
+                else:
+                    axis.text(0.5, 0.05, "no mask", color="yellow", ha="center", transform=axis.transAxes, fontsize=7)
+            title = captions[row] if column == 0 else (columns[column] if row == 0 else "")
+            axis.set_title(title, fontsize=7, loc="left" if column == 0 else "center")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+def _table(header: list[str], rows: list[list], table_id: str = "") -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        return html.escape("–" if value is None else str(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<table{f" id={table_id!r}" if table_id else ""}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _diagnostic_rows(report: dict, names: list[str]) -> list[list]:
+    rows = [["AUC (macro)", report["auc"], _ci(report.get("auc_ci"))], ["accuracy", report["accuracy"], None],
+            ["precision (macro)", report["precision_macro"], None], ["recall (macro)", report["recall_macro"], None],
+            ["F1 (macro)", report["f1_macro"], None]]
+    for name in names:
+        rows.append([f"{name}: sensitivity / specificity", _pair(report["sensitivity"][name], report["specificity"][name]), None])
+        rows.append([f"{name}: AUC", report["auc_per_class"].get(name), None])
+    return rows
+
+
+def _ci(ci: dict | None) -> str | None:
+    if not ci or ci.get("low") is None or not np.isfinite(ci["low"]):
+        return None
+    return f"{ci['low']:.3f} – {ci['high']:.3f}"
+
+
+def _pair(a, b) -> str:
+    return " / ".join("–" if v is None else f"{v:.3f}" for v in (a, b))
+
+
+def _explainer(method: str, model, config, batch_size: int = 32):
+    import inspect
+
+    from tfxmed.explain import METHODS, make_explainer
+
+    if method not in METHODS:
+        raise ValueError(f"unknown explanation method '{method}'; choose from {', '.join(METHODS)}")
+    takes_layer = "layer" in inspect.signature(METHODS[method]).parameters
+    options = {"layer": config.explain.layer} if config.explain.layer and takes_layer else {}
+    return make_explainer(method, model, batch_size=batch_size, **options)
+
+
+def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per_gallery: int = 6,
+                 explain_limit: int = 64, out: str | None = None) -> str:
+    """Writes `RUN/report.html` (or `out`) and returns its path; runs the evaluation first if missing."""
+    import tensorflow as tf
+
+    from tfxmed.evaluation import collect_split, evaluate_run, load_run
+    from tfxmed.metrics import localization_summary
+    from tfxmed.metrics.curves import calibration_summary, plot_calibration, plot_precision_recall
+    from tfxmed.metrics.faithfulness import deletion_insertion
+
+    config, manifest, data_dir, model = load_run(run_dir)
+    explainers = {method: _explainer(method, model, config) for method in methods}  # unknown names fail early
+    eval_dir = os.path.join(run_dir, "eval")
+    metrics_path = os.path.join(eval_dir, "metrics.json")
+    metrics = None
+    if os.path.exists(metrics_path):
+        with open(metrics_path, encoding="utf-8") as stream:
+            metrics = json.load(stream)
+    if not metrics or metrics.get("split") != split:
+        metrics = evaluate_run(run_dir, split)
+    data = collect_split(data_dir, manifest, config, split)
+    probabilities = model.predict(data["image"], batch_size=128, verbose=0)
+    multi_label, names = manifest["multi_label"], manifest["class_names"]
+    labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
+    plot_precision_recall(labels, probabilities, names, multi_label, os.path.join(eval_dir, "precision_recall.png"))
+    plot_calibration(labels, probabilities, names, multi_label, os.path.join(eval_dir, "calibration.png"))
+    calibration = calibration_summary(labels, probabilities, names, multi_label)
+    at_validation = metrics.get("classification_at_validation_threshold")
+    threshold = at_validation["threshold"] if at_validation else 0.5
+
+    # Explanation metrics per method, on (at most explain_limit) images with a lesion mask.
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    has_lesion = data["has_mask"].astype(bool) & (data["mask"].reshape(len(labels), -1).max(-1) > 0.5)
+    lesion = np.flatnonzero(has_lesion)[:explain_limit]
+    explanation_rows = []
+    for method, explainer in explainers.items():
+        if not len(lesion):
+            break
+        maps = explainer(data["image"][lesion], data["label"][lesion])
+        local = localization_summary(maps, data["mask"][lesion] > 0.5, config.explain.binarize,
+                                     config.explain.binarize_value, config.explain.pointing_tolerance)
+        faithful = deletion_insertion(lambda x: forward(x).numpy(), data["image"][lesion], maps, data["label"][lesion])
+        explanation_rows.append([method, len(lesion), local["iou_mean"], local["pointing_game"],
+                                 local["energy_pointing_game"], faithful["deletion_auc"], faithful["insertion_auc"]])
+
+    galleries = {}
+    for kind, cases in gallery_cases(labels, probabilities, multi_label, threshold, per_gallery).items():
+        if not cases:
+            galleries[kind] = None
+            continue
+        indices = np.array([c[0] for c in cases])
+        targets = np.array([c[1] for c in cases])
+        maps = {method: explainer(data["image"][indices], targets) for method, explainer in explainers.items()}
+        truth = [",".join(n for n, v in zip(names, data["label"][i]) if v > 0.5) or "none" for i in indices]
+        captions = [f"#{i} true={t}\nexplained {names[c]}, p={p:.2f}" for (i, c, p), t in zip(cases, truth)]
+        galleries[kind] = _data_uri(_gallery_png(data["image"][indices], data["mask"][indices], maps, captions))
+
+    path = out or os.path.join(run_dir, "report.html")
+    page = _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir,
+                 threshold, methods)
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as stream:
+        stream.write(page)
+    os.replace(temporary, path)
+    return path
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;font-size:.9em}
+th{background:#f3f3f3}.figures{display:flex;flex-wrap:wrap;gap:1em}.figures img{width:330px}
+img.gallery{max-width:100%}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;max-height:24em}
+.note{color:#666;font-size:.85em}"""
+
+# Marks the page once every embedded image has decoded (a broken one is listed), for people and tests.
+CHECK_IMAGES = """window.addEventListener('load',function(){var imgs=document.images,ok=0,bad=[];
+for(var i=0;i<imgs.length;i++){if(imgs[i].complete&&imgs[i].naturalWidth>0){ok++}else{bad.push(imgs[i].alt)}}
+document.body.setAttribute('data-images-loaded',ok);document.body.setAttribute('data-images-total',imgs.length);
+if(bad.length){var p=document.createElement('p');p.textContent='Images that failed to load: '+bad.join(', ');
+p.className='note';document.body.prepend(p)}});"""
+
+
+def _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir, threshold, methods) -> str:
+    report = metrics["classification"]
+    names = manifest["class_names"]
+    parts = [f"<h1>tfxmed report — {html.escape(config.name)} ({html.escape(split)} split)</h1>",
+             f'<p class="note">Run folder {html.escape(os.path.abspath(run_dir))}; {report["num_examples"]} '
+             f"{html.escape(split)} images; classes {html.escape(', '.join(names))}.</p>"]
+    parts.append('<section id="config"><h2>Run configuration</h2>'
+                 f"<pre>{html.escape(yaml.safe_dump(to_dict(config), sort_keys=False))}</pre></section>")
+    diagnostic = [f'<section id="diagnostics"><h2>Diagnostic metrics</h2><p class="note">Decision threshold '
+                  f"{report['threshold']}; AUC 95% CI: bootstrap over images.</p>",
+                  _table(["metric", "value", "95% CI"], _diagnostic_rows(report, names), "diagnostic-table")]
+    validated = metrics.get("classification_at_validation_threshold")
+    if validated:
+        diagnostic.append(f"<h3>At the threshold chosen on validation ({html.escape(validated['method'])}: "
+                          f"{validated['threshold']:.3f})</h3>")
+        diagnostic.append(_table(["metric", "value", "95% CI"], _diagnostic_rows(validated["report"], names)))
+    diagnostic.append(_table(["class", "Brier", "ECE", "average precision"],
+                             [[n, c["brier"], c["ece"], c["average_precision"]] for n, c in calibration.items()],
+                             "calibration-table"))
+    parts.append("".join(diagnostic) + "</section>")
+    figures = [(title, _file_uri(os.path.join(eval_dir, file))) for title, file in (
+        ("ROC", "roc.png"), ("Precision-recall", "precision_recall.png"), ("Calibration", "calibration.png"),
+        ("Confusion matrix", "confusion_matrix.png"))]
+    parts.append('<section id="curves"><h2>Curves</h2><div class="figures">' + "".join(
+        f'<figure><img alt="{title}" src="{uri}"><figcaption>{title}</figcaption></figure>'
+        for title, uri in figures if uri) + "</div></section>")
+    explanation = ['<section id="explanations"><h2>Explanation metrics per method</h2>']
+    if explanation_rows:
+        explanation.append(_table(["method", "images", "IoU", "pointing game", "energy pointing", "deletion AUC ↓",
+                                   "insertion AUC ↑"], explanation_rows, "explanation-table"))
+        explanation.append(f'<p class="note">Images with a ground-truth mask, true class explained; binarisation '
+                           f"{html.escape(config.explain.binarize)} {config.explain.binarize_value}; pointing tolerance "
+                           f"{config.explain.pointing_tolerance} px; deletion/insertion: RISE, zero baseline.</p>")
+    else:
+        explanation.append('<p class="note">This split has no ground-truth masks: localisation metrics need them.</p>')
+    parts.append("".join(explanation) + "</section>")
+    for kind, title in GALLERIES:
+        uri = galleries.get(kind)
+        body = (f'<img class="gallery" alt="{title}" src="{uri}">' if uri else '<p class="note">No such cases.</p>')
+        parts.append(f'<section id="gallery-{kind}"><h2>{title}</h2><p class="note">Most confident first; decision '
+                     f"threshold {threshold:.3f}; columns: image, ground truth (red), "
+                     f"{html.escape(', '.join(methods))}.</p>{body}</section>")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>tfxmed report — {html.escape(config.name)}'
+            f"</title><style>{STYLE}</style><script>{CHECK_IMAGES}</script></head><body>{''.join(parts)}</body></html>")
