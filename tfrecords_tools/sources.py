@@ -17,6 +17,7 @@ from tfxmed.data import synthetic
 __all__ = [
     "convert_synthetic",
     "convert_medmnist",
+    "medmnist_size",
     "convert_folder",
     "stratified_split",
     "read_image",
@@ -86,6 +87,12 @@ def _medmnist_class_names(path: str, labels: np.ndarray, multi_label: bool) -> l
     count = labels.shape[1] if multi_label else int(labels.max()) + 1
     known = KNOWN_MEDMNIST_CLASSES.get(stem)
     return known if known and len(known) == count else [f"class_{i}" for i in range(count)]
+
+
+def medmnist_size(path: str) -> int:
+    """Number of images over the official splits of a MedMNIST `.npz` (reads only the label arrays)."""
+    with np.load(path) as archive:
+        return sum(len(archive[f"{split}_labels"]) for split in MEDMNIST_SPLITS if f"{split}_labels" in archive)
 
 
 def convert_medmnist(

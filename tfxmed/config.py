@@ -52,10 +52,12 @@ class SyntheticDataConfig:
 class DataConfig:
     """Where the TFRecords are and how the tf.data pipeline reads them."""
 
-    source: str = "synthetic"  # "synthetic" (generated into tfrecord_dir when missing) | "tfrecords"
-    tfrecord_dir: str = ""  # empty with source=synthetic: data/synthetic-<hash of the spec>
+    # "synthetic" (generated when missing) | "medmnist" (`npz` converted when missing) | "tfrecords"
+    source: str = "synthetic"
+    tfrecord_dir: str = ""  # empty: data/synthetic-<hash of the spec> or data/<npz stem>-<hash of the file>
+    npz: str = ""  # source=medmnist: path to a 2-D MedMNIST .npz (official train/val/test split kept)
     image_size: int = 64
-    channels: int = 1
+    channels: int = 0  # 0: the dataset's own (manifest); 1 or 3 to insist
     batch_size: int = 32  # global batch size, split across replicas
     shuffle_buffer: int = 2048
     augment: bool = True

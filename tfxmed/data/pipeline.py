@@ -25,6 +25,7 @@ __all__ = [
     "preprocess_for_eval",
     "record_fold",
     "split_files",
+    "input_channels",
 ]
 
 
@@ -46,6 +47,15 @@ def preprocess_for_eval(image: tf.Tensor, image_size: int) -> tf.Tensor:
     if image.dtype == tf.uint8:
         image = tf.cast(image, tf.float32) / 255.0
     return tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+
+
+def input_channels(config: DataConfig, manifest: dict) -> int:
+    """The image channels the pipeline yields: the dataset's own unless `data.channels` insists."""
+    stored = int(manifest.get("channels", 1))
+    if config.channels and config.channels != stored:
+        raise ValueError(f"data.channels={config.channels} but the dataset's images have {stored} channel(s); "
+                         "set data.channels: 0 to follow the dataset")
+    return stored
 
 
 def _shard_files(data_dir: str, manifest: dict, split: str) -> list[str]:
@@ -105,7 +115,7 @@ def build_dataset(
     if training:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
-    num_classes, channels, size = manifest["num_classes"], config.channels, config.image_size
+    num_classes, channels, size = manifest["num_classes"], input_channels(config, manifest), config.image_size
     weights = tf.constant(class_weights(manifest) if config.class_weights else np.ones(num_classes), tf.float32)
 
     def prepare(serialized: tf.Tensor) -> dict:

@@ -1,4 +1,4 @@
-"""Resolves where a config's TFRecords live, generating the synthetic benchmark when needed."""
+"""Resolves where a config's TFRecords live, converting the synthetic or MedMNIST source when needed."""
 
 from __future__ import annotations
 
@@ -8,54 +8,85 @@ import os
 
 from tfxmed.config import Experiment
 
-__all__ = ["synthetic_dataset_dir", "prepare_data"]
+__all__ = ["dataset_dir", "prepare_data", "SOURCES"]
+
+SOURCES = ("synthetic", "medmnist", "tfrecords")
 
 
-def synthetic_dataset_dir(config: Experiment) -> str:
-    """`data.tfrecord_dir`, or `data/synthetic-<hash of the synthetic spec>` when it is empty."""
-    if config.data.tfrecord_dir:
-        return config.data.tfrecord_dir
-    spec = {**config.data.synthetic.__dict__, "seed": config.runtime.seed}
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:10]
+
+
+def dataset_dir(config: Experiment) -> str:
+    """`data.tfrecord_dir`, else a folder under `data/` named by what is converted into it.
+
+    Synthetic: `data/synthetic-<hash of the spec and seed>`; MedMNIST: `data/<npz stem>-<hash of the
+    file's bytes>`, so a changed file is converted again rather than silently reused.
+    """
+    data = config.data
+    if data.tfrecord_dir:
+        return data.tfrecord_dir
+    if data.source == "medmnist":
+        stem = os.path.splitext(os.path.basename(data.npz))[0]
+        return os.path.join("data", f"{stem}-{_file_digest(data.npz)}")
+    spec = {**data.synthetic.__dict__, "seed": config.runtime.seed}
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return os.path.join("data", f"synthetic-{digest}")
 
 
-def prepare_data(config: Experiment, progress: bool = True) -> str:
-    """Returns the TFRecord folder for `config`, converting the synthetic default if it is missing."""
+def _conversion(config: Experiment, directory: str, salt: str):
+    """(progress ticks, total) of converting the configured source into `directory`."""
     from tfrecords_tools import sources
-    from tfrecords_tools.salt import resolve_salt
-    from tfrecords_tools.writer import MANIFEST_NAME
 
-    if config.data.source == "tfrecords":
-        if not os.path.exists(os.path.join(config.data.tfrecord_dir, MANIFEST_NAME)):
-            raise FileNotFoundError(
-                f"data.tfrecord_dir='{config.data.tfrecord_dir}' has no {MANIFEST_NAME}; "
-                "convert a dataset with python -m tfrecords_tools.convert first"
-            )
-        return config.data.tfrecord_dir
-    if config.data.source != "synthetic":
-        raise ValueError(f"data.source must be 'synthetic' or 'tfrecords', got '{config.data.source}'")
-    directory = synthetic_dataset_dir(config)
-    if os.path.exists(os.path.join(directory, MANIFEST_NAME)):
-        return directory
+    if config.data.source == "medmnist":
+        total = sources.medmnist_size(config.data.npz)
+        return sources.convert_medmnist(config.data.npz, directory, shard_examples=max(256, total // 8), salt=salt), total
     spec = config.data.synthetic
+    counts = {"train": spec.train_examples, "val": spec.val_examples, "test": spec.test_examples}
     ticks = sources.convert_synthetic(
         directory,
         image_size=spec.image_size,
-        counts={"train": spec.train_examples, "val": spec.val_examples, "test": spec.test_examples},
+        counts=counts,
         positive_fraction=spec.positive_fraction,
         difficulty=spec.difficulty,
         multi_label=spec.multi_label,
         confounder_strength=spec.confounder_strength,
         seed=config.runtime.seed,
         shard_examples=max(64, (spec.train_examples + 3) // 4),
-        salt=resolve_salt(directory),
+        salt=salt,
     )
+    return ticks, sum(counts.values())
+
+
+def prepare_data(config: Experiment, progress: bool = True) -> str:
+    """Returns the TFRecord folder for `config`, converting its source first if that folder is missing."""
+    from tfrecords_tools.salt import resolve_salt
+    from tfrecords_tools.writer import MANIFEST_NAME
+
+    source = config.data.source
+    if source not in SOURCES:
+        raise ValueError(f"data.source must be one of {', '.join(SOURCES)}; got '{source}'")
+    if source == "tfrecords":
+        if not os.path.exists(os.path.join(config.data.tfrecord_dir, MANIFEST_NAME)):
+            raise FileNotFoundError(
+                f"data.tfrecord_dir='{config.data.tfrecord_dir}' has no {MANIFEST_NAME}; "
+                "convert a dataset with python -m tfrecords_tools.convert first"
+            )
+        return config.data.tfrecord_dir
+    if source == "medmnist" and not os.path.isfile(config.data.npz):
+        raise FileNotFoundError(f"data.npz='{config.data.npz}': no such file (data.source=medmnist needs a MedMNIST .npz)")
+    directory = dataset_dir(config)
+    if os.path.exists(os.path.join(directory, MANIFEST_NAME)):
+        return directory
+    ticks, total = _conversion(config, directory, resolve_salt(directory))
     if progress:
         from tqdm import tqdm
 
-        total = spec.train_examples + spec.val_examples + spec.test_examples
-        ticks = tqdm(ticks, total=total, unit="img", desc="synthetic → TFRecords")
+        ticks = tqdm(ticks, total=total, unit="img", desc=f"{source} → TFRecords")
     for _ in ticks:
         pass
     return directory

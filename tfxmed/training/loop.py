@@ -114,7 +114,7 @@ def train(
     seed = config.runtime.seed
     train_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "train", config.data, True, seed)
     val_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "val", config.data, False, seed)
-    input_shape = (config.data.image_size, config.data.image_size, config.data.channels)
+    input_shape = (config.data.image_size, config.data.image_size, pipeline.input_channels(config.data, manifest))
     with strategy.scope():
         classifier = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"])
         model = _with_consistency(classifier, config)

@@ -1,0 +1,117 @@
+import csv
+import glob
+import os
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tfxmed.config import ConfigError, load_config
+from tfxmed.tuning import declare_space, load_search, make_tuner, trial_config, write_results
+
+TUNE_TINY = os.path.join(REPO, "configs", "tune_tiny.yaml")
+
+
+def _search_file(tmp_path, space, experiment="configs/tiny.yaml"):
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"experiment": os.path.join(REPO, experiment), "space": space}, sort_keys=False))
+    return str(path)
+
+
+def test_trial_config_applies_values_factors_and_lists_and_rejects_bad_keys(tmp_path):
+    space = {
+        "train.learning_rate": {"type": "float", "min": 1e-4, "max": 1e-2, "sampling": "log"},
+        "model.blocks": {"type": "choice", "values": [[1, 1], [2, 2, 2]]},
+        "train.consistency.enabled": {"type": "boolean"},
+        "train.consistency.alpha": {"type": "choice", "values": [0.1, 0.3], "when": {"train.consistency.enabled": [True]}},
+        "augment": {"type": "float", "min": 0.0, "max": 1.0, "set": {"data.rotation_degrees": 20, "data.crop_fraction": 0.1}},
+    }
+    spec = load_search(_search_file(tmp_path, space))
+    config = trial_config(spec, {"train.learning_rate": 0.003, "model.blocks": "[2, 2, 2]", "augment": 0.5,
+                                 "train.consistency.enabled": False, "tuner/epochs": 7}, "runs/x", epochs=7)
+    assert config.train.learning_rate == 0.003 and config.model.blocks == [2, 2, 2]
+    assert config.data.rotation_degrees == 10.0 and config.data.crop_fraction == pytest.approx(0.05)
+    assert config.train.epochs == 7 and config.runtime.run_dir == "runs/x"
+    assert config.train.consistency.alpha == spec.base.train.consistency.alpha  # inactive: base value kept
+
+    hp = declare_space(spec, "random")
+    assert not hp.is_active("train.consistency.alpha")  # conditional on enabled, which starts False
+    hp.values["train.consistency.enabled"] = True
+    assert hp.is_active("train.consistency.alpha")
+
+    with pytest.raises(ConfigError, match="model.widht"):
+        load_search(_search_file(tmp_path, {"model.widht": {"type": "int", "min": 8, "max": 16}}))
+    with pytest.raises(ConfigError, match="train.epochs"):  # wrong value type for the target key
+        load_search(_search_file(tmp_path, {"train.epochs": {"type": "choice", "values": ["many"]}}))
+    with pytest.raises(ConfigError, match="needs a 'step'"):
+        declare_space(load_search(_search_file(tmp_path, {"model.dropout": {"type": "float", "min": 0, "max": 0.5}})), "grid")
+
+
+@pytest.fixture
+def tiny_search(tiny_dataset):
+    return load_search(TUNE_TINY, (f"data.tfrecord_dir={tiny_dataset}",))
+
+
+@pytest.mark.slow
+def test_grid_search_writes_results_hparams_and_a_runnable_best_config(tiny_search, tmp_path):
+    out = str(tmp_path / "grid")
+    tuner = make_tuner(tiny_search, "grid", default_strategy(), out, max_trials=3)
+    tuner.search()
+    summary = write_results(tuner, out)
+    rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+    assert len(rows) == 3 and all(row["status"] == "COMPLETED" for row in rows)
+    scores = [float(row["val_auc"]) for row in rows]
+    assert scores == sorted(scores, reverse=True) and summary["best"]["val_auc"] == pytest.approx(scores[0])
+    # The grid walks the declared values in order: trials differ in their settings.
+    assert len({tuple(row[k] for k in tiny_search.space) for row in rows}) == 3
+
+    best = load_config(os.path.join(out, "best_config.yaml"))
+    assert best.train.learning_rate == pytest.approx(float(rows[0]["train.learning_rate"]))
+    assert best.model.attention == (rows[0]["model.attention"] == "True")
+    assert best.data.tfrecord_dir == tiny_search.base.data.tfrecord_dir and best.train.epochs == 1
+    assert "| trial | status | val_auc |" in open(os.path.join(out, "results.md")).read()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(out, "tensorboard", rows[0]["trial"]))
+    events.Reload()
+    assert "_hparams_/session_start_info" in events.summary_metadata  # one HParams session per trial
+    import tensorflow as tf
+
+    assert float(tf.make_ndarray(events.Tensors("val_auc")[0].tensor_proto)) == pytest.approx(scores[0])
+
+
+def default_strategy():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
+
+
+@pytest.mark.slow
+def test_random_search_resumes_an_interrupted_trial_and_extends(tiny_search, tmp_path, monkeypatch):
+    import tfxmed.training as training
+
+    out = str(tmp_path / "random")
+    real_train, calls = training.train, []
+
+    def killed_on_second(config, strategy, **kwargs):
+        calls.append(config.runtime.run_dir)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # like Ctrl-C in the middle of the second trial
+        return real_train(config, strategy, **kwargs)
+
+    monkeypatch.setattr(training, "train", killed_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        make_tuner(tiny_search, "random", default_strategy(), out, max_trials=2).search()
+    monkeypatch.setattr(training, "train", real_train)
+    first = glob.glob(os.path.join(out, "trials", "*", "trial.json"))
+    assert len(first) == 1
+    stamp = os.path.getmtime(first[0])
+
+    resumed = make_tuner(tiny_search, "random", default_strategy(), out, max_trials=3)
+    resumed.search()
+    summary = write_results(resumed, out)
+    assert summary["trials"] == 3
+    finished = glob.glob(os.path.join(out, "trials", "*", "trial.json"))
+    assert len(finished) == 3 and os.path.getmtime(first[0]) == stamp  # the finished trial was not re-run
+    assert calls[1] in {os.path.dirname(f) for f in finished}  # the interrupted one completed
