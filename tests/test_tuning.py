@@ -115,3 +115,13 @@ def test_random_search_resumes_an_interrupted_trial_and_extends(tiny_search, tmp
     finished = glob.glob(os.path.join(out, "trials", "*", "trial.json"))
     assert len(finished) == 3 and os.path.getmtime(first[0]) == stamp  # the finished trial was not re-run
     assert calls[1] in {os.path.dirname(f) for f in finished}  # the interrupted one completed
+
+
+def test_the_shipped_medmnist_search_declares_every_knob():
+    spec = load_search(os.path.join(REPO, "configs", "tune_medmnist.yaml"))
+    hp = declare_space(spec, "random")
+    assert {"train.learning_rate", "data.batch_size", "model.dropout", "model.attention", "model.width",
+            "model.blocks", "model.kernel_size", "train.label_smoothing", "train.consistency.alpha",
+            "augment_strength"} <= {p.name for p in hp.space}
+    config = trial_config(spec, {"augment_strength": 1.5, "model.kernel_size": 5, "model.blocks": "[2, 2, 2]"}, "runs/t")
+    assert config.data.rotation_degrees == 15.0 and config.model.kernel_size == 5 and config.train.epochs == 8

@@ -86,6 +86,7 @@ class ModelConfig:
     dropout: float = 0.3
     width: int = 64  # filters of the first stage; later stages double it
     blocks: list[int] = dataclasses.field(default_factory=lambda: [3, 4, 6, 3])
+    kernel_size: int = 3  # small_cnn's convolution size (ResNet50 keeps its own)
     stem_pool: bool = True  # ResNet's stride-2 max pool after the stem; off keeps maps 2x finer
 
 

@@ -25,7 +25,7 @@ def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: in
     if config.name == "small_cnn":
         model = small_cnn(
             input_shape, num_classes, multi_label, config.attention, config.dropout,
-            config.width, config.blocks,
+            config.width, config.blocks, kernel_size=config.kernel_size,
         )
         if config.weights not in ("none", ""):
             model.load_weights(config.weights)

@@ -22,8 +22,9 @@ def small_cnn(
     width: int = 16,
     blocks: Sequence[int] = (1, 1, 1),
     name: str = "small_cnn",
+    kernel_size: int = 3,
 ) -> keras.Model:
-    """Stages of [conv3x3-BN-ReLU] × blocks[i] with max pooling between; last conv is `last_conv`.
+    """Stages of [conv k×k-BN-ReLU] × blocks[i] with max pooling between; last conv is `last_conv`.
 
     CSAM (if `attention`) follows the last stage; GAP → dropout → Dense logits → softmax/sigmoid.
     """
@@ -35,7 +36,7 @@ def small_cnn(
         for block in range(count):
             last = stage == len(blocks) - 1 and block == count - 1
             conv_name = "last_conv" if last else f"conv{stage + 1}_{block + 1}"
-            x = layers.Conv2D(width * 2**stage, 3, padding="same", name=conv_name)(x)
+            x = layers.Conv2D(width * 2**stage, kernel_size, padding="same", name=conv_name)(x)
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{conv_name}_bn")(x)
             x = layers.Activation("relu", name=f"{conv_name}_relu")(x)
     if attention:
