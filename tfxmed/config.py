@@ -114,6 +114,9 @@ class TrainConfig:
     beta_1: float = 0.9
     beta_2: float = 0.999
     label_smoothing: float = 0.1
+    # > 0: keep an exponential moving average of the weights (Adam's use_ema); validation, the best
+    # checkpoint and the final model use the averaged weights.
+    ema_momentum: float = 0.0
     early_stopping_patience: int = 10
     tensorboard_images: int = 4
     steps_per_epoch: int = 0  # 0: one full pass over the training split

@@ -65,3 +65,25 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_config):
     assert epochs == [0, 1, 2, 3]  # epochs 0-1 from the first process, 2-3 after the restart
     assert result.epochs_run == 2
     assert not os.path.exists(os.path.join(tiny_config.runtime.run_dir, "backup"))  # cleared on success
+
+
+@pytest.mark.slow
+def test_ema_weights_are_validated_and_checkpointed(tiny_config, tmp_path):
+    """With train.ema_momentum the best checkpoint holds the averaged weights validation scored."""
+    import dataclasses
+
+    from tfxmed.data import pipeline
+    from tfrecords_tools.writer import load_manifest
+
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, ema_momentum=0.5, epochs=2))
+    result = train(config, distribute.make_strategy("cpu"), verbose=0)
+    manifest = load_manifest(result.data_dir)
+    best_epoch = int(np.argmax(result.history["val_auc"]))
+    model = keras.saving.load_model(result.best_checkpoint)
+    # The validation pass fit ran: same pipeline and steps (drop_remainder, repeated).
+    val = pipeline.to_keras(pipeline.build_dataset(result.data_dir, manifest, "val", config.data, False,
+                                                   config.data.batch_size, drop_remainder=True).repeat())
+    auc = keras.metrics.AUC(multi_label=True, num_labels=manifest["num_classes"])
+    for images, labels, _ in val.take(max(manifest["splits"]["val"]["count"] // config.data.batch_size, 1)):
+        auc.update_state(labels, model(images, training=False))
+    assert float(auc.result()) == pytest.approx(result.history["val_auc"][best_epoch], abs=1e-4)

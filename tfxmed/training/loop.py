@@ -45,7 +45,8 @@ def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_
         warmup_target=train.learning_rate if warmup else None,
         warmup_steps=warmup,
     )
-    optimizer = keras.optimizers.Adam(schedule, beta_1=train.beta_1, beta_2=train.beta_2)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=train.beta_1, beta_2=train.beta_2,
+                                      use_ema=train.ema_momentum > 0, ema_momentum=train.ema_momentum or 0.99)
     num_classes = manifest["num_classes"]
     if manifest["multi_label"]:
         loss = keras.losses.BinaryCrossentropy(label_smoothing=train.label_smoothing)
@@ -121,9 +122,13 @@ def train(
         compile_model(model, config, manifest, steps_per_epoch)
 
     best_path = os.path.join(run_dir, BEST_CHECKPOINT)
+    # With EMA, the averaged weights are swapped in for validation and the best checkpoint each epoch.
+    ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.train.ema_momentum > 0 else []
+    best = BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier)
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier),
+        *ema,
+        best,
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),
@@ -142,5 +147,4 @@ def train(
         callbacks=callbacks,
         verbose=verbose,
     )
-    best = callbacks[1].best
-    return TrainResult(run_dir, data_dir, history.history, best_path, best, len(history.epoch))
+    return TrainResult(run_dir, data_dir, history.history, best_path, best.best, len(history.epoch))
