@@ -157,6 +157,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     from tfxmed.metrics import localization_summary
     from tfxmed.metrics.curves import calibration_summary, plot_calibration, plot_precision_recall
     from tfxmed.metrics.faithfulness import deletion_insertion
+    from tfxmed.metrics.road import road
 
     config, manifest, data_dir, model = load_run(run_dir)
     explainers = {method: _explainer(method, model, config) for method in methods}  # unknown names fail early
@@ -189,9 +190,12 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
         maps = explainer(data["image"][lesion], data["label"][lesion])
         local = localization_summary(maps, data["mask"][lesion] > 0.5, config.explain.binarize,
                                      config.explain.binarize_value, config.explain.pointing_tolerance)
-        faithful = deletion_insertion(lambda x: forward(x).numpy(), data["image"][lesion], maps, data["label"][lesion])
+        predict = lambda x: forward(x).numpy()  # noqa: E731
+        faithful = deletion_insertion(predict, data["image"][lesion], maps, data["label"][lesion])
+        debiased = road(predict, data["image"][lesion], maps, data["label"][lesion])
         explanation_rows.append([method, len(lesion), local["iou_mean"], local["pointing_game"],
-                                 local["energy_pointing_game"], faithful["deletion_auc"], faithful["insertion_auc"]])
+                                 local["energy_pointing_game"], faithful["deletion_auc"], faithful["insertion_auc"],
+                                 debiased["road_morf"], debiased["road_lerf"]])
 
     galleries = {}
     for kind, cases in gallery_cases(labels, probabilities, multi_label, threshold, per_gallery).items():
@@ -259,10 +263,11 @@ def _page(run_dir, split, config, manifest, metrics, calibration, explanation_ro
     explanation = ['<section id="explanations"><h2>Explanation metrics per method</h2>']
     if explanation_rows:
         explanation.append(_table(["method", "images", "IoU", "pointing game", "energy pointing", "deletion AUC ↓",
-                                   "insertion AUC ↑"], explanation_rows, "explanation-table"))
+                                   "insertion AUC ↑", "ROAD MoRF ↓", "ROAD LeRF ↑"], explanation_rows, "explanation-table"))
         explanation.append(f'<p class="note">Images with a ground-truth mask, true class explained; binarisation '
                            f"{html.escape(config.explain.binarize)} {config.explain.binarize_value}; pointing tolerance "
-                           f"{config.explain.pointing_tolerance} px; deletion/insertion: RISE, zero baseline.</p>")
+                           f"{config.explain.pointing_tolerance} px; deletion/insertion: RISE, zero baseline / blurred start; ROAD: mean target probability over 10–90% "
+                           "removed, noisy linear imputation.</p>")
     else:
         explanation.append('<p class="note">This split has no ground-truth masks: localisation metrics need them.</p>')
     parts.append("".join(explanation) + "</section>")
