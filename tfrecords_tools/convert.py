@@ -1,4 +1,4 @@
-"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv} ... --out DIR`."""
+"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv,chexpert,nih,isic} ... --out DIR`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     table.add_argument("--seed", type=int, default=42)
     table.add_argument("--strict", action="store_true", help="fail on the first bad row")
     common(table)
+
+    chexpert = commands.add_parser("chexpert", help="CheXpert folder (train.csv, valid.csv; valid = test split)")
+    chexpert.add_argument("root")
+    chexpert.add_argument("--policy", default="ones", help="uncertain labels: ones | zeros | ignore | multiclass")
+    chexpert.add_argument("--all-views", action="store_true", help="keep lateral views (default: frontal only)")
+    nih = commands.add_parser("nih", help="NIH ChestX-ray14 folder (Data_Entry_2017.csv, split lists, boxes)")
+    nih.add_argument("root")
+    isic = commands.add_parser("isic", help="ISIC 2018/2019 one-hot or 2020 target CSV + image folder")
+    isic.add_argument("csv_path")
+    isic.add_argument("--images", required=True, help="folder of <image>.jpg")
+    isic.add_argument("--masks", default=None, help="folder of <image>_segmentation.png (optional)")
+    for sub in (chexpert, nih, isic):
+        sub.add_argument("--folds", type=int, default=5)
+        sub.add_argument("--seed", type=int, default=42)
+        sub.add_argument("--strict", action="store_true", help="fail on the first bad row or file")
+        common(sub)
     return parser
 
 
@@ -69,6 +85,20 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
 
         return convert_csv(args.csv_path, args.out, args.image_root, args.channels, folds=args.folds, seed=args.seed,
                            shard_examples=args.shard_examples, salt=salt, strict=args.strict), None
+    public = dict(folds=args.folds, seed=args.seed, shard_examples=args.shard_examples, salt=salt, strict=args.strict) \
+        if args.source in ("chexpert", "nih", "isic") else {}
+    if args.source == "chexpert":
+        from tfrecords_tools.chexpert import convert_chexpert
+
+        return convert_chexpert(args.root, args.out, args.policy, not args.all_views, **public), None
+    if args.source == "nih":
+        from tfrecords_tools.nih import convert_nih
+
+        return convert_nih(args.root, args.out, **public), None
+    if args.source == "isic":
+        from tfrecords_tools.isic import convert_isic
+
+        return convert_isic(args.csv_path, args.images, args.out, args.masks, **public), None
     if args.source == "medmnist":
         return sources.convert_medmnist(args.path, args.out, args.shard_examples, salt), None
     return (

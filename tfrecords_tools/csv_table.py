@@ -19,34 +19,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tfrecords_tools.dicom import dicom_patient_id, is_dicom_path, read_dicom
-from tfrecords_tools.sources import read_image, stratified_split
-from tfrecords_tools.writer import DatasetWriter, hash_patient_id
+from tfrecords_tools.dicom import dicom_patient_id, is_dicom_path
+from tfrecords_tools.items import Item, patient_split, write_items
 
 __all__ = ["convert_csv", "patient_split"]
 
 REQUIRED_COLUMNS = ("path", "label")
 SPLITS = ("train", "val", "test")
-
-
-def patient_split(
-    patients: Sequence[str], labels: Sequence[int], fractions: Sequence[float] = (0.7, 0.2, 0.1),
-    folds: int = 5, seed: int = 42,
-) -> tuple[list[str], list[int]]:
-    """(split, fold) per item, assigned per patient and stratified by the patient's highest label."""
-    patient_label: dict[str, int] = {}
-    for patient, label in zip(patients, labels):
-        patient_label[patient] = max(patient_label.get(patient, label), label)
-    names = sorted(patient_label)
-    patient_labels = [patient_label[name] for name in names]
-    splits = dict(zip(names, stratified_split(patient_labels, fractions, seed)))
-    rng = np.random.default_rng(seed + 1)
-    fold_of: dict[str, int] = {}
-    for value in sorted(set(patient_labels)):
-        group = [name for name in names if patient_label[name] == value]
-        for position, index in enumerate(rng.permutation(len(group))):
-            fold_of[group[index]] = position % folds
-    return [splits[p] for p in patients], [fold_of[p] for p in patients]
 
 
 def _header_patient(path: str) -> str:
@@ -90,7 +69,7 @@ def convert_csv(
     def skip(line: int, reason: str) -> None:
         if strict:
             raise ValueError(f"{csv_path}:{line}: {reason}")
-        skipped.append((line, reason))
+        skipped.append((line, reason))  # reported by write_items
 
     items = []  # (line, row, label names)
     for line, row in enumerate(rows, start=2):  # line 1 is the header
@@ -115,34 +94,15 @@ def convert_csv(
     else:
         splits, item_folds = patient_split(patients, [max(e) for e in encoded], fractions, folds, seed)
 
-    writer = DatasetWriter(out_dir, os.path.basename(csv_path), class_names, multi_label=multi_label,
-                           channels=channels, shard_examples=shard_examples, salt=salt)
-    for (line, row, _), labels, split, fold, patient in zip(items, encoded, splits, item_folds, patients):
-        path = os.path.join(root, row["path"])
-        try:
-            image = read_dicom(path)[0] if is_dicom_path(path) else read_image(path, channels)
-            if is_dicom_path(path) and channels == 3:
-                image = np.repeat(image[..., None], 3, axis=-1)
-            mask = None
-            if row.get("mask"):
-                mask = read_image(os.path.join(root, row["mask"]), 1)
-                if mask.shape[:2] != image.shape[:2]:
-                    skip(line, f"mask {mask.shape[:2]} does not match image {image.shape[:2]}")
-                    yield 1
-                    continue
-        except ValueError as error:  # a refused DICOM: say why, without the (possibly identifying) path
-            skip(line, str(error).replace(path, "file"))
-            yield 1
-            continue
-        except Exception as error:  # PIL and pydicom raise many types for bad files
-            skip(line, f"unreadable image or mask: {type(error).__name__}")
-            yield 1
-            continue
-        label = np.eye(len(class_names))[labels].sum(0) if multi_label else labels[0]
-        writer.add(split, image, label, mask=mask,
-                   patient_id="" if patient.startswith("row:") else patient,
-                   source_id=hash_patient_id(row["path"], writer.salt), fold=fold)
-        yield 1
-    with open(os.path.join(out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
-        csv.writer(stream).writerows([("csv_line", "reason"), *skipped])
-    writer.close({"skipped": len(skipped), "folds": folds if "split" not in (rows[0] if rows else {}) else 0})
+    name = os.path.basename(csv_path)
+    items = [
+        Item(ref=f"{name}:{line}", path=os.path.join(root, row["path"]),
+             label=np.eye(len(class_names))[labels].sum(0) if multi_label else labels[0],
+             split=split, patient="" if patient.startswith("row:") else patient, source=row["path"], fold=fold,
+             mask=os.path.join(root, row["mask"]) if row.get("mask") else None)
+        for (line, row, _), labels, split, fold, patient in zip(items, encoded, splits, item_folds, patients)
+    ]
+    official = "split" in (rows[0] if rows else {})
+    yield from write_items(items, out_dir, name, class_names, multi_label, channels, shard_examples, salt, strict,
+                           [(f"{name}:{line}", reason) for line, reason in skipped],
+                           {"folds": 0 if official else folds})

@@ -1,0 +1,101 @@
+import csv
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfrecords_tools.chexpert import OBSERVATIONS, convert_chexpert
+from tfrecords_tools.writer import load_manifest
+from tfxmed.data import features
+
+HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *OBSERVATIONS]
+
+
+def _fake_chexpert(tmp_path, rng):
+    """CheXpert-v1.0-small/{train,valid}.csv + train/patientNNNNN/studyK/viewK_frontal.jpg, as shipped."""
+    root = tmp_path / "CheXpert-v1.0-small"
+    rows = {"train": [], "valid": []}
+    for split, patients in (("train", range(1, 13)), ("valid", range(64541, 64545))):
+        for patient in patients:
+            for view, side in ((1, "frontal"), (2, "lateral")):
+                relative = f"CheXpert-v1.0-small/{split}/patient{patient:05d}/study1/view{view}_{side}.jpg"
+                os.makedirs(tmp_path / os.path.dirname(relative), exist_ok=True)
+                Image.fromarray(rng.integers(0, 255, (20, 24), dtype=np.uint8)).save(tmp_path / relative)
+                labels = [""] * len(OBSERVATIONS)
+                labels[OBSERVATIONS.index("Edema")] = "-1.0" if patient % 2 else "1.0"
+                labels[OBSERVATIONS.index("Cardiomegaly")] = "0.0" if patient % 3 else "1.0"
+                rows[split].append([relative, "Female", "71", "Frontal" if side == "frontal" else "Lateral", "AP", *labels])
+    rows["train"][0][HEADER.index("Pneumonia")] = "maybe"  # unparsable
+    rows["train"][2][0] = "CheXpert-v1.0-small/train/patient99999/study1/view1_frontal.jpg"  # missing file
+    for split, content in rows.items():
+        with open(root / f"{split}.csv", "w", newline="") as stream:
+            csv.writer(stream).writerows([HEADER, *content])
+    return str(root)
+
+
+def _records(out):
+    examples = []
+    for path in sorted(glob.glob(os.path.join(out, "*.tfrecord"))):
+        split = os.path.basename(path).split("-")[0].encode()
+        for raw in tf.data.TFRecordDataset(path):
+            parsed = features.parse(raw, load_manifest(out)["num_classes"], 1)
+            examples.append({"split": split, **{k: v.numpy() for k, v in parsed.items()}})
+    return examples
+
+
+def test_uncertainty_policies_frontal_filter_official_test_and_deidentification(tmp_path, rng):
+    root = _fake_chexpert(tmp_path, rng)
+    edema, cardio = OBSERVATIONS.index("Edema"), OBSERVATIONS.index("Cardiomegaly")
+    outputs = {}
+    for policy in ("ones", "zeros", "ignore", "multiclass"):
+        out = str(tmp_path / policy)
+        sum(convert_chexpert(root, out, policy=policy, val_fraction=0.25, salt="s", shard_examples=8))
+        outputs[policy] = (load_manifest(out), _records(out))
+    manifest, records = outputs["ignore"]
+    assert manifest["filtered_lateral"] == 16 and manifest["skipped"] == 2
+    assert {s: v["count"] for s, v in manifest["splits"].items()}.get("test") == 4  # valid.csv, frontal only
+    assert sum(v["count"] for v in manifest["splits"].values()) == 14  # 12 + 4 frontal, minus 2 bad rows
+    reasons = (tmp_path / "ignore" / "skipped.csv").read_text()
+    assert "unparsable label 'maybe'" in reasons and "missing file" in reasons
+
+    uncertain = [r for r in records if r["label_weight"][edema] == 0.0]
+    certain = [r for r in records if r["label_weight"][edema] == 1.0]
+    assert uncertain and certain and all(r["label"][edema] == 0.0 for r in uncertain)  # U-Ignore: masked out
+    assert all(r["label"][edema] == 1.0 for r in certain)
+    ones = {r["source"]: r["label"][edema] for r in outputs["ones"][1]}
+    zeros = {r["source"]: r["label"][edema] for r in outputs["zeros"][1]}
+    assert set(ones.values()) == {1.0} and set(zeros.values()) == {0.0, 1.0}
+    multi_manifest, multi_records = outputs["multiclass"]
+    assert multi_manifest["num_classes"] == 42 and multi_manifest["class_names"][3 * edema + 2] == "Edema:uncertain"
+    for record in multi_records:
+        groups = record["label"].reshape(14, 3)
+        assert np.all(groups.sum(1) == 1)  # exactly one state per observation
+    assert {tuple(r["label"].reshape(14, 3)[edema]) for r in multi_records} == {(0, 0, 1), (0, 1, 0)}
+    assert all(r["label"][cardio] in (0.0, 1.0) for r in records)
+
+    by_patient = {}
+    for record in records:
+        by_patient.setdefault(record["patient"], set()).add(record["split"])
+    assert all(len(splits) == 1 for splits in by_patient.values())  # no patient in two splits
+    assert {b"train", b"val"} <= {s for v in by_patient.values() for s in v}
+    for policy in outputs:
+        blob = b"".join(open(p, "rb").read() for p in glob.glob(str(tmp_path / policy / "*")))
+        assert b"patient0000" not in blob and b"patient6454" not in blob and b"Female" not in blob
+
+
+def test_bad_policy_and_missing_csv_are_named(tmp_path):
+    with pytest.raises(ValueError, match="policy must be one of"):
+        sum(convert_chexpert(str(tmp_path), str(tmp_path / "out"), policy="maybe"))
+    with pytest.raises(FileNotFoundError, match="train.csv"):
+        sum(convert_chexpert(str(tmp_path), str(tmp_path / "out")))
+
+
+def test_cli_converts_chexpert_with_a_policy(tmp_path, rng):
+    from tfrecords_tools.convert import main
+
+    root = _fake_chexpert(tmp_path, rng)
+    assert main(["chexpert", root, "--policy", "zeros", "--out", str(tmp_path / "cli"), "--salt", "s"]) == 0
+    assert load_manifest(str(tmp_path / "cli"))["uncertainty_policy"] == "zeros"

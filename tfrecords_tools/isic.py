@@ -1,0 +1,81 @@
+"""ISIC 2018 / 2019 (one-hot ground-truth CSV) and 2020 (`target` column) skin-lesion challenges.
+
+- 2018 Task 3 / 2019: `image,MEL,NV,BCC,...` one-hot rows (every column but `image` is a class; a row
+  with no class marked is skipped). 2020: `image_name,patient_id,...,target` → benign / malignant.
+- Images `<images_dir>/<image>.jpg` (RGB); optional masks `<masks_dir>/<image>_segmentation.png`
+  (2018 Task 1 naming) become the records' lesion masks.
+- Splits: patient level when the CSV has `patient_id` (2020), else per image; stratified 70/20/10 with
+  k-fold indices. Patient ids are stored only hashed; sex, age and site are not stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from tfrecords_tools.items import Item, patient_split, write_items
+
+__all__ = ["convert_isic"]
+
+EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def _find(images_dir: str, stem: str) -> str | None:
+    for extension in EXTENSIONS:
+        path = os.path.join(images_dir, stem + extension)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def convert_isic(
+    csv_path: str, images_dir: str, out_dir: str, masks_dir: str | None = None,
+    fractions: Sequence[float] = (0.7, 0.2, 0.1), folds: int = 5, seed: int = 42,
+    shard_examples: int = 0, salt: str = "", strict: bool = False,
+) -> Iterator[int]:
+    """Converts an ISIC ground-truth CSV and its image folder."""
+    with open(csv_path, newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    image_column = "image_name" if "image_name" in columns else "image"
+    if image_column not in columns:
+        raise ValueError(f"{csv_path}: expected an 'image' (2018/2019) or 'image_name' (2020) column; found {columns}")
+    binary = "target" in columns
+    class_names = ["benign", "malignant"] if binary else [c for c in columns if c != image_column]
+    if not class_names:
+        raise ValueError(f"{csv_path}: no class columns besides '{image_column}'")
+    name = os.path.basename(csv_path)
+    items, skipped = [], []
+    for line, row in enumerate(rows, start=2):
+        ref, stem = f"{name}:{line}", row[image_column].strip()
+        try:
+            if binary:
+                label = int(float(row["target"]))
+                if label not in (0, 1):
+                    raise ValueError
+            else:
+                values = np.array([float(row[c] or 0) for c in class_names])
+                if values.max() < 0.5:
+                    skipped.append((ref, "no class marked in the one-hot columns"))
+                    continue
+                label = int(values.argmax())
+        except ValueError:
+            skipped.append((ref, "unparsable label (expected 0/1 in target or the one-hot columns)"))
+            continue
+        path = _find(images_dir, stem)
+        if path is None:
+            skipped.append((ref, f"missing file ({image_column}.jpg under the images folder)"))
+            continue
+        mask = os.path.join(masks_dir, f"{stem}_segmentation.png") if masks_dir else None
+        items.append(Item(ref, path, label, "", patient=(row.get("patient_id") or "").strip(), source=stem,
+                          mask=mask if mask and os.path.isfile(mask) else None))
+    splits, item_folds = patient_split([i.patient or i.source for i in items], [int(i.label) for i in items],
+                                       fractions, folds, seed)
+    for item, split, fold in zip(items, splits, item_folds):
+        item.split, item.fold = split, fold
+    extra = {"folds": folds, "patient_level": any(i.patient for i in items)}
+    yield from write_items(items, out_dir, name, class_names, False, 3, shard_examples, salt, strict, skipped, extra)

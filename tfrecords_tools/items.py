@@ -1,0 +1,111 @@
+"""The one writing loop every table-based converter shares (CSV, CheXpert, NIH ChestX-ray14, ISIC).
+
+A converter turns its layout into `Item`s (image path, label, split, raw patient id, optional mask,
+per-label weights) and hands them to `write_items`, which reads each image (Pillow, or pydicom for
+`.dcm`), skips and reports bad ones in `skipped.csv` (or raises with `strict`), hashes patient ids and
+paths, and writes shards + manifest. `patient_split` assigns patient-level splits and k-fold indices.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from tfrecords_tools.dicom import is_dicom_path, read_dicom
+from tfrecords_tools.sources import read_image, stratified_split
+from tfrecords_tools.writer import DatasetWriter, hash_patient_id
+
+__all__ = ["Item", "write_items", "patient_split"]
+
+
+@dataclasses.dataclass
+class Item:
+    ref: str  # how a skipped item is reported, e.g. "train.csv:12" (never a name or a path)
+    path: str  # image file
+    label: int | np.ndarray  # class index, or a multi-hot vector
+    split: str
+    patient: str = ""  # raw patient id: stored only as a salted hash
+    source: str = ""  # relative path: stored only as a salted hash
+    fold: int = -1
+    # mask file, array [H, W] (non-zero = lesion), or a function of the image's (H, W) (e.g. boxes)
+    mask: str | np.ndarray | Callable[[tuple[int, int]], np.ndarray] | None = None
+    label_weight: np.ndarray | None = None  # per-label loss weights (e.g. 0 = uncertain, ignored)
+
+
+def patient_split(
+    patients: Sequence[str], labels: Sequence[int], fractions: Sequence[float] = (0.7, 0.2, 0.1),
+    folds: int = 5, seed: int = 42,
+) -> tuple[list[str], list[int]]:
+    """(split, fold) per item, assigned per patient and stratified by the patient's highest label."""
+    patient_label: dict[str, int] = {}
+    for patient, label in zip(patients, labels):
+        patient_label[patient] = max(patient_label.get(patient, label), label)
+    names = sorted(patient_label)
+    patient_labels = [patient_label[name] for name in names]
+    splits = dict(zip(names, stratified_split(patient_labels, fractions, seed)))
+    rng = np.random.default_rng(seed + 1)
+    fold_of: dict[str, int] = {}
+    for value in sorted(set(patient_labels)):
+        group = [name for name in names if patient_label[name] == value]
+        for position, index in enumerate(rng.permutation(len(group))):
+            fold_of[group[index]] = position % folds
+    return [splits[p] for p in patients], [fold_of[p] for p in patients]
+
+
+def _read(path: str, channels: int) -> np.ndarray:
+    if is_dicom_path(path):
+        image = read_dicom(path)[0]
+        return np.repeat(image[..., None], 3, axis=-1) if channels == 3 else image
+    return read_image(path, channels)
+
+
+def write_items(
+    items: Iterable[Item],
+    out_dir: str,
+    dataset_name: str,
+    class_names: Sequence[str],
+    multi_label: bool = False,
+    channels: int = 1,
+    shard_examples: int = 0,
+    salt: str = "",
+    strict: bool = False,
+    skipped: Sequence[tuple[str, str]] = (),
+    extra: dict | None = None,
+) -> Iterator[int]:
+    """Writes `items`, yielding once per item; `skipped` carries rows the converter already refused."""
+    skipped = list(skipped)
+    if strict and skipped:
+        raise ValueError(f"{skipped[0][0]}: {skipped[0][1]}")
+    writer = DatasetWriter(out_dir, dataset_name, class_names, multi_label=multi_label, channels=channels,
+                           shard_examples=shard_examples, salt=salt)
+    for item in items:
+        try:
+            image = _read(item.path, channels)
+            mask = item.mask
+            if isinstance(mask, str):
+                mask = read_image(mask, 1)
+            elif callable(mask):
+                mask = mask(image.shape[:2])
+            if mask is not None and np.shape(mask)[:2] != image.shape[:2]:
+                raise ValueError(f"mask {np.shape(mask)[:2]} does not match image {image.shape[:2]}")
+        except ValueError as error:  # refused DICOM or mismatched mask: say why, without the path
+            reason = str(error).replace(item.path, "file")
+        except Exception as error:  # Pillow and pydicom raise many types for bad files
+            reason = f"unreadable image or mask: {type(error).__name__}"
+        else:
+            writer.add(item.split, image, item.label, mask=mask, patient_id=item.patient,
+                       source_id=hash_patient_id(item.source, writer.salt) if item.source else "",
+                       label_weight=item.label_weight, fold=item.fold)
+            yield 1
+            continue
+        if strict:
+            raise ValueError(f"{item.ref}: {reason}")
+        skipped.append((item.ref, reason))
+        yield 1
+    with open(os.path.join(out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
+        csv.writer(stream).writerows([("item", "reason"), *skipped])
+    writer.close({"skipped": len(skipped), **(extra or {})})
