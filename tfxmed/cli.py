@@ -41,6 +41,12 @@ def strategy_for(config: Experiment):
     """Configures devices and builds the config's strategy, exiting with the factory's message on error."""
     from tfxmed import distribute
 
+    from tfxmed.data.augment_albumentations import check_backend
+
+    try:
+        check_backend(config.data.augment_backend, config.runtime.strategy)
+    except ValueError as error:
+        fail(str(error))
     try:
         distribute.configure_devices(config.runtime.cpu_devices)
         return distribute.make_strategy(config.runtime.strategy, config.runtime.tpu)

@@ -68,6 +68,12 @@ class DataConfig:
     contrast: float = 0.2
     crop_fraction: float = 0.1
     class_weights: bool = False
+    # Imbalance in tf.data: draw training records class-balanced (single-label; each class's records
+    # repeat independently, so an "epoch" of steps sees every class equally often).
+    oversample: bool = False
+    # "tf" (pure TF ops, any strategy) | "albumentations" (host-side Python via tf.numpy_function;
+    # refused under TPU)
+    augment_backend: str = "tf"
     # k-fold cross-validation (python -m tfxmed.crossval sets these): with cv_folds > 0, "train" and "val"
     # are the pooled train+val records whose fold is not / is cv_fold (stored fold, else a hash of the
     # patient or source id); "test" is untouched.

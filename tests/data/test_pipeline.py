@@ -85,3 +85,22 @@ def test_k_fold_partitions_the_pooled_train_and_val_records(tiny_dataset, manife
         val_sizes.append(val_size)
     assert sum(val_sizes) == pooled  # every record validates in exactly one fold
     assert size("test", 0) == manifest["splits"]["test"]["count"]  # the test split is untouched
+
+
+def test_oversampling_balances_an_imbalanced_training_split(tmp_path, tiny_config, manifest_of):
+    import dataclasses
+
+    from tfrecords_tools import sources
+    from tfxmed.data import pipeline
+
+    out = str(tmp_path / "imbalanced")
+    sum(sources.convert_synthetic(out, image_size=32, counts={"train": 100, "val": 8, "test": 8},
+                                  positive_fraction=0.1, shard_examples=25, salt="s"))
+    manifest = manifest_of(out)
+    assert manifest["splits"]["train"]["class_counts"]["lesion"] <= 15
+    config = dataclasses.replace(tiny_config.data, oversample=True, augment=False)
+    dataset = pipeline.build_dataset(out, manifest, "train", config, True, 50)
+    labels = np.concatenate([b["label"].numpy().argmax(-1) for b in dataset.take(8)])
+    assert len(labels) == 400 and 0.4 < labels.mean() < 0.6  # ≈ 0.5 instead of ≈ 0.1
+    plain = pipeline.build_dataset(out, manifest, "train", dataclasses.replace(config, oversample=False), True, 50)
+    assert np.concatenate([b["label"].numpy().argmax(-1) for b in plain.take(2)]).mean() < 0.2

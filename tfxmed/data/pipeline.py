@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfxmed.config import DataConfig
 from tfxmed.data import augment as augment_lib
+from tfxmed.data.augment_albumentations import albumentations_augment, build_transform, check_backend
 from tfxmed.data import features
 
 __all__ = [
@@ -78,6 +79,22 @@ def split_files(data_dir: str, manifest: dict, split: str, config: DataConfig) -
     return _shard_files(data_dir, manifest, split)
 
 
+def _class_balanced(records: tf.data.Dataset, manifest: dict, seed: int) -> tf.data.Dataset:
+    """Serialized records drawn with equal probability per class (one repeated stream per class)."""
+    if manifest["multi_label"]:
+        raise ValueError("data.oversample balances single-label classes; for multi-label data use "
+                         "data.class_weights or per-label weights")
+    counts = manifest["splits"]["train"]["class_counts"]
+    present = [i for i, name in enumerate(manifest["class_names"]) if counts[name] > 0]
+    spec = {features.LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+
+    def of_class(index: int):
+        return lambda raw: tf.equal(tf.io.parse_single_example(raw, spec)[features.LABEL_INDEX], index)
+
+    streams = [records.filter(of_class(i)).repeat() for i in present]
+    return tf.data.Dataset.sample_from_datasets(streams, weights=[1.0 / len(present)] * len(present), seed=seed)
+
+
 def build_dataset(
     data_dir: str,
     manifest: dict,
@@ -112,17 +129,27 @@ def build_dataset(
     )
     if shard_records:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    num_classes, channels, size = manifest["num_classes"], input_channels(config, manifest), config.image_size
+    if training and config.oversample:
+        dataset = _class_balanced(dataset, manifest, seed)
     if training:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
-    num_classes, channels, size = manifest["num_classes"], input_channels(config, manifest), config.image_size
     weights = tf.constant(class_weights(manifest) if config.class_weights else np.ones(num_classes), tf.float32)
+
+    transform = None
+    if training and config.augment and config.augment_backend != "tf":
+        check_backend(config.augment_backend, "")
+        transform = build_transform(config.rotation_degrees, config.flip_left_right, config.flip_up_down,
+                                    config.brightness, config.contrast, config.crop_fraction, size, seed)
 
     def prepare(serialized: tf.Tensor) -> dict:
         example = features.parse(serialized, num_classes, channels)
         image = preprocess_for_eval(example["image"], size)
         mask = tf.image.resize(tf.cast(example["mask"], tf.float32) / 255.0, [size, size])
-        if training and config.augment:
+        if training and config.augment and transform is not None:
+            image, mask = albumentations_augment(image, mask, transform)
+        elif training and config.augment:
             image, mask = augment_lib.augment(
                 image, mask, config.rotation_degrees, config.flip_left_right, config.flip_up_down,
                 config.brightness, config.contrast, config.crop_fraction,

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfxmed.config import Experiment
 from tfxmed.data import pipeline
+from tfxmed.data.augment_albumentations import check_backend
 from tfxmed.data.prepare import prepare_data
 from tfrecords_tools.writer import load_manifest
 from tfxmed.models import build_model, default_explain_layer
@@ -92,6 +93,8 @@ def train(
     if config.runtime.mixed_precision:
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
         keras.mixed_precision.set_global_policy(policy)
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        check_backend(config.data.augment_backend, "tpu")
     run_dir = config.runtime.run_dir
     data_dir = prepare_data(config, progress=verbose > 0)
     manifest = load_manifest(data_dir)
