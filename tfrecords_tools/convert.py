@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", required=True, help="output folder for shards + manifest.json")
         sub.add_argument("--shard-examples", type=int, default=0, help="max examples per shard (0: by size)")
         sub.add_argument("--salt", default=None, help="secret for patient-id hashing (else $TFXMED_ID_SALT)")
+        sub.add_argument("--smote", type=int, default=0, metavar="PX",
+                         help="balance the training split with SMOTE on PX×PX downsampled pixels (0: off)")
 
     synthetic = commands.add_parser("synthetic", help="the embedded synthetic chest-X-ray benchmark")
     synthetic.add_argument("--image-size", type=int, default=64)
@@ -120,6 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.smote:
+        from tfrecords_tools.smote import add_smote
+
+        try:
+            print(f"SMOTE: {add_smote(args.out, size=args.smote, seed=getattr(args, 'seed', 42))}", file=sys.stderr)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     manifest = load_manifest(args.out)
     counts = {split: info["count"] for split, info in manifest["splits"].items()}
     print(f"wrote {args.out}: {counts}, classes {manifest['class_names']}")

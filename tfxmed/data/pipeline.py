@@ -172,7 +172,10 @@ def build_dataset(
 
         def in_split(serialized):
             example = features.parse(serialized, num_classes, channels)
-            return tf.equal(record_fold(example, config.cv_folds), config.cv_fold) == keep_fold
+            in_fold = tf.equal(record_fold(example, config.cv_folds), config.cv_fold)
+            if keep_fold:  # conversion-time synthetic samples (SMOTE) never validate
+                return in_fold & tf.equal(example["synthetic"], 0)
+            return tf.logical_not(in_fold)
 
         dataset = dataset.filter(in_split)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
