@@ -99,3 +99,26 @@ def test_cli_converts_chexpert_with_a_policy(tmp_path, rng):
     root = _fake_chexpert(tmp_path, rng)
     assert main(["chexpert", root, "--policy", "zeros", "--out", str(tmp_path / "cli"), "--salt", "s"]) == 0
     assert load_manifest(str(tmp_path / "cli"))["uncertainty_policy"] == "zeros"
+
+
+def test_u_ignore_weights_reach_the_training_loss(tmp_path, rng):
+    import keras
+
+    from tfxmed.config import load_config
+    from tfxmed.data import pipeline
+    from tfxmed.models import build_model
+    from tfxmed.training.loop import compile_model
+    from tests.conftest import TINY_CONFIG
+
+    out = str(tmp_path / "ignore")
+    sum(convert_chexpert(_fake_chexpert(tmp_path, rng), out, policy="ignore", val_fraction=0.25, salt="s"))
+    manifest = load_manifest(out)
+    config = load_config(TINY_CONFIG, [f"data.tfrecord_dir={out}", "data.source=tfrecords"])
+    batch = next(iter(pipeline.build_dataset(out, manifest, "test", config.data, False, 4)))
+    images, labels, weights = next(iter(pipeline.to_keras(pipeline.build_dataset(out, manifest, "test", config.data, False, 4))))
+    assert weights.shape == (4, 14) and np.array_equal(weights.numpy(), batch["label_weight"].numpy())
+    assert (weights.numpy()[:, OBSERVATIONS.index("Edema")] == 0).any()  # uncertain Edema is ignored
+    model = build_model(config.model, (32, 32, 1), 14, True)
+    compile_model(model, config, manifest, steps_per_epoch=1)
+    loss = model.train_on_batch(images, labels, sample_weight=weights)
+    assert np.isfinite(loss if np.isscalar(loss) else loss[0])

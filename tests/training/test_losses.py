@@ -53,3 +53,25 @@ def test_consistency_is_zero_for_the_same_pattern_and_matches_a_reference():
 def test_unknown_distance_is_named():
     with pytest.raises(ValueError, match="l1, l2, cosine"):
         map_distance(tf.zeros((1, 2, 2)), tf.zeros((1, 2, 2)), "kl")
+
+
+def test_elementwise_bce_masks_labels_with_a_per_label_weight():
+    import keras
+
+    from tfxmed.training.losses import ElementwiseBinaryCrossentropy
+
+    y_true = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], np.float32)
+    y_pred = np.array([[0.9, 0.2, 0.3], [0.4, 0.6, 0.1]], np.float32)
+    weights = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]], np.float32)  # one ignored label per image
+    elementwise = -(y_true * np.log(y_pred) + (1 - y_true) * np.log(1 - y_pred))
+    loss = ElementwiseBinaryCrossentropy()
+    assert float(loss(y_true, y_pred)) == pytest.approx(elementwise.mean(), rel=1e-5)
+    assert float(loss(y_true, y_pred, sample_weight=weights)) == pytest.approx((elementwise * weights).sum() / 6, rel=1e-5)
+    # The ignored entries do not matter at all: change their predictions, same loss.
+    changed = y_pred.copy()
+    changed[0, 2], changed[1, 1] = 0.99, 0.01
+    assert float(loss(y_true, changed, sample_weight=weights)) == pytest.approx(float(loss(y_true, y_pred, sample_weight=weights)))
+    unweighted = keras.losses.BinaryCrossentropy()(y_true, y_pred)
+    assert float(loss(y_true, y_pred)) == pytest.approx(float(unweighted), rel=1e-4)  # same as Keras without weights
+    smoothed = ElementwiseBinaryCrossentropy(label_smoothing=0.2)(y_true, y_pred)
+    assert float(smoothed) == pytest.approx(float(keras.losses.BinaryCrossentropy(label_smoothing=0.2)(y_true, y_pred)), rel=1e-4)

@@ -155,7 +155,10 @@ def build_dataset(
                 config.brightness, config.contrast, config.crop_fraction,
             )
         image = tf.ensure_shape(normalize(image, manifest), [size, size, channels])
-        sample_weight = tf.reduce_max(example["label"] * weights) if not manifest["multi_label"] else 1.0
+        if manifest["multi_label"]:  # per-label weights [K] (0 = ignore this label, e.g. CheXpert U-Ignore)
+            sample_weight = example["label_weight"]
+        else:
+            sample_weight = tf.reduce_max(example["label"] * weights)
         return {
             "image": image,
             "mask": tf.ensure_shape(mask, [size, size, 1]),

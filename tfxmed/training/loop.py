@@ -19,6 +19,7 @@ from tfxmed.models import build_model, default_explain_layer
 from tfxmed.runinfo import write_run_info
 from tfxmed.training.callbacks import BestCheckpoint, GradCamImages
 from tfxmed.training.consistency import ExplanationConsistencyModel
+from tfxmed.training.losses import ElementwiseBinaryCrossentropy
 
 __all__ = ["TrainResult", "train", "compile_model", "BEST_CHECKPOINT"]
 
@@ -50,7 +51,7 @@ def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_
                                       use_ema=train.ema_momentum > 0, ema_momentum=train.ema_momentum or 0.99)
     num_classes = manifest["num_classes"]
     if manifest["multi_label"]:
-        loss = keras.losses.BinaryCrossentropy(label_smoothing=train.label_smoothing)
+        loss = ElementwiseBinaryCrossentropy(label_smoothing=train.label_smoothing)  # per-label weights
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
     else:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=train.label_smoothing)

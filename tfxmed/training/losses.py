@@ -13,9 +13,10 @@ Both maps are brought to a common resolution and a common scale before they are 
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
-__all__ = ["DISTANCES", "normalize_per_map", "to_grid", "map_distance", "explanation_consistency"]
+__all__ = ["ElementwiseBinaryCrossentropy", "DISTANCES", "normalize_per_map", "to_grid", "map_distance", "explanation_consistency"]
 
 DISTANCES = ("l1", "l2", "cosine")
 
@@ -57,3 +58,25 @@ def explanation_consistency(gradcam: tf.Tensor, integrated_gradients: tf.Tensor,
     return tf.reduce_mean(
         map_distance(normalize_per_map(gradcam), normalize_per_map(integrated_gradients), distance)
     )
+
+
+@keras.saving.register_keras_serializable(package="tfxmed")
+class ElementwiseBinaryCrossentropy(keras.losses.Loss):
+    """Multi-label BCE kept per label ([B, K], no mean over labels), so a [B, K] sample weight masks labels.
+
+    The pipeline passes each record's `label_weight` (e.g. 0 for CheXpert U-Ignore uncertain labels) as
+    the sample weight; Keras then averages the weighted [B, K] losses over all B·K entries.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name: str = "elementwise_binary_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        y_true = y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        y_pred = keras.ops.clip(y_pred, keras.config.epsilon(), 1.0 - keras.config.epsilon())
+        return -(y_true * keras.ops.log(y_pred) + (1.0 - y_true) * keras.ops.log(1.0 - y_pred))
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
