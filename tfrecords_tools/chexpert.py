@@ -68,7 +68,7 @@ def _image_path(root: str, path: str) -> str:
 
 def convert_chexpert(
     root: str, out_dir: str, policy: str = "ones", frontal_only: bool = True, val_fraction: float = 0.1,
-    folds: int = 5, seed: int = 42, shard_examples: int = 0, salt: str = "", strict: bool = False,
+    folds: int = 5, seed: int = 42, shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
 ) -> Iterator[int]:
     """Converts a CheXpert folder (holding `train.csv` and `valid.csv`)."""
     if policy not in POLICIES:
@@ -110,7 +110,7 @@ def convert_chexpert(
     names = [f"{n}:{s}" for n in OBSERVATIONS for s in STATES] if policy == "multiclass" else list(OBSERVATIONS)
     extra = {"uncertainty_policy": policy, "frontal_only": frontal_only, "filtered_lateral": filtered, "folds": folds,
              "label_groups": [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(len(OBSERVATIONS))] if policy == "multiclass" else None}
-    yield from write_items(items, out_dir, "chexpert", names, True, 1, shard_examples, salt, strict, skipped, extra)
+    yield from write_items(items, out_dir, "chexpert", names, True, 1, shard_examples, salt, strict, skipped, extra, resume=resume, workers=workers)
 
 
 def _any_finding(label: np.ndarray, policy: str) -> bool:

@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", required=True, help="output folder for shards + manifest.json")
         sub.add_argument("--shard-examples", type=int, default=0, help="max examples per shard (0: by size)")
         sub.add_argument("--salt", default=None, help="secret for patient-id hashing (else $TFXMED_ID_SALT)")
+        sub.add_argument("--restart", action="store_true",
+                         help="start over; by default a re-run into the same --out continues an interrupted conversion")
         sub.add_argument("--smote", type=int, default=0, metavar="PX",
                          help="balance the training split with SMOTE on PX×PX downsampled pixels (0: off)")
 
@@ -66,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     isic.add_argument("csv_path")
     isic.add_argument("--images", required=True, help="folder of <image>.jpg")
     isic.add_argument("--masks", default=None, help="folder of <image>_segmentation.png (optional)")
+    for sub in (folder, table, chexpert, nih, isic):
+        sub.add_argument("--workers", type=int, default=0, help="processes that read and encode images (0: this one)")
     for sub in (chexpert, nih, isic):
         sub.add_argument("--folds", type=int, default=5)
         sub.add_argument("--seed", type=int, default=42)
@@ -75,20 +79,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | None]:
+    resume = not args.restart
     if args.source == "synthetic":
         counts = {"train": args.train, "val": args.val, "test": args.test}
         ticks = sources.convert_synthetic(
             args.out, args.image_size, counts, args.positive_fraction, args.difficulty,
-            args.multi_label, args.confounder_strength, args.seed, args.shard_examples, salt,
+            args.multi_label, args.confounder_strength, args.seed, args.shard_examples, salt, resume,
         )
         return ticks, sum(counts.values())
     if args.source == "csv":
         from tfrecords_tools.csv_table import convert_csv
 
         return convert_csv(args.csv_path, args.out, args.image_root, args.channels, folds=args.folds, seed=args.seed,
-                           shard_examples=args.shard_examples, salt=salt, strict=args.strict), None
-    public = dict(folds=args.folds, seed=args.seed, shard_examples=args.shard_examples, salt=salt, strict=args.strict) \
-        if args.source in ("chexpert", "nih", "isic") else {}
+                           shard_examples=args.shard_examples, salt=salt, strict=args.strict, resume=resume,
+                           workers=args.workers), None
+    public = dict(folds=args.folds, seed=args.seed, shard_examples=args.shard_examples, salt=salt, strict=args.strict,
+                  resume=resume, workers=args.workers) if args.source in ("chexpert", "nih", "isic") else {}
     if args.source == "chexpert":
         from tfrecords_tools.chexpert import convert_chexpert
 
@@ -102,11 +108,11 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
 
         return convert_isic(args.csv_path, args.images, args.out, args.masks, **public), None
     if args.source == "medmnist":
-        return sources.convert_medmnist(args.path, args.out, args.shard_examples, salt), None
+        return sources.convert_medmnist(args.path, args.out, args.shard_examples, salt, resume), None
     return (
         sources.convert_folder(
             args.root, args.out, args.channels, seed=args.seed,
-            shard_examples=args.shard_examples, salt=salt, strict=args.strict,
+            shard_examples=args.shard_examples, salt=salt, strict=args.strict, resume=resume, workers=args.workers,
         ),
         None,
     )

@@ -60,6 +60,8 @@ def convert_csv(
     shard_examples: int = 0,
     salt: str = "",
     strict: bool = False,
+    resume: bool = False,
+    workers: int = 0,
 ) -> Iterator[int]:
     """Converts the rows of `csv_path` (paths relative to `image_root`, default the CSV's folder)."""
     root = image_root or os.path.dirname(os.path.abspath(csv_path))
@@ -105,4 +107,4 @@ def convert_csv(
     official = "split" in (rows[0] if rows else {})
     yield from write_items(items, out_dir, name, class_names, multi_label, channels, shard_examples, salt, strict,
                            [(f"{name}:{line}", reason) for line, reason in skipped],
-                           {"folds": 0 if official else folds})
+                           {"folds": 0 if official else folds}, resume=resume, workers=workers)

@@ -34,7 +34,7 @@ def _find(images_dir: str, stem: str) -> str | None:
 def convert_isic(
     csv_path: str, images_dir: str, out_dir: str, masks_dir: str | None = None,
     fractions: Sequence[float] = (0.7, 0.2, 0.1), folds: int = 5, seed: int = 42,
-    shard_examples: int = 0, salt: str = "", strict: bool = False,
+    shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
 ) -> Iterator[int]:
     """Converts an ISIC ground-truth CSV and its image folder."""
     with open(csv_path, newline="", encoding="utf-8") as stream:
@@ -78,4 +78,4 @@ def convert_isic(
     for item, split, fold in zip(items, splits, item_folds):
         item.split, item.fold = split, fold
     extra = {"folds": folds, "patient_level": any(i.patient for i in items)}
-    yield from write_items(items, out_dir, name, class_names, False, 3, shard_examples, salt, strict, skipped, extra)
+    yield from write_items(items, out_dir, name, class_names, False, 3, shard_examples, salt, strict, skipped, extra, resume=resume, workers=workers)

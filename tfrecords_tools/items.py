@@ -8,16 +8,15 @@ paths, and writes shards + manifest. `patient_split` assigns patient-level split
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import os
+import multiprocessing
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from tfrecords_tools.dicom import is_dicom_path, read_dicom
 from tfrecords_tools.sources import read_image, stratified_split
-from tfrecords_tools.writer import DatasetWriter, hash_patient_id
+from tfrecords_tools.writer import DEFAULT_SHARD_BYTES, DatasetWriter, encode_example, hash_patient_id
 
 __all__ = ["Item", "write_items", "patient_split"]
 
@@ -63,6 +62,28 @@ def _read(path: str, channels: int) -> np.ndarray:
     return read_image(path, channels)
 
 
+def _encode_item(task) -> tuple:
+    """("ok", record, stats) or ("skip", reason) for one item: reading, checking, encoding (any process)."""
+    item, channels, num_classes, multi_label, salt = task
+    try:
+        image = _read(item.path, channels)
+        mask = item.mask
+        if isinstance(mask, str):
+            mask = read_image(mask, 1)
+        elif callable(mask):
+            mask = mask(image.shape[:2])
+        if mask is not None and np.shape(mask)[:2] != image.shape[:2]:
+            raise ValueError(f"mask {np.shape(mask)[:2]} does not match image {image.shape[:2]}")
+    except ValueError as error:  # refused DICOM or mismatched mask: say why, without the path
+        return "skip", str(error).replace(item.path, "file")
+    except Exception as error:  # Pillow and pydicom raise many types for bad files
+        return "skip", f"unreadable image or mask: {type(error).__name__}"
+    record, stats = encode_example(
+        image, item.label, num_classes, multi_label, channels, item.split, mask, hash_patient_id(item.patient, salt),
+        hash_patient_id(item.source, salt) if item.source else "", item.label_weight, item.fold)
+    return "ok", record, stats
+
+
 def write_items(
     items: Iterable[Item],
     out_dir: str,
@@ -75,37 +96,42 @@ def write_items(
     strict: bool = False,
     skipped: Sequence[tuple[str, str]] = (),
     extra: dict | None = None,
+    resume: bool = False,
+    workers: int = 0,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
 ) -> Iterator[int]:
-    """Writes `items`, yielding once per item; `skipped` carries rows the converter already refused."""
+    """Writes `items`, yielding once per item; `skipped` carries rows the converter already refused.
+
+    `resume` continues an interrupted conversion (items in finished shards are not read again);
+    `workers` > 0 reads and encodes in that many processes (results are written in item order, so the
+    shards are the same as with `workers=0`).
+    """
     skipped = list(skipped)
     if strict and skipped:
         raise ValueError(f"{skipped[0][0]}: {skipped[0][1]}")
     writer = DatasetWriter(out_dir, dataset_name, class_names, multi_label=multi_label, channels=channels,
-                           shard_examples=shard_examples, salt=salt)
+                           shard_bytes=shard_bytes, shard_examples=shard_examples, salt=salt, resume=resume)
+    for ref, reason in skipped:
+        writer.note_skipped(ref, reason)
+    pending = []
     for item in items:
-        try:
-            image = _read(item.path, channels)
-            mask = item.mask
-            if isinstance(mask, str):
-                mask = read_image(mask, 1)
-            elif callable(mask):
-                mask = mask(image.shape[:2])
-            if mask is not None and np.shape(mask)[:2] != image.shape[:2]:
-                raise ValueError(f"mask {np.shape(mask)[:2]} does not match image {image.shape[:2]}")
-        except ValueError as error:  # refused DICOM or mismatched mask: say why, without the path
-            reason = str(error).replace(item.path, "file")
-        except Exception as error:  # Pillow and pydicom raise many types for bad files
-            reason = f"unreadable image or mask: {type(error).__name__}"
-        else:
-            writer.add(item.split, image, item.label, mask=mask, patient_id=item.patient,
-                       source_id=hash_patient_id(item.source, writer.salt) if item.source else "",
-                       label_weight=item.label_weight, fold=item.fold)
+        if writer.take_covered(item.split):
             yield 1
-            continue
-        if strict:
-            raise ValueError(f"{item.ref}: {reason}")
-        skipped.append((item.ref, reason))
-        yield 1
-    with open(os.path.join(out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
-        csv.writer(stream).writerows([("item", "reason"), *skipped])
-    writer.close({"skipped": len(skipped), **(extra or {})})
+        else:
+            pending.append(item)
+    tasks = ((item, channels, len(class_names), multi_label, writer.salt) for item in pending)
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
+    try:
+        results = pool.imap(_encode_item, tasks, chunksize=16) if pool else map(_encode_item, tasks)
+        for item, result in zip(pending, results):
+            if result[0] == "ok":
+                writer.add_encoded(item.split, result[1], result[2])
+            elif strict:
+                raise ValueError(f"{item.ref}: {result[1]}")
+            else:
+                writer.skip(item.split, item.ref, result[1])
+            yield 1
+    finally:
+        if pool:
+            pool.terminate()
+    writer.close(extra)

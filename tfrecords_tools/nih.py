@@ -53,24 +53,28 @@ def _boxes(root: str) -> dict[str, list[tuple[float, float, float, float]]]:
     return boxes
 
 
-def _box_mask(boxes, original: tuple[float, float]):
-    """A mask function of the image's (H, W): the boxes scaled from the original grid and painted in."""
+class _BoxMask:
+    """A mask function of the image's (H, W): the boxes scaled from the original grid and painted in.
 
-    def paint(shape: tuple[int, int]) -> np.ndarray:
+    A class rather than a closure so items can travel to worker processes (pickling).
+    """
+
+    def __init__(self, boxes, original: tuple[float, float]):
+        self.boxes, self.original = boxes, original
+
+    def __call__(self, shape: tuple[int, int]) -> np.ndarray:
         mask = np.zeros(shape, np.uint8)
-        scale_x, scale_y = shape[1] / original[0], shape[0] / original[1]
-        for x, y, w, h in boxes:
+        scale_x, scale_y = shape[1] / self.original[0], shape[0] / self.original[1]
+        for x, y, w, h in self.boxes:
             left, top = int(np.floor(x * scale_x)), int(np.floor(y * scale_y))
             right, bottom = int(np.ceil((x + w) * scale_x)), int(np.ceil((y + h) * scale_y))
             mask[max(top, 0):bottom, max(left, 0):right] = 255
         return mask
 
-    return paint
-
 
 def convert_nih(
     root: str, out_dir: str, val_fraction: float = 0.125, folds: int = 5, seed: int = 42,
-    shard_examples: int = 0, salt: str = "", strict: bool = False,
+    shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
 ) -> Iterator[int]:
     """Converts an NIH ChestX-ray14 folder (holding `Data_Entry_2017.csv`)."""
     entries = os.path.join(root, ENTRIES)
@@ -113,7 +117,7 @@ def convert_nih(
             mask = None
             if name in boxes:
                 original = (float(row.get("OriginalImage[Width") or 1024), float(row.get("Height]") or 1024))
-                mask = _box_mask(boxes[name], original)
+                mask = _BoxMask(boxes[name], original)
             items.append(Item(ref, files[name], label, split, patient=row["Patient ID"].strip(), source=name, mask=mask))
     pool = [item for item in items if item.split == "train"]
     fractions = (1.0 - val_fraction, val_fraction, 0.0) if test_list is not None else (0.7, 0.2, 0.1)
@@ -122,4 +126,4 @@ def convert_nih(
     for item, split, fold in zip(pool, splits, item_folds):
         item.split, item.fold = split, fold
     extra = {"official_split": test_list is not None, "folds": folds, "with_boxes": sum(i.mask is not None for i in items)}
-    yield from write_items(items, out_dir, "chestxray14", FINDINGS, True, 1, shard_examples, salt, strict, skipped, extra)
+    yield from write_items(items, out_dir, "chestxray14", FINDINGS, True, 1, shard_examples, salt, strict, skipped, extra, resume=resume, workers=workers)

@@ -5,13 +5,12 @@ Each converter is a generator of progress ticks so the CLI can draw one progress
 
 from __future__ import annotations
 
-import csv
 import os
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from tfrecords_tools.writer import DatasetWriter, hash_patient_id
+from tfrecords_tools.writer import DatasetWriter
 from tfxmed.data import synthetic
 
 __all__ = [
@@ -47,6 +46,7 @@ def convert_synthetic(
     seed: int = 42,
     shard_examples: int = 0,
     salt: str = "",
+    resume: bool = False,
 ) -> Iterator[int]:
     """Generates the embedded synthetic benchmark and writes it; yields once per example."""
     counts = counts or {"train": 2000, "val": 400, "test": 400}
@@ -65,6 +65,7 @@ def convert_synthetic(
         multi_label=multi_label,
         shard_examples=shard_examples,
         salt=salt,
+        resume=resume,
     )
     for split, count in counts.items():
         spec = synthetic.SyntheticSpec(**{**base.__dict__, "num_examples": count})
@@ -96,7 +97,7 @@ def medmnist_size(path: str) -> int:
 
 
 def convert_medmnist(
-    path: str, out_dir: str, shard_examples: int = 0, salt: str = ""
+    path: str, out_dir: str, shard_examples: int = 0, salt: str = "", resume: bool = False
 ) -> Iterator[int]:
     """Converts a 2-D MedMNIST `.npz` keeping its official train/val/test split.
 
@@ -118,6 +119,7 @@ def convert_medmnist(
         channels=channels,
         shard_examples=shard_examples,
         salt=salt,
+        resume=resume,
     )
     for split in MEDMNIST_SPLITS:
         images, split_labels = data[f"{split}_images"], data[f"{split}_labels"]
@@ -145,11 +147,23 @@ def stratified_split(
 
 
 def read_image(path: str, channels: int) -> np.ndarray:
-    """uint8 [H, W] (channels=1) or [H, W, 3] pixels of an image file, via Pillow."""
+    """uint8 [H, W] (channels=1) or [H, W, 3] pixels of an image file, via Pillow.
+
+    16-bit and float images (modes I;16*, I, F: common for medical PNG/TIFF exports) are min-max scaled
+    to 8 bits rather than clipped (Pillow's own conversion saturates everything above 255).
+    """
     from PIL import Image
 
     with Image.open(path) as image:
         image.load()
+        if image.mode.startswith("I") or image.mode == "F":
+            values = np.asarray(image, dtype=np.float64)
+            low, high = float(values.min()), float(values.max())
+            scaled = np.round(255.0 * (values - low) / (high - low)) if high > low else np.zeros_like(values)
+            grey = scaled.astype(np.uint8)
+            return grey if channels == 1 else np.repeat(grey[..., None], 3, axis=-1)
+        if min(image.size) < 2:
+            raise ValueError(f"image is {image.size[0]}×{image.size[1]} px: too small to be an image")
         return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
 
 
@@ -162,6 +176,8 @@ def convert_folder(
     shard_examples: int = 0,
     salt: str = "",
     strict: bool = False,
+    resume: bool = False,
+    workers: int = 0,
 ) -> Iterator[int]:
     """Converts `root/<class>/*.png` (or `root/<split>/<class>/*`) trees.
 
@@ -185,24 +201,11 @@ def convert_folder(
     if not split_roots:
         splits = stratified_split([label for _, label, _ in items], fractions, seed)
         items = [(path, label, split) for (path, label, _), split in zip(items, splits)]
-    writer = DatasetWriter(
-        out_dir, os.path.basename(os.path.normpath(root)), class_names,
-        channels=channels, shard_examples=shard_examples, salt=salt,
-    )
-    skipped: list[tuple[str, str]] = []
-    for path, label, split in items:
-        relative = os.path.relpath(path, root)
-        try:
-            image = read_image(path, channels)
-        except Exception as error:  # PIL raises many types for bad files
-            if strict:
-                raise ValueError(f"{path}: not a readable image ({error})") from error
-            skipped.append((relative, f"unreadable image: {type(error).__name__}: {error}"))
-            yield 1
-            continue
-        # Folder and file names often carry patient names or ids: records keep only a salted HMAC.
-        writer.add(split, image, label, source_id=hash_patient_id(relative, writer.salt))
-        yield 1
-    with open(os.path.join(out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
-        csv.writer(stream).writerows([("path", "reason"), *skipped])
-    writer.close({"skipped": len(skipped)})
+    from tfrecords_tools.items import Item, write_items
+
+    # Folder and file names often carry patient names or ids: records keep only a salted HMAC of the path.
+    # skipped.csv names a bad file by its relative path, for the user to find it; records never do.
+    records = [Item(ref=os.path.relpath(path, root), path=path, label=label, split=split,
+                    source=os.path.relpath(path, root)) for path, label, split in items]
+    yield from write_items(records, out_dir, os.path.basename(os.path.normpath(root)), class_names, False, channels,
+                           shard_examples, salt, strict, resume=resume, workers=workers)

@@ -1,7 +1,14 @@
-"""Sharded, atomic TFRecord writing with a manifest (counts, shard checksums, training μ/σ).
+"""Sharded, atomic, resumable TFRecord writing with a manifest (counts, shard checksums, training μ/σ).
 
-Every converter feeds `DatasetWriter.add`; shards are written to a temporary name and renamed when
-complete, so a killed conversion never leaves a half-written shard under a final name.
+Every converter feeds `DatasetWriter.add` (or `add_encoded` with records made by `encode_example`,
+e.g. in worker processes). Shards are written to a temporary name and renamed when complete, so a
+killed conversion never leaves a half-written shard under a final name. Shards hold a fixed number of
+examples per split (`shard_examples`, or derived once from the first records' size and `shard_bytes`,
+≈100 MB by default), so a given example always lands in the same shard. After each shard the writer
+journals it (`.progress.json`: file, sha256, the items it covers, its statistics and skipped items);
+a writer opened with `resume=True` re-verifies those shards and lets the converter skip the items they
+cover, and the finished dataset is byte-identical to an uninterrupted run (the manifest differs only
+in its `created` time).
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ import tensorflow as tf
 
 from tfxmed.data import features
 
-__all__ = ["DatasetWriter", "hash_patient_id", "load_manifest", "MANIFEST_NAME", "write_json_atomic"]
+__all__ = ["DatasetWriter", "encode_example", "hash_patient_id", "load_manifest", "MANIFEST_NAME", "write_json_atomic"]
 
 MANIFEST_NAME = "manifest.json"
+JOURNAL_NAME = ".progress.json"
 DEFAULT_SHARD_BYTES = 100 * 1024 * 1024
+PROBE_RECORDS = 32  # records whose mean size fixes a split's examples per shard
 
 
 def hash_patient_id(patient_id: str, salt: str) -> str:
@@ -60,17 +69,80 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def encode_example(
+    image: np.ndarray,
+    label,
+    num_classes: int,
+    multi_label: bool,
+    channels: int,
+    split: str,
+    mask: np.ndarray | None = None,
+    patient_hash: str = "",
+    source_id: str = "",
+    label_weight=None,
+    fold: int = -1,
+    synthetic: bool = False,
+) -> tuple[bytes, dict]:
+    """(tf.Example bytes, statistics) of one example; a pure function, safe to run in worker processes."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != channels:
+        raise ValueError(f"image for '{source_id or split}' must be uint8 [H, W, {channels}], got {image.dtype} {image.shape}")
+    if multi_label:
+        vector = np.asarray(label, dtype=np.float32).reshape(-1)
+        if vector.shape != (num_classes,):
+            raise ValueError(f"label for '{source_id}' must have {num_classes} entries, got {vector.shape}")
+        index = -1
+    else:
+        index = int(label)
+        if not 0 <= index < num_classes:
+            raise ValueError(f"label for '{source_id}' must be in [0, {num_classes}), got {label}")
+        vector = np.eye(num_classes, dtype=np.float32)[index]
+    if mask is not None:
+        mask = np.asarray(mask)
+        mask = mask[..., None] if mask.ndim == 2 else mask
+        if mask.shape[:2] != image.shape[:2]:
+            raise ValueError(f"mask for '{source_id}' has shape {mask.shape}, image {image.shape}")
+        mask = np.where(mask > 0, 255, 0).astype(np.uint8)
+    record = features.serialize(features.RecordFields(
+        image=image, label_vector=vector, label_index=index, mask=mask,
+        label_weight=None if label_weight is None else np.asarray(label_weight, np.float32),
+        patient_hash=patient_hash, source_id=source_id, split=split, fold=fold, synthetic=synthetic,
+    ))
+    stats = {"classes": (vector > 0.5).astype(np.int64).tolist(), "mask": int(mask is not None), "pixels": None}
+    if split == "train" and not synthetic:
+        pixels = image.reshape(-1, channels).astype(np.float64) / 255.0
+        stats["pixels"] = [pixels.sum(axis=0).tolist(), (pixels**2).sum(axis=0).tolist(), int(pixels.shape[0])]
+    return record, stats
+
+
+def _empty_stats(num_classes: int, channels: int) -> dict:
+    return {"count": 0, "class_counts": [0] * num_classes, "with_mask": 0, "pixel_sum": [0.0] * channels,
+            "pixel_sum_squares": [0.0] * channels, "pixel_count": 0}
+
+
+def _accumulate(total: dict, stats: dict) -> None:
+    total["count"] += 1
+    total["class_counts"] = [a + b for a, b in zip(total["class_counts"], stats["classes"])]
+    total["with_mask"] += stats["mask"]
+    if stats["pixels"] is not None:
+        sums, squares, count = stats["pixels"]
+        total["pixel_sum"] = [a + b for a, b in zip(total["pixel_sum"], sums)]
+        total["pixel_sum_squares"] = [a + b for a, b in zip(total["pixel_sum_squares"], squares)]
+        total["pixel_count"] += count
+
+
 class _SplitState:
     def __init__(self, num_classes: int, channels: int):
         self.buffer: list[bytes] = []
-        self.buffer_bytes = 0
-        self.shards: list[dict] = []
-        self.count = 0
-        self.class_counts = np.zeros(num_classes, dtype=np.int64)
-        self.with_mask = 0
-        self.pixel_sum = np.zeros(channels, dtype=np.float64)
-        self.pixel_sum_squares = np.zeros(channels, dtype=np.float64)
-        self.pixel_count = 0
+        self.pending = _empty_stats(num_classes, channels)  # statistics of the buffered records
+        self.pending_skipped: list[tuple[str, str]] = []
+        self.shards: list[dict] = []  # journal entries of finished shards
+        self.consumed = 0  # items offered (written or skipped), in converter order
+        self.resume_point = 0  # items covered by verified shards of an earlier run
+        self.examples_per_shard = 0
+        self.sizes: list[int] = []
 
 
 class DatasetWriter:
@@ -82,9 +154,10 @@ class DatasetWriter:
         class_names: one name per label.
         multi_label: whether labels are multi-hot vectors.
         channels: image channels (1 grayscale, 3 RGB).
-        shard_bytes: target shard size; a shard is closed once its examples reach this many bytes.
-        shard_examples: optional cap of examples per shard (0 = none).
+        shard_bytes: target shard size (fixes the examples per shard from the first records).
+        shard_examples: examples per shard (0: derived from `shard_bytes`).
         salt: secret used to hash patient ids (`hash_patient_id`).
+        resume: continue an interrupted conversion into `out_dir` (see the module docstring).
     """
 
     def __init__(
@@ -97,6 +170,7 @@ class DatasetWriter:
         shard_bytes: int = DEFAULT_SHARD_BYTES,
         shard_examples: int = 0,
         salt: str = "",
+        resume: bool = False,
     ):
         self.out_dir = out_dir
         self.dataset_name = dataset_name
@@ -107,104 +181,143 @@ class DatasetWriter:
         self.shard_examples = shard_examples
         self.salt = salt
         self._splits: dict[str, _SplitState] = {}
+        self._refused: list[tuple[str, str]] = []
         self._closed = False
         os.makedirs(out_dir, exist_ok=True)
+        if resume:
+            self._resume()
 
     def _state(self, split: str) -> _SplitState:
         if split not in self._splits:
             self._splits[split] = _SplitState(len(self.class_names), self.channels)
         return self._splits[split]
 
-    def add(
-        self,
-        split: str,
-        image: np.ndarray,
-        label: int | Sequence[float],
-        mask: np.ndarray | None = None,
-        patient_id: str = "",
-        source_id: str = "",
-        label_weight: Sequence[float] | None = None,
-        fold: int = -1,
-        synthetic: bool = False,
-    ) -> None:
+    def _resume(self) -> None:
+        """Keeps each split's journaled shards up to the first one missing or changed on disk."""
+        path = os.path.join(self.out_dir, JOURNAL_NAME)
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as stream:
+            journal = json.load(stream)
+        if journal.get("class_names") != self.class_names or journal.get("channels") != self.channels:
+            raise ValueError(f"{path}: an interrupted conversion of another dataset is in {self.out_dir}; "
+                             "use a fresh --out folder")
+        for split, entry in journal["splits"].items():
+            state = self._state(split)
+            state.examples_per_shard = entry["examples_per_shard"]
+            for shard in entry["shards"]:
+                file = os.path.join(self.out_dir, shard["file"])
+                if not os.path.exists(file) or _sha256(file) != shard["sha256"]:
+                    break
+                state.shards.append(shard)
+                state.resume_point = shard["consumed"]
+
+    def resume_point(self, split: str) -> int:
+        """How many of `split`'s items (in converter order) finished shards already cover."""
+        return self._state(split).resume_point
+
+    def add(self, split: str, image: np.ndarray, label, mask: np.ndarray | None = None, patient_id: str = "",
+            source_id: str = "", label_weight: Sequence[float] | None = None, fold: int = -1,
+            synthetic: bool = False) -> None:
         """Adds one example. `label` is a class index (single-label) or a multi-hot vector."""
-        image = np.asarray(image)
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != self.channels:
-            raise ValueError(
-                f"image for '{source_id or split}' must be uint8 [H, W, {self.channels}], "
-                f"got {image.dtype} {image.shape}"
-            )
-        num_classes = len(self.class_names)
-        if self.multi_label:
-            vector = np.asarray(label, dtype=np.float32).reshape(-1)
-            if vector.shape != (num_classes,):
-                raise ValueError(f"label for '{source_id}' must have {num_classes} entries, got {vector.shape}")
-            index = -1
-        else:
-            index = int(label)
-            if not 0 <= index < num_classes:
-                raise ValueError(f"label for '{source_id}' must be in [0, {num_classes}), got {label}")
-            vector = np.eye(num_classes, dtype=np.float32)[index]
-        if mask is not None:
-            mask = np.asarray(mask)
-            mask = mask[..., None] if mask.ndim == 2 else mask
-            if mask.shape[:2] != image.shape[:2]:
-                raise ValueError(f"mask for '{source_id}' has shape {mask.shape}, image {image.shape}")
-            mask = np.where(mask > 0, 255, 0).astype(np.uint8)
-        record = features.serialize(
-            features.RecordFields(
-                image=image,
-                label_vector=vector,
-                label_index=index,
-                mask=mask,
-                label_weight=None if label_weight is None else np.asarray(label_weight, np.float32),
-                patient_hash=hash_patient_id(patient_id, self.salt),
-                source_id=source_id,
-                split=split,
-                fold=fold,
-                synthetic=synthetic,
-            )
-        )
         state = self._state(split)
+        if state.consumed < state.resume_point:
+            state.consumed += 1  # already in a finished shard
+            return
+        record, stats = encode_example(image, label, len(self.class_names), self.multi_label, self.channels, split,
+                                       mask, hash_patient_id(patient_id, self.salt), source_id, label_weight, fold,
+                                       synthetic)
+        self.add_encoded(split, record, stats)
+
+    def add_encoded(self, split: str, record: bytes, stats: dict) -> None:
+        """Adds a record made by `encode_example` (for converters that encode in worker processes)."""
+        state = self._state(split)
+        state.consumed += 1
+        if state.consumed <= state.resume_point:
+            return
         state.buffer.append(record)
-        state.buffer_bytes += len(record)
-        state.count += 1
-        state.class_counts += (vector > 0.5).astype(np.int64)
-        state.with_mask += int(mask is not None)
-        if split == "train" and not synthetic:
-            pixels = image.reshape(-1, self.channels).astype(np.float64) / 255.0
-            state.pixel_sum += pixels.sum(axis=0)
-            state.pixel_sum_squares += (pixels**2).sum(axis=0)
-            state.pixel_count += pixels.shape[0]
-        full = state.buffer_bytes >= self.shard_bytes
-        if full or (self.shard_examples and len(state.buffer) >= self.shard_examples):
+        state.sizes.append(len(record))
+        _accumulate(state.pending, stats)
+        if not state.examples_per_shard and (self.shard_examples or len(state.buffer) >= PROBE_RECORDS):
+            mean = float(np.mean(state.sizes[:PROBE_RECORDS]))
+            state.examples_per_shard = self.shard_examples or max(1, int(self.shard_bytes // max(mean, 1.0)))
+        if state.examples_per_shard and len(state.buffer) >= state.examples_per_shard:
             self._flush(split)
+
+    def take_covered(self, split: str) -> bool:
+        """True (and counted) when `split`'s next item is in a finished shard: the caller skips reading it."""
+        state = self._state(split)
+        if state.consumed < state.resume_point:
+            state.consumed += 1
+            return True
+        return False
+
+    def note_skipped(self, item: str, reason: str) -> None:
+        """Records an item the converter refused before it had a split (e.g. a CSV row without a label)."""
+        self._refused.append((item, reason))
+
+    def skip(self, split: str, item: str, reason: str) -> None:
+        """Records an item that could not be written (reported in `skipped.csv`)."""
+        state = self._state(split)
+        state.consumed += 1
+        if state.consumed > state.resume_point:
+            state.pending_skipped.append((item, reason))
 
     def _flush(self, split: str) -> None:
         state = self._splits[split]
-        if not state.buffer:
-            return
-        name = f"{split}-{len(state.shards):05d}.tfrecord"
-        final = os.path.join(self.out_dir, name)
-        temporary = os.path.join(self.out_dir, f".{name}.tmp")
-        with tf.io.TFRecordWriter(temporary) as writer:
-            for record in state.buffer:
-                writer.write(record)
-        os.replace(temporary, final)
-        state.shards.append({"file": name, "count": len(state.buffer), "sha256": _sha256(final)})
-        state.buffer, state.buffer_bytes = [], 0
+        if not state.buffer and not (state.pending_skipped and state.shards):
+            return  # nothing to write (skipped items stay pending until a shard can carry them)
+        if state.buffer:
+            name = f"{split}-{len(state.shards):05d}.tfrecord"
+            final = os.path.join(self.out_dir, name)
+            temporary = os.path.join(self.out_dir, f".{name}.tmp")
+            with tf.io.TFRecordWriter(temporary) as writer:
+                for record in state.buffer:
+                    writer.write(record)
+            os.replace(temporary, final)
+            state.shards.append({"file": name, "count": len(state.buffer), "sha256": _sha256(final),
+                                 "consumed": state.consumed, "stats": state.pending,
+                                 "skipped": state.pending_skipped})
+        elif state.shards:  # items skipped after the last shard: keep them with it
+            state.shards[-1]["skipped"].extend(state.pending_skipped)
+            state.shards[-1]["consumed"] = state.consumed
+        state.buffer, state.sizes = [], []
+        state.pending, state.pending_skipped = _empty_stats(len(self.class_names), self.channels), []
+        self._write_journal()
+
+    def _write_journal(self) -> None:
+        write_json_atomic({
+            "class_names": self.class_names, "channels": self.channels,
+            "splits": {split: {"examples_per_shard": state.examples_per_shard, "shards": state.shards}
+                       for split, state in self._splits.items()},
+        }, os.path.join(self.out_dir, JOURNAL_NAME))
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Every skipped (item, reason), from resumed shards too, in split order."""
+        return [*self._refused, *(entry for state in self._splits.values()
+                for entry in [*(tuple(e) for shard in state.shards for e in shard["skipped"]), *state.pending_skipped])]
 
     def close(self, extra: dict | None = None) -> dict:
-        """Flushes every split and writes `manifest.json`; returns the manifest."""
+        """Flushes every split and writes `manifest.json` (and `skipped.csv`); returns the manifest."""
+        import csv
+
+        skipped = self.skipped
         for split in self._splits:
             self._flush(split)
-        train = self._splits.get("train")
-        if train is None or train.pixel_count == 0:
+        totals = {}
+        for split, state in self._splits.items():
+            total = _empty_stats(len(self.class_names), self.channels)
+            for shard in state.shards:
+                for key in total:
+                    total[key] = ([a + b for a, b in zip(total[key], shard["stats"][key])]
+                                  if isinstance(total[key], list) else total[key] + shard["stats"][key])
+            totals[split] = total
+        train = totals.get("train")
+        if train is None or train["pixel_count"] == 0:
             raise ValueError("no training examples were written: the manifest needs the train split's μ/σ")
-        mean = train.pixel_sum / train.pixel_count
-        std = np.sqrt(np.maximum(train.pixel_sum_squares / train.pixel_count - mean**2, 0.0))
+        mean = np.array(train["pixel_sum"]) / train["pixel_count"]
+        std = np.sqrt(np.maximum(np.array(train["pixel_sum_squares"]) / train["pixel_count"] - mean**2, 0.0))
         manifest = {
             "schema_version": features.SCHEMA_VERSION,
             "dataset": self.dataset_name,
@@ -217,15 +330,18 @@ class DatasetWriter:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "splits": {
                 split: {
-                    "count": state.count,
-                    "with_mask": state.with_mask,
-                    "class_counts": dict(zip(self.class_names, state.class_counts.tolist())),
-                    "shards": state.shards,
+                    "count": totals[split]["count"],
+                    "with_mask": totals[split]["with_mask"],
+                    "class_counts": dict(zip(self.class_names, totals[split]["class_counts"])),
+                    "shards": [{k: shard[k] for k in ("file", "count", "sha256")} for shard in state.shards],
                 }
                 for split, state in self._splits.items()
             },
         }
+        manifest["skipped"] = len(skipped)
         manifest.update(extra or {})
+        with open(os.path.join(self.out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
+            csv.writer(stream).writerows([("item", "reason"), *skipped])
         write_json_atomic(manifest, os.path.join(self.out_dir, MANIFEST_NAME))
         self._closed = True
         return manifest

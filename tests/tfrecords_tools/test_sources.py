@@ -74,13 +74,13 @@ def test_folder_tree_with_a_corrupt_file(tmp_path, rng):
     assert counts == {"train": 14, "val": 4, "test": 2}  # 70/20/10 per class
     with open(tmp_path / "out" / "skipped.csv") as stream:
         rows = list(csv.DictReader(stream))
-    assert [r["path"] for r in rows] == [os.path.join("normal", "broken.png")]
+    assert [r["item"] for r in rows] == [os.path.join("normal", "broken.png")]
     assert manifest["skipped"] == 1
     # File and folder names may carry patient names: the records hold only a salted hash of the path.
     shards = [os.path.join(tmp_path, "out", s["file"]) for v in manifest["splits"].values() for s in v["shards"]]
     blob = b"".join(open(path, "rb").read() for path in shards)
     assert os.path.join("pneumonia", "3.png").encode() not in blob and b".png" not in blob
-    with pytest.raises(ValueError, match="broken.png: not a readable image"):
+    with pytest.raises(ValueError, match="broken.png: unreadable image"):
         _drain(sources.convert_folder(str(root), str(tmp_path / "strict"), strict=True))
 
 

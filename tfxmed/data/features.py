@@ -100,7 +100,8 @@ def serialize(fields: RecordFields) -> bytes:
         FOLD: _ints([fields.fold]),
         SYNTHETIC: _ints([int(fields.synthetic)]),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: map entries in key order, so any process writes the same bytes for an example
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def feature_spec(num_classes: int) -> dict:

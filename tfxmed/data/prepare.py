@@ -44,7 +44,8 @@ def _conversion(config: Experiment, directory: str, salt: str):
 
     if config.data.source == "medmnist":
         total = sources.medmnist_size(config.data.npz)
-        return sources.convert_medmnist(config.data.npz, directory, shard_examples=max(256, total // 8), salt=salt), total
+        return sources.convert_medmnist(config.data.npz, directory, shard_examples=max(256, total // 8), salt=salt,
+                                        resume=True), total
     spec = config.data.synthetic
     counts = {"train": spec.train_examples, "val": spec.val_examples, "test": spec.test_examples}
     ticks = sources.convert_synthetic(
@@ -58,6 +59,7 @@ def _conversion(config: Experiment, directory: str, salt: str):
         seed=config.runtime.seed,
         shard_examples=max(64, (spec.train_examples + 3) // 4),
         salt=salt,
+        resume=True,  # the folder is named by its content: a killed first conversion continues
     )
     return ticks, sum(counts.values())
 
