@@ -1,4 +1,4 @@
-"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv,chexpert,nih,isic} ... --out DIR`."""
+"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv,chexpert,nih,isic,tfds} ... --out DIR`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--salt", default=None, help="secret for patient-id hashing (else $TFXMED_ID_SALT)")
         sub.add_argument("--restart", action="store_true",
                          help="start over; by default a re-run into the same --out continues an interrupted conversion")
+        sub.add_argument("--tfds-metadata", action="store_true",
+                         help="also write TFDS metadata (read back with tfds.builder_from_directory)")
         sub.add_argument("--smote", type=int, default=0, metavar="PX",
                          help="balance the training split with SMOTE on PX×PX downsampled pixels (0: off)")
 
@@ -68,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     isic.add_argument("csv_path")
     isic.add_argument("--images", required=True, help="folder of <image>.jpg")
     isic.add_argument("--masks", default=None, help="folder of <image>_segmentation.png (optional)")
+    tfds = commands.add_parser("tfds", help="a TFDS image-classification dataset by name (download needs internet)")
+    tfds.add_argument("name")
+    tfds.add_argument("--data-dir", default=None, help="TFDS data_dir (default ~/tensorflow_datasets)")
+    tfds.add_argument("--download", action="store_true", help="download and prepare it first")
+    tfds.add_argument("--image-key", default="image")
+    tfds.add_argument("--label-key", default="label")
+    common(tfds)
     for sub in (folder, table, chexpert, nih, isic):
         sub.add_argument("--workers", type=int, default=0, help="processes that read and encode images (0: this one)")
     for sub in (chexpert, nih, isic):
@@ -107,6 +116,11 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
         from tfrecords_tools.isic import convert_isic
 
         return convert_isic(args.csv_path, args.images, args.out, args.masks, **public), None
+    if args.source == "tfds":
+        from tfrecords_tools.tfds_io import convert_tfds
+
+        return convert_tfds(args.name, args.out, args.data_dir, args.image_key, args.label_key, download=args.download,
+                            shard_examples=args.shard_examples, salt=salt, resume=resume), None
     if args.source == "medmnist":
         return sources.convert_medmnist(args.path, args.out, args.shard_examples, salt, resume), None
     return (
@@ -128,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.tfds_metadata:
+        from tfrecords_tools.tfds_io import write_tfds_metadata
+
+        write_tfds_metadata(args.out)
     if args.smote:
         from tfrecords_tools.smote import add_smote
 
