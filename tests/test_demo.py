@@ -30,6 +30,8 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert 0.0 <= summary["test_auc"] <= 1.0
     assert summary["gradcam_iou"] is not None and 0.0 <= summary["pointing_game"] <= 1.0
     metrics = json.load(open(artefacts["metrics"]))
+    local = metrics["localization"]  # the binarisation value is chosen on validation, applied to test
+    assert 0.1 <= local["binarize_value_tuned_on_val"] <= 0.9 and 0.0 <= local["iou_mean_val_tuned"] <= 1.0
     assert metrics["classification"]["num_examples"] == 48
     ci = metrics["classification"]["auc_ci"]  # bootstrap 95% CI around the same AUC
     assert ci["estimate"] == pytest.approx(summary["test_auc"]) and ci["low"] <= ci["estimate"] <= ci["high"]

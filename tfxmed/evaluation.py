@@ -18,6 +18,7 @@ from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.metrics.classification import report_auc
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
 from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
+from tfxmed.metrics.localization import iou, tune_binarization
 from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
 from tfxmed.models import default_explain_layer
 from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers custom layers)
@@ -72,6 +73,25 @@ def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch
     }
 
 
+def _lesion_examples(data: dict) -> np.ndarray:
+    return np.flatnonzero(data["has_mask"].astype(bool) & (data["mask"].reshape(len(data["mask"]), -1).max(-1) > 0.5))
+
+
+def _validation_tuned_iou(explainer, data_dir, manifest, config, split, maps, masks) -> dict:
+    """IoU with the binarisation value that maximises IoU on the validation split (none for otsu/val)."""
+    method = config.explain.binarize
+    if split == "val" or method == "otsu" or "val" not in manifest["splits"]:
+        return {}
+    val = collect_split(data_dir, manifest, config, "val")
+    chosen = _lesion_examples(val)
+    if not len(chosen):
+        return {}
+    value, _ = tune_binarization(explainer(val["image"][chosen], val["label"][chosen]), val["mask"][chosen] > 0.5, method)
+    tuned = iou(maps, masks, method, value)
+    return {"binarize_value_tuned_on_val": value,
+            "iou_mean_val_tuned": float(np.nanmean(tuned)) if np.isfinite(tuned).any() else None}
+
+
 def evaluate_run(run_dir: str, split: str = "test") -> dict:
     """Writes `eval/metrics.json`, ROC and confusion PNGs, Grad-CAM maps and overlays; returns metrics."""
     config, manifest, data_dir, model = load_run(run_dir)
@@ -97,8 +117,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
 
     # Localisation: explain the true class (every positive label) of images that have a lesion mask.
     layer = config.explain.layer or default_explain_layer(model)
-    has_lesion = data["has_mask"].astype(bool) & (data["mask"].reshape(len(labels), -1).max(-1) > 0.5)
-    indices = np.flatnonzero(has_lesion)
+    indices = _lesion_examples(data)
     localization = {"num_evaluated": 0}
     explainer = GradCam(model, layer=layer, batch_size=64)
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -111,6 +130,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         )
         # Faithfulness of the same maps: deletion / insertion AUC of the explained class's probability.
         scores = lambda x: forward(x).numpy()  # noqa: E731
+        localization.update(_validation_tuned_iou(explainer, data_dir, manifest, config, split, maps, masks))
         localization.update(deletion_insertion(scores, data["image"][indices], maps, targets))
         localization.update(average_drop_increase(scores, data["image"][indices], maps, targets))
         np.savez_compressed(os.path.join(out_dir, "gradcam_maps.npz"), maps=maps, masks=masks, indices=indices)

@@ -153,7 +153,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     """Writes `RUN/report.html` (or `out`) and returns its path; runs the evaluation first if missing."""
     import tensorflow as tf
 
-    from tfxmed.evaluation import collect_split, evaluate_run, load_run
+    from tfxmed.evaluation import _lesion_examples, collect_split, evaluate_run, load_run
     from tfxmed.metrics import localization_summary
     from tfxmed.metrics.curves import calibration_summary, plot_calibration, plot_precision_recall
     from tfxmed.metrics.faithfulness import deletion_insertion
@@ -181,8 +181,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
 
     # Explanation metrics per method, on (at most explain_limit) images with a lesion mask.
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    has_lesion = data["has_mask"].astype(bool) & (data["mask"].reshape(len(labels), -1).max(-1) > 0.5)
-    lesion = np.flatnonzero(has_lesion)[:explain_limit]
+    lesion = _lesion_examples(data)[:explain_limit]
     explanation_rows = []
     for method, explainer in explainers.items():
         if not len(lesion):

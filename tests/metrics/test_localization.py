@@ -173,3 +173,19 @@ def test_mismatched_shapes_raise():
         iou(np.ones((2, 4, 4)), np.ones((2, 4, 5)))
     with pytest.raises(ValueError, match="num_examples"):
         pointing_game(np.ones(4), np.ones(4))
+
+
+def test_tune_binarization_picks_the_value_that_fits_the_masks():
+    from tfxmed.metrics.localization import tune_binarization
+
+    # A map whose top 30% of its maximum covers exactly the mask: value 0.3 must win.
+    grid = np.zeros((2, 8, 8))
+    grid[:, 2:6, 2:6] = 0.35
+    grid[:, 3:5, 3:5] = 1.0
+    grid[:, 0, 0] = 0.2  # a weak blob outside: included only below 0.2
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, 2:6, 2:6] = True
+    best, scores = tune_binarization(grid, masks)
+    assert best == 0.3 and scores[0.3] == pytest.approx(1.0) and scores[0.1] < 1.0 and scores[0.5] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="otsu"):
+        tune_binarization(grid, masks, "otsu")

@@ -21,6 +21,7 @@ __all__ = [
     "pointing_game",
     "energy_pointing_game",
     "localization_summary",
+    "tune_binarization",
 ]
 
 BINARIZE_METHODS = ("fraction_of_max", "top_fraction", "otsu")
@@ -132,6 +133,31 @@ def iou(
     result = np.full(num_examples, np.nan)
     np.divide(intersection, union, out=result, where=union > 0)
     return result
+
+
+def tune_binarization(
+    maps: np.ndarray,
+    masks: np.ndarray,
+    method: str = "fraction_of_max",
+    candidates=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+) -> tuple[float, dict]:
+    """The binarisation value maximising mean IoU on these (validation) maps: (best, {value: mean IoU}).
+
+    Choose it on validation and apply it to test, so the test IoU is not tuned on test. Ties go to the
+    smaller value. Not for ``"otsu"``, which has no value.
+    """
+    if method == "otsu":
+        raise ValueError("binarize method 'otsu' has no value to tune")
+    scores = {}
+    for candidate in candidates:
+        values = iou(maps, masks, method, float(candidate))
+        finite = values[np.isfinite(values)]
+        scores[float(candidate)] = float(finite.mean()) if finite.size else float("nan")
+    defined = {k: v for k, v in scores.items() if math.isfinite(v)}
+    if not defined:
+        raise ValueError("no map/mask pair defines an IoU: nothing to tune on")
+    best = max(defined, key=lambda k: (defined[k], -k))
+    return best, scores
 
 
 def _ball(radius: int, num_dimensions: int) -> np.ndarray:
