@@ -4,9 +4,10 @@
 
 On the same PNG files (synthetic chest images saved at `source-size` px in a class-per-folder tree):
 1. conversion images/s (`tfrecords_tools` folder converter, in-process and with 2 workers);
-2. tf.data read + decode + resize + augment + normalise + batch images/s (the training pipeline);
-3. a naive loader's images/s: PIL open + convert + resize, NumPy flip / brightness / contrast /
-   normalise, batched in Python (what a hand-written loader typically does);
+2. tf.data read + decode + resize + augment + normalise + batch images/s (the training pipeline), and
+   the same with `data.cache` from the second pass on (decoded images kept; augmentation still per pass);
+3. a naive loader's images/s: the same augmentation list by hand, in one Python thread: PIL open,
+   convert, crop-and-resize, rotate; NumPy flip, brightness, contrast, normalise; batched in Python;
 4. how many images/s ResNet50 + CSAM (64 px, weights=None) consumes in training steps.
 Ratios: tf.data ÷ naive (target ≥ 3) and tf.data ÷ training consumption (target ≥ 5).
 """
@@ -51,16 +52,18 @@ def _convert(root: str, out: str, workers: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _tf_data(out: str, size: int, batch: int) -> float:
+def _tf_data(out: str, size: int, batch: int, cache: bool = False) -> float:
     from tfxmed.config import DataConfig
     from tfxmed.data import pipeline
     from tfrecords_tools.writer import load_manifest
 
     manifest = load_manifest(out)
-    config = DataConfig(image_size=size, batch_size=batch, shuffle_buffer=1024)
+    config = DataConfig(image_size=size, batch_size=batch, shuffle_buffer=1024, cache=cache)
     dataset = pipeline.to_keras(pipeline.build_dataset(out, manifest, "train", config, True, batch)).repeat()
     iterator = iter(dataset)
-    for _ in range(5):  # warm-up: tracing and the first buffers
+    # Warm-up: tracing and the first buffers; with the cache, one whole pass fills it (epoch 2 onwards).
+    warm = manifest["splits"]["train"]["count"] // batch + 2 if cache else 5
+    for _ in range(warm):
         next(iterator)
     steps = 100
     started = time.perf_counter()
@@ -77,7 +80,14 @@ def _naive(paths: list[str], size: int, batch: int, count: int) -> float:
         images = []
         for path in paths[done % len(paths):][:batch]:
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert("L").resize((size, size), Image.BILINEAR), np.float32) / 255.0
+                grey = image.convert("L")
+                width, height = grey.size
+                keep = 1.0 - rng.uniform(0.0, 0.1)  # the same list as the pipeline: crop ≤10%, rotation ±15°, ...
+                crop_w, crop_h = int(width * keep), int(height * keep)
+                left, top = int(rng.integers(0, width - crop_w + 1)), int(rng.integers(0, height - crop_h + 1))
+                grey = grey.resize((size, size), Image.BILINEAR, box=(left, top, left + crop_w, top + crop_h))
+                grey = grey.rotate(float(rng.uniform(-15.0, 15.0)), resample=Image.BILINEAR)
+                pixels = np.asarray(grey, np.float32) / 255.0
             if rng.random() < 0.5:
                 pixels = pixels[:, ::-1]
             pixels = pixels + rng.uniform(-0.2, 0.2)
@@ -122,15 +132,18 @@ def main() -> None:
         serial = _convert(os.path.join(folder, "tree"), os.path.join(folder, "serial"), 0)
         parallel = _convert(os.path.join(folder, "tree"), os.path.join(folder, "parallel"), 2)
         tf_data = _tf_data(os.path.join(folder, "serial"), args.size, args.batch)
+        cached = _tf_data(os.path.join(folder, "serial"), args.size, args.batch, cache=True)
         naive = _naive(paths, args.size, args.batch, min(args.files, 1600))
     training = _training_rate(args.size, args.batch)
     print(json.dumps({
         "files": args.files, "source_px": args.source_size, "train_px": args.size, "batch": args.batch,
         "conversion_images_per_s": {"in_process": serial, "workers_2": parallel},
-        "tf_data_images_per_s": tf_data, "naive_pil_numpy_images_per_s": naive,
+        "tf_data_images_per_s": tf_data, "tf_data_cached_images_per_s": cached, "naive_pil_numpy_images_per_s": naive,
         "resnet50_training_consumes_images_per_s": training,
-        "ratios": {"tf_data_vs_naive": tf_data / naive, "tf_data_vs_training": tf_data / training},
-        "targets_met": {"tf_data_vs_naive_ge_3": tf_data / naive >= 3, "tf_data_vs_training_ge_5": tf_data / training >= 5},
+        "ratios": {"tf_data_vs_naive": tf_data / naive, "tf_data_cached_vs_naive": cached / naive,
+                   "tf_data_vs_training": tf_data / training},
+        "targets_met": {"tf_data_vs_naive_ge_3": tf_data / naive >= 3, "tf_data_cached_vs_naive_ge_3": cached / naive >= 3,
+                        "tf_data_vs_training_ge_5": tf_data / training >= 5},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "tensorflow": tf.__version__},
     }, indent=2))
 

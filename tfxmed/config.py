@@ -71,6 +71,9 @@ class DataConfig:
     # Imbalance in tf.data: draw training records class-balanced (single-label; each class's records
     # repeat independently, so an "epoch" of steps sees every class equally often).
     oversample: bool = False
+    # Keep decoded, resized images in memory after the first pass (augmentation still runs every epoch);
+    # for datasets that fit in RAM (64 px grey: 16 KiB per image).
+    cache: bool = False
     # "tf" (pure TF ops, any strategy) | "albumentations" (host-side Python via tf.numpy_function;
     # refused under TPU)
     augment_backend: str = "tf"

@@ -104,3 +104,20 @@ def test_oversampling_balances_an_imbalanced_training_split(tmp_path, tiny_confi
     assert len(labels) == 400 and 0.4 < labels.mean() < 0.6  # ≈ 0.5 instead of ≈ 0.1
     plain = pipeline.build_dataset(out, manifest, "train", dataclasses.replace(config, oversample=False), True, 50)
     assert np.concatenate([b["label"].numpy().argmax(-1) for b in plain.take(2)]).mean() < 0.2
+
+
+def test_cache_keeps_decoded_images_and_still_augments_every_pass(tiny_dataset, tiny_config, manifest_of):
+    import dataclasses
+
+    manifest = manifest_of(tiny_dataset)
+    cached = dataclasses.replace(tiny_config.data, cache=True)
+    plain = pipeline.build_dataset(tiny_dataset, manifest, "test", tiny_config.data, False, 16)
+    again = pipeline.build_dataset(tiny_dataset, manifest, "test", cached, False, 16)
+    for a, b in zip(plain, again):  # eval: identical to the uncached pipeline
+        np.testing.assert_allclose(a["image"].numpy(), b["image"].numpy())
+    train = pipeline.build_dataset(tiny_dataset, manifest, "train", cached, True, 96).repeat()
+    first, second = [batch["image"].numpy() for batch in train.take(2)]  # pass 2 is read from the cache
+    assert first.shape == second.shape == (96, 32, 32, 1)
+    assert not np.allclose(np.sort(first.ravel()), np.sort(second.ravel()))  # augmentation differs per pass
+    with pytest.raises(ValueError, match="use one of them"):
+        pipeline.build_dataset(tiny_dataset, manifest, "train", dataclasses.replace(cached, oversample=True), True, 8)
