@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     isic.add_argument("csv_path")
     isic.add_argument("--images", required=True, help="folder of <image>.jpg")
     isic.add_argument("--masks", default=None, help="folder of <image>_segmentation.png (optional)")
+    isic.add_argument("--metadata", default=None, help="CSV with image/image_id and lesion_id: split by lesion")
     tfds = commands.add_parser("tfds", help="a TFDS image-classification dataset by name (download needs internet)")
     tfds.add_argument("name")
     tfds.add_argument("--data-dir", default=None, help="TFDS data_dir (default ~/tensorflow_datasets)")
@@ -115,7 +116,7 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
     if args.source == "isic":
         from tfrecords_tools.isic import convert_isic
 
-        return convert_isic(args.csv_path, args.images, args.out, args.masks, **public), None
+        return convert_isic(args.csv_path, args.images, args.out, args.masks, args.metadata, **public), None
     if args.source == "tfds":
         from tfrecords_tools.tfds_io import convert_tfds
 
@@ -134,7 +135,11 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    salt = resolve_salt(args.out, args.salt)
+    if args.tfds_metadata and args.smote:
+        print("error: --tfds-metadata and --smote cannot be combined (SMOTE shards do not follow TFDS naming)",
+              file=sys.stderr)
+        return 2
+    salt = resolve_salt(args.salt)
     ticks, total = _ticks(args, salt)
     try:
         for _ in tqdm(ticks, total=total, unit="img", desc=f"convert {args.source}", file=sys.stderr):

@@ -4,8 +4,10 @@
   with no class marked is skipped). 2020: `image_name,patient_id,...,target` → benign / malignant.
 - Images `<images_dir>/<image>.jpg` (RGB); optional masks `<masks_dir>/<image>_segmentation.png`
   (2018 Task 1 naming) become the records' lesion masks.
-- Splits: patient level when the CSV has `patient_id` (2020), else per image; stratified 70/20/10 with
-  k-fold indices. Patient ids are stored only hashed; sex, age and site are not stored.
+- Splits: by patient when the CSV has `patient_id` (2020); else by lesion when a metadata CSV with
+  `lesion_id` is given (ISIC 2019 / HAM10000 metadata: several images of one lesion never straddle
+  splits); else per image. Stratified 70/20/10 with k-fold indices. Patient ids are stored only hashed;
+  sex, age and site are not stored.
 """
 
 from __future__ import annotations
@@ -31,8 +33,19 @@ def _find(images_dir: str, stem: str) -> str | None:
     return None
 
 
+def _lesions(metadata_csv: str) -> dict[str, str]:
+    """Image → lesion id from an ISIC 2019 (`image`, `lesion_id`) or HAM10000 (`image_id`, `lesion_id`) CSV."""
+    with open(metadata_csv, newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        columns = reader.fieldnames or []
+        image = "image" if "image" in columns else "image_id"
+        if image not in columns or "lesion_id" not in columns:
+            raise ValueError(f"{metadata_csv}: expected columns image (or image_id) and lesion_id; found {columns}")
+        return {row[image].strip(): row["lesion_id"].strip() for row in reader if (row["lesion_id"] or "").strip()}
+
+
 def convert_isic(
-    csv_path: str, images_dir: str, out_dir: str, masks_dir: str | None = None,
+    csv_path: str, images_dir: str, out_dir: str, masks_dir: str | None = None, metadata_csv: str | None = None,
     fractions: Sequence[float] = (0.7, 0.2, 0.1), folds: int = 5, seed: int = 42,
     shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
 ) -> Iterator[int]:
@@ -49,6 +62,7 @@ def convert_isic(
     if not class_names:
         raise ValueError(f"{csv_path}: no class columns besides '{image_column}'")
     name = os.path.basename(csv_path)
+    lesion_of = _lesions(metadata_csv) if metadata_csv else {}
     items, skipped = [], []
     for line, row in enumerate(rows, start=2):
         ref, stem = f"{name}:{line}", row[image_column].strip()
@@ -73,9 +87,10 @@ def convert_isic(
         mask = os.path.join(masks_dir, f"{stem}_segmentation.png") if masks_dir else None
         items.append(Item(ref, path, label, "", patient=(row.get("patient_id") or "").strip(), source=stem,
                           mask=mask if mask and os.path.isfile(mask) else None))
-    splits, item_folds = patient_split([i.patient or i.source for i in items], [int(i.label) for i in items],
-                                       fractions, folds, seed)
+    groups = [i.patient or (f"lesion:{lesion_of[i.source]}" if i.source in lesion_of else i.source) for i in items]
+    splits, item_folds = patient_split(groups, [int(i.label) for i in items], fractions, folds, seed)
     for item, split, fold in zip(items, splits, item_folds):
         item.split, item.fold = split, fold
-    extra = {"folds": folds, "patient_level": any(i.patient for i in items)}
+    extra = {"folds": folds, "patient_level": any(i.patient for i in items),
+             "lesion_level": bool(lesion_of) and not any(i.patient for i in items)}
     yield from write_items(items, out_dir, name, class_names, False, 3, shard_examples, salt, strict, skipped, extra, resume=resume, workers=workers)

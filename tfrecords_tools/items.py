@@ -9,6 +9,8 @@ paths, and writes shards + manifest. `patient_split` assigns patient-level split
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import multiprocessing
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -78,10 +80,34 @@ def _encode_item(task) -> tuple:
         return "skip", str(error).replace(item.path, "file")
     except Exception as error:  # Pillow and pydicom raise many types for bad files
         return "skip", f"unreadable image or mask: {type(error).__name__}"
-    record, stats = encode_example(
-        image, item.label, num_classes, multi_label, channels, item.split, mask, hash_patient_id(item.patient, salt),
-        hash_patient_id(item.source, salt) if item.source else "", item.label_weight, item.fold)
+    try:
+        record, stats = encode_example(
+            image, item.label, num_classes, multi_label, channels, item.split, mask,
+            hash_patient_id(item.patient, salt), hash_patient_id(item.source, salt) if item.source else "",
+            item.label_weight, item.fold)
+    except ValueError as error:  # e.g. a label out of range: this item only, not the whole run
+        return "skip", str(error)
     return "ok", record, stats
+
+
+def _describe_mask(mask) -> object:
+    if mask is None or isinstance(mask, str):
+        return mask
+    if isinstance(mask, np.ndarray):
+        return hashlib.sha256(mask.tobytes()).hexdigest()
+    return [type(mask).__name__, repr(sorted(vars(mask).items()))]
+
+
+def _fingerprint(items: Sequence[Item], name: str, skipped, extra) -> str:
+    """A digest of everything that decides the records: items in order, labels, masks, options."""
+    digest = hashlib.sha256(json.dumps([name, skipped, extra], sort_keys=True, default=str).encode())
+    for item in items:
+        digest.update(json.dumps([
+            item.ref, item.path, item.split, item.source, item.fold, np.asarray(item.label).tolist(),
+            None if item.label_weight is None else np.asarray(item.label_weight).tolist(),
+            _describe_mask(item.mask), bool(item.patient),
+        ], default=str).encode())
+    return digest.hexdigest()
 
 
 def write_items(
@@ -109,8 +135,10 @@ def write_items(
     skipped = list(skipped)
     if strict and skipped:
         raise ValueError(f"{skipped[0][0]}: {skipped[0][1]}")
+    items = list(items)
     writer = DatasetWriter(out_dir, dataset_name, class_names, multi_label=multi_label, channels=channels,
-                           shard_bytes=shard_bytes, shard_examples=shard_examples, salt=salt, resume=resume)
+                           shard_bytes=shard_bytes, shard_examples=shard_examples, salt=salt, resume=resume,
+                           fingerprint=_fingerprint(items, dataset_name, skipped, extra))
     for ref, reason in skipped:
         writer.note_skipped(ref, reason)
     pending = []

@@ -4,8 +4,9 @@
   an unknown finding skips the row with its name in `skipped.csv`.
 - Splits: `test_list.txt` is the test split; `train_val_list.txt` patients are split into train/val
   (patient level, stratified on any finding) with k-fold indices. Without the lists: 70/20/10 by patient.
-- Boxes: every `BBox_List_2017.csv` box of an image (in the original pixel grid,
-  `OriginalImage[Width, Height]`) is scaled to the file's size and painted into the image's lesion mask.
+- Boxes: every `BBox_List_2017.csv` box of an image (given in the 1024 × 1024 grid of the released
+  PNGs, not in `OriginalImage[Width, Height]`) is scaled to the file's size and painted into the
+  image's lesion mask (so downsized copies of the images work too).
 - Images are found by file name anywhere under the root (`images/`, `images_001/images/`, ...).
 - `Patient ID` is stored only hashed; age, sex and view are not stored.
 """
@@ -27,6 +28,7 @@ FINDINGS = (
     "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
 )
 ENTRIES = "Data_Entry_2017.csv"
+BOX_GRID = 1024.0  # BBox_List_2017.csv coordinates are pixels of the released 1024 × 1024 PNGs
 
 
 def _read_list(path: str) -> set[str] | None:
@@ -54,13 +56,13 @@ def _boxes(root: str) -> dict[str, list[tuple[float, float, float, float]]]:
 
 
 class _BoxMask:
-    """A mask function of the image's (H, W): the boxes scaled from the original grid and painted in.
+    """A mask function of the image's (H, W): the boxes scaled from the 1024-px grid and painted in.
 
     A class rather than a closure so items can travel to worker processes (pickling).
     """
 
-    def __init__(self, boxes, original: tuple[float, float]):
-        self.boxes, self.original = boxes, original
+    def __init__(self, boxes, grid: tuple[float, float] = (BOX_GRID, BOX_GRID)):
+        self.boxes, self.original = boxes, grid
 
     def __call__(self, shape: tuple[int, int]) -> np.ndarray:
         mask = np.zeros(shape, np.uint8)
@@ -81,8 +83,9 @@ def convert_nih(
     if not os.path.exists(entries):
         raise FileNotFoundError(f"{entries} not found: expected the ChestX-ray14 folder holding {ENTRIES}")
     files = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
+    for folder, directories, names in os.walk(root):
+        directories.sort()  # the same file wins on every machine when a name appears twice
+        for name in sorted(names):
             if name.lower().endswith(".png"):
                 files.setdefault(name, os.path.join(folder, name))
     test_list = _read_list(os.path.join(root, "test_list.txt"))
@@ -116,8 +119,7 @@ def convert_nih(
             label[[index[f] for f in findings]] = 1.0
             mask = None
             if name in boxes:
-                original = (float(row.get("OriginalImage[Width") or 1024), float(row.get("Height]") or 1024))
-                mask = _BoxMask(boxes[name], original)
+                mask = _BoxMask(boxes[name])
             items.append(Item(ref, files[name], label, split, patient=row["Patient ID"].strip(), source=name, mask=mask))
     pool = [item for item in items if item.split == "train"]
     fractions = (1.0 - val_fraction, val_fraction, 0.0) if test_list is not None else (0.7, 0.2, 0.1)

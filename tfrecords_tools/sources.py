@@ -5,6 +5,8 @@ Each converter is a generator of progress ticks so the CLI can draw one progress
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Iterator, Sequence
 
@@ -66,6 +68,7 @@ def convert_synthetic(
         shard_examples=shard_examples,
         salt=salt,
         resume=resume,
+        fingerprint=json.dumps({**base.__dict__, "counts": counts}, sort_keys=True),
     )
     for split, count in counts.items():
         spec = synthetic.SyntheticSpec(**{**base.__dict__, "num_examples": count})
@@ -88,6 +91,14 @@ def _medmnist_class_names(path: str, labels: np.ndarray, multi_label: bool) -> l
     count = labels.shape[1] if multi_label else int(labels.max()) + 1
     known = KNOWN_MEDMNIST_CLASSES.get(stem)
     return known if known and len(known) == count else [f"class_{i}" for i in range(count)]
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def medmnist_size(path: str) -> int:
@@ -120,6 +131,7 @@ def convert_medmnist(
         shard_examples=shard_examples,
         salt=salt,
         resume=resume,
+        fingerprint=_file_digest(path),
     )
     for split in MEDMNIST_SPLITS:
         images, split_labels = data[f"{split}_images"], data[f"{split}_labels"]

@@ -53,8 +53,9 @@ def convert_tfds(
     plan = {"train": "train", "val": "validation", "test": "test"}
     if "validation" not in splits and "train" in splits:
         plan["train"], plan["val"] = f"train[:{100 - val_percent}%]", f"train[{100 - val_percent}%:]"
+    fingerprint = f"{name}:{info.version}:{plan}:{image_key}:{label_key}:{data_dir}"
     writer = DatasetWriter(out_dir, f"tfds:{name}", class_names, multi_label=multi_label, channels=channels,
-                           shard_examples=shard_examples, salt=salt, resume=resume)
+                           shard_examples=shard_examples, salt=salt, resume=resume, fingerprint=fingerprint)
     for ours, theirs in plan.items():
         if theirs.split("[")[0] not in splits:
             continue
@@ -75,6 +76,9 @@ def write_tfds_metadata(out_dir: str) -> str:
     import tensorflow_datasets as tfds
 
     manifest = load_manifest(out_dir)
+    if manifest.get("smote"):
+        raise ValueError(f"{out_dir}: SMOTE shards (train-smote-*) do not follow the TFDS file naming; write the "
+                         "TFDS metadata for a folder converted without --smote")
     classes, channels = manifest["num_classes"], manifest["channels"]
     scalar = lambda: tfds.features.Scalar(dtype=np.int64)  # noqa: E731
     text = lambda: tfds.features.Tensor(shape=(), dtype=tf.string)  # noqa: E731

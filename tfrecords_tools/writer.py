@@ -5,7 +5,8 @@ e.g. in worker processes). Shards are written to a temporary name and renamed wh
 killed conversion never leaves a half-written shard under a final name. Shards hold a fixed number of
 examples per split (`shard_examples`, or derived once from the first records' size and `shard_bytes`,
 ≈100 MB by default), so a given example always lands in the same shard. After each shard the writer
-journals it (`.progress.json`: file, sha256, the items it covers, its statistics and skipped items);
+journals it (`.progress.json`: file, sha256, how many items it covers, its statistics and skipped
+items, plus a fingerprint of the inputs and options and a check value of the salt);
 a writer opened with `resume=True` re-verifies those shards and lets the converter skip the items they
 cover, and the finished dataset is byte-identical to an uninterrupted run (the manifest differs only
 in its `created` time).
@@ -157,7 +158,9 @@ class DatasetWriter:
         shard_bytes: target shard size (fixes the examples per shard from the first records).
         shard_examples: examples per shard (0: derived from `shard_bytes`).
         salt: secret used to hash patient ids (`hash_patient_id`).
-        resume: continue an interrupted conversion into `out_dir` (see the module docstring).
+        resume: continue an interrupted conversion into `out_dir` (see the module docstring); refused
+            when the journal's fingerprint, layout options or salt differ from this run's.
+        fingerprint: a digest of the converter's inputs and options (items in order, labels, policy, ...).
     """
 
     def __init__(
@@ -171,6 +174,7 @@ class DatasetWriter:
         shard_examples: int = 0,
         salt: str = "",
         resume: bool = False,
+        fingerprint: str = "",
     ):
         self.out_dir = out_dir
         self.dataset_name = dataset_name
@@ -179,13 +183,24 @@ class DatasetWriter:
         self.channels = channels
         self.shard_bytes = shard_bytes
         self.shard_examples = shard_examples
+        if not salt:  # never an empty HMAC key: anyone could re-hash candidate ids
+            from tfrecords_tools.salt import resolve_salt
+
+            salt = resolve_salt()
         self.salt = salt
         self._splits: dict[str, _SplitState] = {}
         self._refused: list[tuple[str, str]] = []
         self._closed = False
+        # What a resumed run must match: the converter's inputs and options, the layout, the salt.
+        self._identity = {"fingerprint": fingerprint, "class_names": self.class_names, "channels": channels,
+                          "multi_label": multi_label, "shard_examples": shard_examples, "shard_bytes": shard_bytes,
+                          "salt_check": hash_patient_id("tfxmed salt check", salt)}
         os.makedirs(out_dir, exist_ok=True)
+        journal = os.path.join(out_dir, JOURNAL_NAME)
         if resume:
             self._resume()
+        elif os.path.exists(journal):
+            os.remove(journal)  # a fresh run: an older journal must never be adopted later
 
     def _state(self, split: str) -> _SplitState:
         if split not in self._splits:
@@ -199,9 +214,10 @@ class DatasetWriter:
             return
         with open(path, encoding="utf-8") as stream:
             journal = json.load(stream)
-        if journal.get("class_names") != self.class_names or journal.get("channels") != self.channels:
-            raise ValueError(f"{path}: an interrupted conversion of another dataset is in {self.out_dir}; "
-                             "use a fresh --out folder")
+        changed = sorted(key for key, value in self._identity.items() if journal.get(key) != value)
+        if changed:
+            raise ValueError(f"{path}: the interrupted conversion in {self.out_dir} differs in {', '.join(changed)} "
+                             "(other inputs, options or salt); re-run with --restart or use a fresh --out")
         for split, entry in journal["splits"].items():
             state = self._state(split)
             state.examples_per_shard = entry["examples_per_shard"]
@@ -287,7 +303,7 @@ class DatasetWriter:
 
     def _write_journal(self) -> None:
         write_json_atomic({
-            "class_names": self.class_names, "channels": self.channels,
+            **self._identity,
             "splits": {split: {"examples_per_shard": state.examples_per_shard, "shards": state.shards}
                        for split, state in self._splits.items()},
         }, os.path.join(self.out_dir, JOURNAL_NAME))

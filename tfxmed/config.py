@@ -72,7 +72,8 @@ class DataConfig:
     # repeat independently, so an "epoch" of steps sees every class equally often).
     oversample: bool = False
     # Keep decoded, resized images in memory after the first pass (augmentation still runs every epoch);
-    # for datasets that fit in RAM (64 px grey: 16 KiB per image).
+    # for datasets that fit in RAM (float32 image + mask: 32 KiB per 64-px grey image). Records are read
+    # in the first pass's order, then mixed by shuffle_buffer each pass.
     cache: bool = False
     # "tf" (pure TF ops, any strategy) | "albumentations" (host-side Python via tf.numpy_function;
     # refused under TPU)

@@ -76,3 +76,31 @@ def test_isic_csv_without_image_column_is_named(tmp_path):
     (tmp_path / "gt.csv").write_text("name,MEL\nx,1\n")
     with pytest.raises(ValueError, match="'image'"):
         sum(convert_isic(str(tmp_path / "gt.csv"), str(tmp_path), str(tmp_path / "out")))
+
+
+def test_isic_images_of_one_lesion_stay_in_one_split(tmp_path, rng):
+    images = tmp_path / "ISIC_2019_Training_Input"
+    images.mkdir()
+    rows, metadata = [], []
+    for i in range(40):
+        stem = f"ISIC_{i:07d}"
+        _image(images / f"{stem}.jpg", rng)
+        rows.append([stem, f"{float(i % 2 == 0):.1f}", f"{float(i % 2 == 1):.1f}"])
+        metadata.append([stem, f"HAM_{i // 4:07d}"])  # four images per lesion
+    with open(tmp_path / "gt.csv", "w", newline="") as stream:
+        csv.writer(stream).writerows([["image", "MEL", "NV"], *rows])
+    with open(tmp_path / "meta.csv", "w", newline="") as stream:
+        csv.writer(stream).writerows([["image", "lesion_id"], *metadata])
+    out = tmp_path / "out"
+    sum(convert_isic(str(tmp_path / "gt.csv"), str(images), str(out), metadata_csv=str(tmp_path / "meta.csv"), salt="s"))
+    assert load_manifest(str(out))["lesion_level"]
+    split_of = {}
+    for path in glob.glob(str(out / "*.tfrecord")):
+        for raw in tf.data.TFRecordDataset(path):
+            source = features.parse(raw, 2, 3)["source"].numpy()
+            split_of[source] = path.split("/")[-1].split("-")[0]
+    from tfrecords_tools.writer import hash_patient_id
+
+    for lesion in range(10):
+        splits = {split_of[hash_patient_id(f"ISIC_{i:07d}", "s").encode()] for i in range(4 * lesion, 4 * lesion + 4)}
+        assert len(splits) == 1

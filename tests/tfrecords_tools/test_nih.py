@@ -34,7 +34,7 @@ def _fake_nih(tmp_path, rng):
     (root / "test_list.txt").write_text("\n".join(test) + "\n")
     with open(root / "BBox_List_2017.csv", "w", newline="") as stream:
         csv.writer(stream).writerows([["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]", "", "", ""],
-                                      ["00000001_000.png", "Effusion", "8", "16", "16", "8", "", "", ""]])
+                                      ["00000001_000.png", "Effusion", "256", "512", "512", "256", "", "", ""]])
     return str(root)
 
 
@@ -54,9 +54,9 @@ def test_multi_label_official_split_boxes_and_hashed_patients(tmp_path, rng):
             examples.append((split, {k: v.numpy() for k, v in features.parse(raw, 14, 1).items()}))
     masked = [e for _, e in examples if e["has_mask"]]
     assert len(masked) == 1
-    # Box x=8, y=16, w=16, h=8 on a 64-px original grid → on the 32-px file: rows 8..12, columns 4..12.
+    # Box x=256, y=512, w=512, h=256 in the 1024-px grid → on the 32-px file: rows 16..24, columns 8..24.
     expected = np.zeros((32, 32), np.uint8)
-    expected[8:12, 4:12] = 255
+    expected[16:24, 8:24] = 255
     assert np.array_equal(masked[0]["mask"][..., 0], expected)
     mass_nodule = [e for _, e in examples if e["label"][FINDINGS.index("Mass")] == 1]
     assert mass_nodule and all(e["label"][FINDINGS.index("Nodule")] == 1 for e in mass_nodule)

@@ -129,3 +129,34 @@ def test_corrupt_corpus_converts_without_crashing_and_reports_every_bad_file(tmp
                      "empty label"):
         assert expected in reasons, expected
     assert "Doe" not in reasons and "MRN" not in reasons
+
+
+def test_resume_refuses_other_inputs_options_or_salt_and_a_restart_drops_the_journal(tmp_path, rng):
+    root = _tree(tmp_path / "tree", rng, per_class=10)
+    out = str(tmp_path / "out")
+    ticks = convert_folder(root, out, shard_examples=3, salt="s", resume=True)
+    for _ in range(12):
+        next(ticks)
+    ticks.close()
+    assert os.path.exists(os.path.join(out, JOURNAL_NAME))
+    with pytest.raises(ValueError, match="shard_examples"):
+        sum(convert_folder(root, out, shard_examples=4, salt="s", resume=True))
+    with pytest.raises(ValueError, match="salt_check"):
+        sum(convert_folder(root, out, shard_examples=3, salt="other", resume=True))
+    (tmp_path / "tree" / "normal" / "new.png").write_bytes(open(os.path.join(root, "normal", "000.png"), "rb").read())
+    with pytest.raises(ValueError, match="fingerprint"):  # the inputs changed
+        sum(convert_folder(root, out, shard_examples=3, salt="s", resume=True))
+    fresh = convert_folder(root, out, shard_examples=3, salt="s", resume=False)
+    next(fresh)  # a restart killed before its first shard: the old journal is gone, nothing to adopt
+    fresh.close()
+    assert not os.path.exists(os.path.join(out, JOURNAL_NAME))
+
+
+def test_an_empty_salt_is_never_used(tmp_path, monkeypatch):
+    from tfrecords_tools.writer import DatasetWriter, hash_patient_id
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("TFXMED_ID_SALT", raising=False)
+    writer = DatasetWriter(str(tmp_path / "out"), "x", ["a", "b"])
+    assert writer.salt and writer.salt == open(tmp_path / "config" / "tfxmed" / "id_salt").read().strip()
+    assert hash_patient_id("MRN-1", writer.salt) != hash_patient_id("MRN-1", "")

@@ -96,9 +96,12 @@ def test_cli_converts_synthetic_with_progress(tmp_path):
         [sys.executable, "-m", "tfrecords_tools.convert", "synthetic", "--image-size", "32", "--train", "20",
          "--val", "6", "--test", "6", "--out", str(tmp_path / "syn")],
         cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "TFXMED_ID_SALT": ""},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "32/32" in result.stderr  # the progress bar reached the total
     manifest = load_manifest(str(tmp_path / "syn"))
     assert manifest["splits"]["train"]["with_mask"] == 20 and manifest["synthetic_spec"]["image_size"] == 32
-    assert oct(os.stat(tmp_path / "syn" / ".id_salt").st_mode & 0o777) == "0o600"
+    # The default secret is per user, outside the dataset: copying the folder does not ship it.
+    assert oct(os.stat(tmp_path / "config" / "tfxmed" / "id_salt").st_mode & 0o777) == "0o600"
+    assert not any(name.endswith("salt") for name in os.listdir(tmp_path / "syn"))

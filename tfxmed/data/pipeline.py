@@ -125,6 +125,12 @@ def build_dataset(
     pipelines keep every example in order unless `drop_remainder` is given.
     """
     files = split_files(data_dir, manifest, split, config)
+    if not files:
+        raise ValueError(f"{data_dir}: split '{split}' has no shards (manifest count "
+                         f"{manifest['splits'].get(split, {}).get('count', 0)})")
+    if config.cv_folds > 0 and manifest.get("smote"):
+        raise ValueError(f"{data_dir}: SMOTE samples are interpolated across patients and would mix folds; "
+                         "convert without --smote for cross-validation")
     dataset = tf.data.Dataset.from_tensor_slices(files)
     shard_records = False
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -138,7 +144,7 @@ def build_dataset(
         tf.data.TFRecordDataset,
         cycle_length=min(len(files), 8),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not training,
+        deterministic=not training or shard_records,  # sharding records needs the same order in every pipeline
     )
     if shard_records:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)

@@ -7,18 +7,11 @@ import json
 import os
 
 from tfxmed.config import Experiment
+from tfrecords_tools.sources import _file_digest
 
 __all__ = ["dataset_dir", "prepare_data", "SOURCES"]
 
 SOURCES = ("synthetic", "medmnist", "tfrecords")
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:10]
 
 
 def dataset_dir(config: Experiment) -> str:
@@ -32,7 +25,7 @@ def dataset_dir(config: Experiment) -> str:
         return data.tfrecord_dir
     if data.source == "medmnist":
         stem = os.path.splitext(os.path.basename(data.npz))[0]
-        return os.path.join("data", f"{stem}-{_file_digest(data.npz)}")
+        return os.path.join("data", f"{stem}-{_file_digest(data.npz)[:10]}")
     spec = {**data.synthetic.__dict__, "seed": config.runtime.seed}
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return os.path.join("data", f"synthetic-{digest}")
@@ -84,7 +77,7 @@ def prepare_data(config: Experiment, progress: bool = True) -> str:
     directory = dataset_dir(config)
     if os.path.exists(os.path.join(directory, MANIFEST_NAME)):
         return directory
-    ticks, total = _conversion(config, directory, resolve_salt(directory))
+    ticks, total = _conversion(config, directory, resolve_salt())
     if progress:
         from tqdm import tqdm
 
