@@ -19,23 +19,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tfrecords_tools.dicom import dicom_patient_id, is_dicom_path
+from tfrecords_tools.dicom import header_patient_id
 from tfrecords_tools.items import Item, patient_split, write_items
 
 __all__ = ["convert_csv", "patient_split"]
 
 REQUIRED_COLUMNS = ("path", "label")
 SPLITS = ("train", "val", "test")
-
-
-def _header_patient(path: str) -> str:
-    """A DICOM file's PatientID when the CSV has none (header only; "" for other files or on error)."""
-    if not is_dicom_path(path):
-        return ""
-    try:
-        return dicom_patient_id(path)
-    except Exception:  # unreadable files are reported when their pixels are read
-        return ""
 
 
 def _read_rows(csv_path: str) -> list[dict]:
@@ -86,7 +76,7 @@ def convert_csv(
     class_names = sorted({name for _, _, names in items for name in names})
     index = {name: i for i, name in enumerate(class_names)}
     encoded = [[index[name] for name in names] for _, _, names in items]
-    patients = [row.get("patient_id") or _header_patient(os.path.join(root, row["path"])) or f"row:{row['path']}"
+    patients = [row.get("patient_id") or header_patient_id(os.path.join(root, row["path"])) or f"row:{row['path']}"
                 for _, row, _ in items]
     if "split" in (rows[0] if rows else {}):
         splits, item_folds = [row["split"] for _, row, _ in items], [-1] * len(items)

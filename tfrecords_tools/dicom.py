@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["read_dicom", "dicom_patient_id", "is_dicom_path", "linear_window"]
+__all__ = ["read_dicom", "dicom_patient_id", "header_patient_id", "is_dicom_path", "linear_window"]
 
 
 def is_dicom_path(path: str) -> bool:
@@ -21,6 +21,17 @@ def dicom_patient_id(path: str) -> str:
     import pydicom
 
     return str(getattr(pydicom.dcmread(path, stop_before_pixels=True), "PatientID", "") or "")
+
+
+def header_patient_id(path: str) -> str:
+    """A DICOM file's PatientID for grouping ("" for other files or unreadable headers, which are
+    reported when their pixels are read)."""
+    if not is_dicom_path(path):
+        return ""
+    try:
+        return dicom_patient_id(path)
+    except Exception:
+        return ""
 
 
 def read_dicom(path: str) -> tuple[np.ndarray, str]:

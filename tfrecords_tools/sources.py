@@ -25,7 +25,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 MEDMNIST_SPLITS = ("train", "val", "test")
 KNOWN_MEDMNIST_CLASSES = {
     "pneumoniamnist": ["normal", "pneumonia"],
@@ -191,9 +191,10 @@ def convert_folder(
     resume: bool = False,
     workers: int = 0,
 ) -> Iterator[int]:
-    """Converts `root/<class>/*.png` (or `root/<split>/<class>/*`) trees.
+    """Converts `root/<class>/*.png` (or `root/<split>/<class>/*`) trees; `.dcm` files are read with pydicom.
 
-    Without split folders the items are split per class (`stratified_split`). Unreadable images are
+    Without split folders the items are split per class (`stratified_split`), or by patient (with
+    k-fold indices) when DICOM headers carry PatientIDs. Unreadable images are
     skipped and listed with the reason in `out_dir/skipped.csv` (or raise with `strict`).
     """
     split_roots = [s for s in ("train", "val", "test") if os.path.isdir(os.path.join(root, s))]
@@ -210,14 +211,24 @@ def convert_folder(
             for file_name in sorted(os.listdir(folder)):
                 if file_name.lower().endswith(IMAGE_EXTENSIONS):
                     items.append((os.path.join(folder, file_name), label, split))
-    if not split_roots:
+    from tfrecords_tools.dicom import header_patient_id
+    from tfrecords_tools.items import Item, patient_split, write_items
+
+    # DICOM headers name the patient: split by patient then (hashed ids only ever stored).
+    patients = [header_patient_id(path) for path, _, _ in items]
+    folds = [-1] * len(items)
+    if not split_roots and any(patients):
+        groups = [patient or f"file:{path}" for patient, (path, _, _) in zip(patients, items)]
+        splits, folds = patient_split(groups, [label for _, label, _ in items], fractions, 5, seed)
+        items = [(path, label, split) for (path, label, _), split in zip(items, splits)]
+    elif not split_roots:
         splits = stratified_split([label for _, label, _ in items], fractions, seed)
         items = [(path, label, split) for (path, label, _), split in zip(items, splits)]
-    from tfrecords_tools.items import Item, write_items
 
     # Folder and file names often carry patient names or ids: records keep only a salted HMAC of the path.
     # skipped.csv names a bad file by its relative path, for the user to find it; records never do.
-    records = [Item(ref=os.path.relpath(path, root), path=path, label=label, split=split,
-                    source=os.path.relpath(path, root)) for path, label, split in items]
+    records = [Item(ref=os.path.relpath(path, root), path=path, label=label, split=split, patient=patient,
+                    source=os.path.relpath(path, root), fold=fold)
+               for (path, label, split), patient, fold in zip(items, patients, folds)]
     yield from write_items(records, out_dir, os.path.basename(os.path.normpath(root)), class_names, False, channels,
                            shard_examples, salt, strict, resume=resume, workers=workers)

@@ -79,3 +79,34 @@ def test_csv_with_dicoms_hashes_ids_and_skips_refused_files(tmp_path):
     for secret in (b"MRN-", b"Doe", b"Jane", b"Elsewhere"):
         assert secret not in blob
     assert b"Doe" not in (tmp_path / "out" / "manifest.json").read_bytes()
+
+
+def test_class_per_folder_dicom_tree_splits_by_header_patient(tmp_path):
+    import glob
+
+    import tensorflow as tf
+
+    from tfrecords_tools.sources import convert_folder
+    from tfrecords_tools.writer import hash_patient_id, load_manifest
+    from tfxmed.data import features
+
+    rng = np.random.default_rng(0)
+    for label in ("normal", "effusion"):
+        (tmp_path / "tree" / label).mkdir(parents=True)
+        for i in range(12):
+            _write_dicom(tmp_path / "tree" / label / f"{i}.dcm", rng.integers(0, 4095, (16, 16)),
+                         patient_id=f"MRN-{i // 3}")  # three images per patient
+    out = tmp_path / "out"
+    sum(convert_folder(str(tmp_path / "tree"), str(out), salt="s"))
+    manifest = load_manifest(str(out))
+    assert sum(v["count"] for v in manifest["splits"].values()) == 24
+    split_of = {}
+    for path in glob.glob(str(out / "*.tfrecord")):
+        for raw in tf.data.TFRecordDataset(path):
+            record = features.parse(raw, 2, 1)
+            split_of.setdefault(record["patient"].numpy(), set()).add(path.split("/")[-1].split("-")[0])
+            assert int(record["fold"]) >= 0
+    assert set(split_of) == {hash_patient_id(f"MRN-{p}", "s").encode() for p in range(4)}
+    assert all(len(splits) == 1 for splits in split_of.values())  # a patient's images share one split
+    blob = b"".join(open(p, "rb").read() for p in glob.glob(str(out / "*")))
+    assert b"MRN-" not in blob and b"Doe" not in blob
