@@ -17,7 +17,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfrecords_tools.writer import MANIFEST_NAME, _sha256, load_manifest, write_json_atomic
+from tfrecords_tools.writer import MANIFEST_NAME, file_sha256, load_manifest, write_json_atomic
 from tfxmed.data import features
 
 __all__ = ["add_smote"]
@@ -65,7 +65,7 @@ def add_smote(data_dir: str, size: int = 64, k_neighbors: int = 5, seed: int = 4
                     source_id=f"smote/{start + offset}", split="train", synthetic=True)))
         os.replace(temporary, final)
         count = min(shard_examples, len(new_pixels) - start)
-        train["shards"].append({"file": name, "count": count, "sha256": _sha256(final)})
+        train["shards"].append({"file": name, "count": count, "sha256": file_sha256(final)})
     train["count"] += len(new_pixels)
     added = np.bincount(new_labels, minlength=len(names))
     train["class_counts"] = {n: int(train["class_counts"][n] + a) for n, a in zip(names, added)}

@@ -5,14 +5,13 @@ Each converter is a generator of progress ticks so the CLI can draw one progress
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from tfrecords_tools.writer import DatasetWriter
+from tfrecords_tools.writer import DatasetWriter, file_sha256
 from tfxmed.data import synthetic
 
 __all__ = [
@@ -93,14 +92,6 @@ def _medmnist_class_names(path: str, labels: np.ndarray, multi_label: bool) -> l
     return known if known and len(known) == count else [f"class_{i}" for i in range(count)]
 
 
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def medmnist_size(path: str) -> int:
     """Number of images over the official splits of a MedMNIST `.npz` (reads only the label arrays)."""
     with np.load(path) as archive:
@@ -131,7 +122,7 @@ def convert_medmnist(
         shard_examples=shard_examples,
         salt=salt,
         resume=resume,
-        fingerprint=_file_digest(path),
+        fingerprint=file_sha256(path),
     )
     for split in MEDMNIST_SPLITS:
         images, split_labels = data[f"{split}_images"], data[f"{split}_labels"]

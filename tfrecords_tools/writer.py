@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from tfxmed.data import features
 
-__all__ = ["DatasetWriter", "encode_example", "hash_patient_id", "load_manifest", "MANIFEST_NAME", "write_json_atomic"]
+__all__ = ["DatasetWriter", "encode_example", "file_sha256", "hash_patient_id", "load_manifest", "MANIFEST_NAME", "write_json_atomic"]
 
 MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".progress.json"
@@ -62,7 +62,8 @@ def load_manifest(directory: str) -> dict:
         return json.load(stream)
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes (shard checksums, input fingerprints)."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -223,7 +224,7 @@ class DatasetWriter:
             state.examples_per_shard = entry["examples_per_shard"]
             for shard in entry["shards"]:
                 file = os.path.join(self.out_dir, shard["file"])
-                if not os.path.exists(file) or _sha256(file) != shard["sha256"]:
+                if not os.path.exists(file) or file_sha256(file) != shard["sha256"]:
                     break
                 state.shards.append(shard)
                 state.resume_point = shard["consumed"]
@@ -291,7 +292,7 @@ class DatasetWriter:
                 for record in state.buffer:
                     writer.write(record)
             os.replace(temporary, final)
-            state.shards.append({"file": name, "count": len(state.buffer), "sha256": _sha256(final),
+            state.shards.append({"file": name, "count": len(state.buffer), "sha256": file_sha256(final),
                                  "consumed": state.consumed, "stats": state.pending,
                                  "skipped": state.pending_skipped})
         elif state.shards:  # items skipped after the last shard: keep them with it

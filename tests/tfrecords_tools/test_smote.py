@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tfrecords_tools import sources
 from tfrecords_tools.smote import _training_pixels, add_smote
-from tfrecords_tools.writer import _sha256, load_manifest
+from tfrecords_tools.writer import file_sha256, load_manifest
 from tfxmed.data import features
 
 
@@ -29,7 +29,7 @@ def test_smote_balances_flags_and_interpolates_between_minority_images(tmp_path)
     assert after["splits"]["train"]["class_counts"] == {n: max(counts.values()) for n in counts}
     assert after["pixel_mean"] == before["pixel_mean"]  # synthetic samples leave μ/σ alone
     smote_shards = [s for s in after["splits"]["train"]["shards"] if "smote" in s["file"]]
-    assert all(_sha256(f"{out}/{s['file']}") == s["sha256"] for s in smote_shards)
+    assert all(file_sha256(f"{out}/{s['file']}") == s["sha256"] for s in smote_shards)
 
     seeds = originals[labels == before["class_names"].index(minority)]
     synthetic = []

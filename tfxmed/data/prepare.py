@@ -7,7 +7,7 @@ import json
 import os
 
 from tfxmed.config import Experiment
-from tfrecords_tools.sources import _file_digest
+from tfrecords_tools.writer import file_sha256
 
 __all__ = ["dataset_dir", "prepare_data", "SOURCES"]
 
@@ -25,7 +25,7 @@ def dataset_dir(config: Experiment) -> str:
         return data.tfrecord_dir
     if data.source == "medmnist":
         stem = os.path.splitext(os.path.basename(data.npz))[0]
-        return os.path.join("data", f"{stem}-{_file_digest(data.npz)[:10]}")
+        return os.path.join("data", f"{stem}-{file_sha256(data.npz)[:10]}")
     spec = {**data.synthetic.__dict__, "seed": config.runtime.seed}
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return os.path.join("data", f"synthetic-{digest}")
