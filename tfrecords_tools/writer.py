@@ -112,10 +112,13 @@ def encode_example(
         label_weight=None if label_weight is None else np.asarray(label_weight, np.float32),
         patient_hash=patient_hash, source_id=source_id, split=split, fold=fold, synthetic=synthetic,
     ))
-    stats = {"classes": (vector > 0.5).astype(np.int64).tolist(), "mask": int(mask is not None), "pixels": None}
+    # The example's statistics in the shape of a total (see `_merge`); only real training pixels count.
+    stats = {**_empty_stats(num_classes, channels), "count": 1,
+             "class_counts": (vector > 0.5).astype(np.int64).tolist(), "with_mask": int(mask is not None)}
     if split == "train" and not synthetic:
         pixels = image.reshape(-1, channels).astype(np.float64) / 255.0
-        stats["pixels"] = [pixels.sum(axis=0).tolist(), (pixels**2).sum(axis=0).tolist(), int(pixels.shape[0])]
+        stats.update(pixel_sum=pixels.sum(axis=0).tolist(), pixel_sum_squares=(pixels**2).sum(axis=0).tolist(),
+                     pixel_count=int(pixels.shape[0]))
     return record, stats
 
 
@@ -124,15 +127,10 @@ def _empty_stats(num_classes: int, channels: int) -> dict:
             "pixel_sum_squares": [0.0] * channels, "pixel_count": 0}
 
 
-def _accumulate(total: dict, stats: dict) -> None:
-    total["count"] += 1
-    total["class_counts"] = [a + b for a, b in zip(total["class_counts"], stats["classes"])]
-    total["with_mask"] += stats["mask"]
-    if stats["pixels"] is not None:
-        sums, squares, count = stats["pixels"]
-        total["pixel_sum"] = [a + b for a, b in zip(total["pixel_sum"], sums)]
-        total["pixel_sum_squares"] = [a + b for a, b in zip(total["pixel_sum_squares"], squares)]
-        total["pixel_count"] += count
+def _merge(total: dict, stats: dict) -> None:
+    """Adds `stats` (an example's or a shard's) into `total`, key by key (lists element-wise)."""
+    for key, value in stats.items():
+        total[key] = [a + b for a, b in zip(total[key], value)] if isinstance(value, list) else total[key] + value
 
 
 class _SplitState:
@@ -229,17 +227,11 @@ class DatasetWriter:
                 state.shards.append(shard)
                 state.resume_point = shard["consumed"]
 
-    def resume_point(self, split: str) -> int:
-        """How many of `split`'s items (in converter order) finished shards already cover."""
-        return self._state(split).resume_point
-
     def add(self, split: str, image: np.ndarray, label, mask: np.ndarray | None = None, patient_id: str = "",
             source_id: str = "", label_weight: Sequence[float] | None = None, fold: int = -1,
             synthetic: bool = False) -> None:
         """Adds one example. `label` is a class index (single-label) or a multi-hot vector."""
-        state = self._state(split)
-        if state.consumed < state.resume_point:
-            state.consumed += 1  # already in a finished shard
+        if self.take_covered(split):  # already in a finished shard
             return
         record, stats = encode_example(image, label, len(self.class_names), self.multi_label, self.channels, split,
                                        mask, hash_patient_id(patient_id, self.salt), source_id, label_weight, fold,
@@ -254,7 +246,7 @@ class DatasetWriter:
             return
         state.buffer.append(record)
         state.sizes.append(len(record))
-        _accumulate(state.pending, stats)
+        _merge(state.pending, stats)
         if not state.examples_per_shard and (self.shard_examples or len(state.buffer) >= PROBE_RECORDS):
             mean = float(np.mean(state.sizes[:PROBE_RECORDS]))
             state.examples_per_shard = self.shard_examples or max(1, int(self.shard_bytes // max(mean, 1.0)))
@@ -326,9 +318,7 @@ class DatasetWriter:
         for split, state in self._splits.items():
             total = _empty_stats(len(self.class_names), self.channels)
             for shard in state.shards:
-                for key in total:
-                    total[key] = ([a + b for a, b in zip(total[key], shard["stats"][key])]
-                                  if isinstance(total[key], list) else total[key] + shard["stats"][key])
+                _merge(total, shard["stats"])
             totals[split] = total
         train = totals.get("train")
         if train is None or train["pixel_count"] == 0:

@@ -25,7 +25,7 @@ from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers
 from tfxmed.training.loop import BEST_CHECKPOINT
 from tfrecords_tools.writer import load_manifest, write_json_atomic
 
-__all__ = ["load_run", "collect_split", "evaluate_run", "efficiency"]
+__all__ = ["load_run", "collect_split", "evaluate_run", "efficiency", "lesion_examples"]
 
 
 def load_run(run_dir: str):
@@ -73,17 +73,17 @@ def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch
     }
 
 
-def _lesion_examples(data: dict) -> np.ndarray:
+def lesion_examples(data: dict) -> np.ndarray:
+    """Indices of the examples whose mask marks a lesion."""
     return np.flatnonzero(data["has_mask"].astype(bool) & (data["mask"].reshape(len(data["mask"]), -1).max(-1) > 0.5))
 
 
-def _validation_tuned_iou(explainer, data_dir, manifest, config, split, maps, masks) -> dict:
-    """IoU with the binarisation value that maximises IoU on the validation split (none for otsu/val)."""
+def _validation_tuned_iou(explainer, val: dict | None, config, maps, masks) -> dict:
+    """IoU with the binarisation value that maximises IoU on the validation split (none for otsu/no val)."""
     method = config.explain.binarize
-    if split == "val" or method == "otsu" or "val" not in manifest["splits"]:
+    if val is None or method == "otsu":
         return {}
-    val = collect_split(data_dir, manifest, config, "val")
-    chosen = _lesion_examples(val)
+    chosen = lesion_examples(val)
     if not len(chosen):
         return {}
     value, _ = tune_binarization(explainer(val["image"][chosen], val["label"][chosen]), val["mask"][chosen] > 0.5, method)
@@ -103,10 +103,11 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
     report = classification_report(labels, probabilities, names, multi_label=multi_label)
     report["auc_ci"] = bootstrap_ci(lambda y, p: report_auc(y, p, multi_label), labels, probabilities)
+    # The validation split, read once: it picks the decision threshold and the IoU binarisation value.
+    val = collect_split(data_dir, manifest, config, "val") if split != "val" and "val" in manifest["splits"] else None
     validation_threshold = None
-    if not multi_label and len(names) == 2 and split != "val" and "val" in manifest["splits"]:
+    if not multi_label and len(names) == 2 and val is not None:
         # Threshold chosen on validation (Youden's J), then applied once to this split.
-        val = collect_split(data_dir, manifest, config, "val")
         val_probabilities = model.predict(val["image"], batch_size=128, verbose=0)
         threshold = youden_threshold(np.argmax(val["label"], axis=-1), val_probabilities[:, 1])
         validation_threshold = {"method": "youden on val", "threshold": threshold,
@@ -117,7 +118,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
 
     # Localisation: explain the true class (every positive label) of images that have a lesion mask.
     layer = config.explain.layer or default_explain_layer(model)
-    indices = _lesion_examples(data)
+    indices = lesion_examples(data)
     localization = {"num_evaluated": 0}
     explainer = GradCam(model, layer=layer, batch_size=64)
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -130,7 +131,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         )
         # Faithfulness of the same maps: deletion / insertion AUC of the explained class's probability.
         scores = lambda x: forward(x).numpy()  # noqa: E731
-        localization.update(_validation_tuned_iou(explainer, data_dir, manifest, config, split, maps, masks))
+        localization.update(_validation_tuned_iou(explainer, val, config, maps, masks))
         localization.update(deletion_insertion(scores, data["image"][indices], maps, targets))
         localization.update(average_drop_increase(scores, data["image"][indices], maps, targets))
         np.savez_compressed(os.path.join(out_dir, "gradcam_maps.npz"), maps=maps, masks=masks, indices=indices)

@@ -136,31 +136,23 @@ def _pair(a, b) -> str:
     return " / ".join("–" if v is None else f"{v:.3f}" for v in (a, b))
 
 
-def _explainer(method: str, model, config, batch_size: int = 32):
-    import inspect
-
-    from tfxmed.explain import METHODS, make_explainer
-
-    if method not in METHODS:
-        raise ValueError(f"unknown explanation method '{method}'; choose from {', '.join(METHODS)}")
-    takes_layer = "layer" in inspect.signature(METHODS[method]).parameters
-    options = {"layer": config.explain.layer} if config.explain.layer and takes_layer else {}
-    return make_explainer(method, model, batch_size=batch_size, **options)
-
-
 def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per_gallery: int = 6,
                  explain_limit: int = 64, out: str | None = None) -> str:
     """Writes `RUN/report.html` (or `out`) and returns its path; runs the evaluation first if missing."""
     import tensorflow as tf
 
-    from tfxmed.evaluation import _lesion_examples, collect_split, evaluate_run, load_run
+    from tfxmed.evaluation import lesion_examples, collect_split, evaluate_run, load_run
     from tfxmed.metrics import localization_summary
     from tfxmed.metrics.curves import calibration_summary, plot_calibration, plot_precision_recall
     from tfxmed.metrics.faithfulness import deletion_insertion
     from tfxmed.metrics.road import road
 
     config, manifest, data_dir, model = load_run(run_dir)
-    explainers = {method: _explainer(method, model, config) for method in methods}  # unknown names fail early
+    from tfxmed.explain import make_explainer
+
+    # Built up front, so an unknown method name fails before any work.
+    explainers = {method: make_explainer(method, model, default_layer=config.explain.layer, batch_size=32)
+                  for method in methods}
     eval_dir = os.path.join(run_dir, "eval")
     metrics_path = os.path.join(eval_dir, "metrics.json")
     metrics = None
@@ -181,17 +173,16 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
 
     # Explanation metrics per method, on (at most explain_limit) images with a lesion mask.
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    lesion = _lesion_examples(data)[:explain_limit]
+    predict = lambda x: forward(x).numpy()  # noqa: E731
+    lesion = lesion_examples(data)[:explain_limit]
+    images, targets = data["image"][lesion], data["label"][lesion]
     explanation_rows = []
-    for method, explainer in explainers.items():
-        if not len(lesion):
-            break
-        maps = explainer(data["image"][lesion], data["label"][lesion])
+    for method, explainer in explainers.items() if len(lesion) else ():
+        maps = explainer(images, targets)
         local = localization_summary(maps, data["mask"][lesion] > 0.5, config.explain.binarize,
                                      config.explain.binarize_value, config.explain.pointing_tolerance)
-        predict = lambda x: forward(x).numpy()  # noqa: E731
-        faithful = deletion_insertion(predict, data["image"][lesion], maps, data["label"][lesion])
-        debiased = road(predict, data["image"][lesion], maps, data["label"][lesion])
+        faithful = deletion_insertion(predict, images, maps, targets)
+        debiased = road(predict, images, maps, targets)
         explanation_rows.append([method, len(lesion), local["iou_mean"], local["pointing_game"],
                                  local["energy_pointing_game"], faithful["deletion_auc"], faithful["insertion_auc"],
                                  debiased["road_morf"], debiased["road_lerf"]])

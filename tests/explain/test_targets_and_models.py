@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 from scipy.stats import spearmanr
 
 from tests.explain.conftest import activations_and_gradients
@@ -92,3 +93,12 @@ def test_sanity_check_maps_change_when_weights_are_randomised(rng):
     after = GradCam(model, layer="features")(images, 1)
     correlation = np.mean([spearmanr(b.ravel(), a.ravel())[0] for b, a in zip(before, after)])
     assert correlation < 0.5
+
+
+def test_make_explainer_gives_a_default_layer_only_to_methods_that_take_one(hand_model):
+    from tfxmed.explain import make_explainer
+
+    assert make_explainer("gradcam", hand_model, default_layer="features").layer == "features"
+    assert make_explainer("ig", hand_model, default_layer="features", steps=4) is not None  # IG has no layer
+    with pytest.raises(TypeError):  # an explicit layer is still strict
+        make_explainer("ig", hand_model, layer="features")

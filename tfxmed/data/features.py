@@ -6,6 +6,7 @@ Keys and dtypes are declared once here so that the two sides cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -104,9 +105,10 @@ def serialize(fields: RecordFields) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
-def feature_spec(num_classes: int) -> dict:
-    """The parsing spec for records of a dataset with `num_classes` labels."""
-    return {
+def feature_spec(num_classes: int, keys: Sequence[str] | None = None) -> dict:
+    """The parsing spec for records of a dataset with `num_classes` labels (only `keys`, if given:
+    parsing a few keys skips decoding what is not needed, e.g. to filter records)."""
+    spec = {
         IMAGE: tf.io.FixedLenFeature([], tf.string),
         HEIGHT: tf.io.FixedLenFeature([], tf.int64),
         WIDTH: tf.io.FixedLenFeature([], tf.int64),
@@ -122,6 +124,7 @@ def feature_spec(num_classes: int) -> dict:
         FOLD: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
         SYNTHETIC: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     }
+    return spec if keys is None else {key: spec[key] for key in keys}
 
 
 def parse(serialized: tf.Tensor, num_classes: int, channels: int) -> dict:

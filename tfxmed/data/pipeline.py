@@ -99,7 +99,7 @@ def _class_balanced(records: tf.data.Dataset, manifest: dict, seed: int) -> tf.d
                          "data.class_weights or per-label weights")
     counts = manifest["splits"]["train"]["class_counts"]
     present = [i for i, name in enumerate(manifest["class_names"]) if counts[name] > 0]
-    spec = {features.LABEL_INDEX: tf.io.FixedLenFeature([], tf.int64, default_value=-1)}
+    spec = features.feature_spec(manifest["num_classes"], [features.LABEL_INDEX])
 
     def of_class(index: int):
         return lambda raw: tf.equal(tf.io.parse_single_example(raw, spec)[features.LABEL_INDEX], index)
@@ -197,8 +197,7 @@ def build_dataset(
         if not 0 <= config.cv_fold < config.cv_folds:
             raise ValueError(f"data.cv_fold must be in [0, {config.cv_folds}) when data.cv_folds is set; got {config.cv_fold}")
         keep_fold = split == "val"
-        spec = {key: value for key, value in features.feature_spec(num_classes).items()
-                if key in (features.PATIENT, features.SOURCE, features.FOLD, features.SYNTHETIC)}
+        spec = features.feature_spec(num_classes, [features.PATIENT, features.SOURCE, features.FOLD, features.SYNTHETIC])
 
         def in_split(serialized):
             keys = tf.io.parse_single_example(serialized, spec)  # no image decoding just to filter

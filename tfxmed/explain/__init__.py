@@ -6,6 +6,8 @@ builds one by its short name (the names the CLI and configs use).
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 
 from tfxmed.explain.base import Explainer, normalize_maps, target_weights, upsample
@@ -45,10 +47,16 @@ METHODS = {
 }
 
 
-def make_explainer(name: str, model: keras.Model, **options):
-    """Builds the explainer called `name` (see `METHODS`) with its keyword options."""
+def make_explainer(name: str, model: keras.Model, default_layer: str = "", **options):
+    """Builds the explainer called `name` (see `METHODS`) with its keyword options.
+
+    `default_layer` (e.g. a run's `explain.layer`) is passed as `layer` to the methods that take one
+    and ignored by the others; an explicit `layer=` option is passed as given.
+    """
     if name not in METHODS:
         raise ValueError(f"unknown explanation method '{name}'; choose from {', '.join(METHODS)}")
+    if default_layer and "layer" not in options and "layer" in inspect.signature(METHODS[name]).parameters:
+        options["layer"] = default_layer
     return METHODS[name](model, **options)
 
 

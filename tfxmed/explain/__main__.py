@@ -7,7 +7,6 @@ raw maps, TensorBoard images and an index into RUN/explanations/.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -52,9 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = targets.argmax(-1)
     maps = {}
     for method in tqdm(methods, desc="explain", unit="method", file=sys.stderr):
-        takes_layer = "layer" in inspect.signature(METHODS[method]).parameters
-        options = {"layer": config.explain.layer} if config.explain.layer and takes_layer else {}
-        maps[method] = make_explainer(method, model, batch_size=args.batch_size, **options)(images, targets)
+        explainer = make_explainer(method, model, default_layer=config.explain.layer, batch_size=args.batch_size)
+        maps[method] = explainer(images, targets)
     names = manifest["class_names"]
     captions = [
         f"#{i} true={names[int(np.argmax(data['label'][i]))]} p={probabilities[k].max():.2f}" for k, i in enumerate(indices)
