@@ -2,7 +2,9 @@
 
 Runs under a separate Python whose TensorFlow xplique accepts (xplique 2.0.2 pins tensorflow<=2.20):
     XPLIQUE_PYTHON=/path/to/xplique-venv/bin/python python scripts/benchmark_explain.py
-Prints one JSON line: method → ms/image and ratio to one forward pass.
+Prints one JSON line: method → ms/image and ratio to one forward pass; Grad-CAM and IG maps are saved
+for the main script to compare with ours. Grad-CAM and IG are also timed on the same weights built under
+Keras' mixed_bfloat16 policy (or their error recorded).
 """
 
 import json
@@ -29,13 +31,25 @@ def _timed(function, count):
     return (time.perf_counter() - started) / count
 
 
-def main():
-    name, size = sys.argv[1], int(sys.argv[2])
+def _build(name, size, weights, policy="float32"):
     config = ModelConfig(name="small_cnn", width=16, blocks=[2, 2, 2], attention=True) if name.startswith("small") else ModelConfig()
-    model = build_model(config, (size, size, 1), 2, False)
-    if len(sys.argv) > 4:
-        model.load_weights(sys.argv[4])  # the very weights the main benchmark explains
-    model = logits_model(model)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model = build_model(config, (size, size, 1), 2, False)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if weights:
+        model.load_weights(weights)  # the very weights the main benchmark explains
+    return logits_model(model)
+
+
+def main():
+    # argv: model name, image size, folder for the maps, weights file
+    name, size = sys.argv[1], int(sys.argv[2])
+    folder = sys.argv[3] if len(sys.argv) > 3 else None
+    weights = sys.argv[4] if len(sys.argv) > 4 else None
+    model = _build(name, size, weights)
     images = np.random.default_rng(0).normal(size=(16, size, size, 1)).astype("float32")
     targets = tf.one_hot(np.ones(16, dtype=int), 2)
     compiled = tf.function(lambda x: model(x, training=False))
@@ -43,22 +57,33 @@ def main():
     small = size <= 64
     # Each explainer is built once and warmed up on the timed inputs (tracing is not counted).
     explainers = {
-        "GradCAM": (GradCAM(model, conv_layer="csam", batch_size=16), 16),
-        "GradCAMPP": (GradCAMPP(model, conv_layer="csam", batch_size=16), 16),
-        "IntegratedGradients": (IntegratedGradients(model, steps=32, batch_size=16), 4 if small else 2),
-        "Lime": (Lime(model, nb_samples=128, batch_size=16), 2 if small else 1),
-        "Occlusion": (Occlusion(model, patch_size=8, patch_stride=8, batch_size=16), 4 if small else 1),
+        "GradCAM": (lambda m: GradCAM(m, conv_layer="csam", batch_size=16), 16),
+        "GradCAMPP": (lambda m: GradCAMPP(m, conv_layer="csam", batch_size=16), 16),
+        "IntegratedGradients": (lambda m: IntegratedGradients(m, steps=32, batch_size=16), 4 if small else 2),
+        "Lime": (lambda m: Lime(m, nb_samples=128, batch_size=16), 2 if small else 1),
+        "Occlusion": (lambda m: Occlusion(m, patch_size=8, patch_stride=8, batch_size=16), 4 if small else 1),
     }
     results = {}
-    for method, (explainer, count) in explainers.items():
+    for method, (make, count) in explainers.items():
         try:
+            explainer = make(model)
             run = lambda: np.asarray(explainer.explain(images[:count], targets[:count]))  # noqa: E731
             seconds = _timed(run, count)
             results[method] = {"ms_per_image": 1000 * seconds, "ratio_to_forward": seconds / forward}
-            if method == "GradCAM" and len(sys.argv) > 3:
-                np.save(sys.argv[3], run())
+            if method in ("GradCAM", "IntegratedGradients") and folder:
+                np.save(os.path.join(folder, f"{method}.npy"), run())
         except Exception as error:  # noqa: BLE001 - record the peer's failure
             results[method] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+    # The same weights under Keras' mixed_bfloat16 policy: xplique at the precision of our bfloat16 rows.
+    low = _build(name, size, weights, "mixed_bfloat16")
+    for method in ("GradCAM", "IntegratedGradients"):
+        make, count = explainers[method]
+        try:
+            explainer = make(low)
+            seconds = _timed(lambda: np.asarray(explainer.explain(images[:count], targets[:count])), count)
+            results[f"{method}@mixed_bfloat16"] = {"ms_per_image": 1000 * seconds, "ratio_to_forward": seconds / forward}
+        except Exception as error:  # noqa: BLE001
+            results[f"{method}@mixed_bfloat16"] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
     results["forward_ms_per_image"] = 1000 * forward
     results["versions"] = {"tensorflow": tf.__version__, "keras": keras.__version__}
     print(json.dumps(results))

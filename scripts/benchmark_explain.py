@@ -2,10 +2,13 @@
 
 For each model (small CNN at 64 px, ResNet50+CSAM at 64 px and 224 px; weights=None, batch 16) it
 reports one forward pass in ms/image and, for every method, ms/image and the ratio to that forward
-pass. Peers on the same model and inputs: tf-keras-vis (Gradcam, GradcamPlusPlus, Scorecam,
-Saliency, SmoothGrad) and, when $XPLIQUE_PYTHON points at a Python with xplique installed (xplique
-2.0.2 pins tensorflow<=2.20, so it lives in its own virtual environment), xplique. Also the max
-absolute difference between our Grad-CAM and tf-keras-vis's on the same layer (both in [0, 1]).
+pass, in float32 and (`<method>@bfloat16`) with `precision="bfloat16"`, plus how far the bfloat16 maps
+are from the float32 ones. Peers on the same model and inputs: tf-keras-vis (Gradcam, GradcamPlusPlus,
+Scorecam, Saliency, SmoothGrad) and, when $XPLIQUE_PYTHON points at a Python with xplique installed
+(xplique 2.0.2 pins tensorflow<=2.20, so it lives in its own virtual environment), xplique, also on the
+same weights under Keras' mixed_bfloat16 policy. Also the max absolute difference between our Grad-CAM
+and each peer's on the same layer (both in [0, 1]) and between our IG and xplique's (same quadrature),
+and `targets`: the issue's speed ratios read off the table.
 
     python scripts/benchmark_explain.py [--quick] > benchmark_explain.json
 """
@@ -52,12 +55,16 @@ def _models(quick: bool):
 
 
 # (method, options, images to time at 64 px, at 224 px): the costly methods run on fewer images.
+# IG: steps=31 intervals = 32 gradient evaluations, the very trapezoid xplique computes for its steps=32.
+IG = {"steps": 31}
 OURS = [
     ("gradcam", {}, 16, 16), ("gradcampp", {}, 16, 16), ("xgradcam", {}, 16, 16), ("layercam", {}, 16, 16),
     ("hirescam", {}, 16, 16), ("eigencam", {}, 16, 16), ("eigengradcam", {}, 16, 16), ("scorecam", {}, 2, 0),
-    ("saliency", {}, 16, 16), ("smoothgrad", {"samples": 16}, 4, 2), ("ig", {"steps": 32}, 4, 2),
+    ("saliency", {}, 16, 16), ("smoothgrad", {"samples": 16}, 4, 2), ("ig", IG, 4, 2),
     ("occlusion", {"patch": 8, "stride": 8}, 4, 1), ("lime", {"samples": 128}, 2, 1), ("kernelshap", {"samples": 128}, 2, 1),
 ]
+# The same methods computed in bfloat16 (`precision="bfloat16"`), reported as "<method>@bfloat16".
+LOW_PRECISION = ("gradcam", "gradcampp", "saliency", "smoothgrad", "ig", "occlusion", "lime")
 
 
 def _peers_tf_keras_vis(model, images, layer, targets, forward):
@@ -99,15 +106,15 @@ def _peers_tf_keras_vis(model, images, layer, targets, forward):
     return results, maps
 
 
-def _peers_xplique(name: str, size: int, model, ours_gradcam: np.ndarray) -> dict:
+def _peers_xplique(name: str, size: int, model, ours_gradcam: np.ndarray, ours_ig: np.ndarray) -> dict:
     python = os.environ.get("XPLIQUE_PYTHON")
     if not python:
         return {"error": "not run: set XPLIQUE_PYTHON to a Python with xplique installed (xplique 2.0.2 pins tensorflow<=2.20)"}
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_xplique_peer.py")
     with tempfile.TemporaryDirectory() as folder:
-        maps_path, weights_path = os.path.join(folder, "gradcam.npy"), os.path.join(folder, "model.weights.h5")
+        maps_path, weights_path = os.path.join(folder, "GradCAM.npy"), os.path.join(folder, "model.weights.h5")
         model.save_weights(weights_path)
-        result = subprocess.run([python, script, name, str(size), maps_path, weights_path], capture_output=True,
+        result = subprocess.run([python, script, name, str(size), folder, weights_path], capture_output=True,
                                 text=True, timeout=3000)
         if result.returncode != 0:
             return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
@@ -119,7 +126,49 @@ def _peers_xplique(name: str, size: int, model, ours_gradcam: np.ndarray) -> dic
             ours = tf.image.resize(ours_gradcam[..., None], (size, size), method="bicubic").numpy()[..., 0]
             unit = lambda m: np.maximum(m, 0) / np.maximum(m.max(axis=(1, 2), keepdims=True), 1e-12)  # noqa: E731
             report["gradcam_max_abs_difference_vs_ours"] = float(np.abs(unit(theirs) - unit(ours)).max())
+        ig_path = os.path.join(folder, "IntegratedGradients.npy")
+        if os.path.exists(ig_path):  # same 32-point trapezoid: the attributions should agree
+            theirs = np.load(ig_path).sum(-1)
+            report["ig_max_relative_difference_vs_ours"] = _relative_gap(ours_ig, theirs)
     return report
+
+
+def _relative_gap(reference: np.ndarray, other: np.ndarray) -> float:
+    return float(np.abs(reference - other).max() / max(float(np.abs(reference).max()), 1e-12))
+
+
+def _precision_check(model, images, targets) -> dict:
+    """How far bfloat16 maps are from float32 ones (Grad-CAM on 16 images, IG on 2)."""
+    full, low = (make_explainer("gradcam", model, batch_size=16, precision=p)(images, targets) for p in ("float32", "bfloat16"))
+    difference = np.abs(full - low)
+    ig_full, ig_low = (make_explainer("ig", model, batch_size=16, precision=p, **IG) for p in ("float32", "bfloat16"))
+    first, second = ig_full(images[:2], targets[:2]), ig_low(images[:2], targets[:2])
+    return {
+        "gradcam_mean_abs_difference": float(difference.mean()), "gradcam_max_abs_difference": float(difference.max()),
+        "ig_max_relative_difference": _relative_gap(first, second),
+        "ig_correlation": float(np.corrcoef(first.ravel(), second.ravel())[0, 1]),
+        "ig_completeness_error_float32": float(ig_full.completeness_error(images[:2], targets[:2]).mean()),
+        "ig_completeness_error_bfloat16": float(ig_low.completeness_error(images[:2], targets[:2]).mean()),
+    }
+
+
+def _speedups(entry: dict) -> dict:
+    """The issue's targets, read off one model's entry: our time / the peers'."""
+    ms = lambda row: row.get("ms_per_image") if isinstance(row, dict) else None  # noqa: E731
+    peers = [ms(entry["tf_keras_vis"].get("Gradcam", {})), ms(entry["xplique"].get("GradCAM", {}))]
+    fastest = min([value for value in peers if value], default=None)
+    summary = {"gradcam_ratio_to_forward": entry["ours"]["gradcam"]["ratio_to_forward"]}
+    for precision, suffix in (("float32", ""), ("bfloat16", "@bfloat16")):
+        if fastest:
+            summary[f"gradcam_{precision}_speedup_vs_fastest_peer"] = fastest / ms(entry["ours"][f"gradcam{suffix}"])
+        xplique_ig = ms(entry["xplique"].get("IntegratedGradients", {}))
+        if xplique_ig:
+            summary[f"ig_{precision}_speedup_vs_xplique"] = xplique_ig / ms(entry["ours"][f"ig{suffix}"])
+    for method in ("GradCAM", "IntegratedGradients"):  # against xplique given the same weights in mixed_bfloat16
+        theirs, ours = ms(entry["xplique"].get(f"{method}@mixed_bfloat16", {})), "gradcam" if method == "GradCAM" else "ig"
+        if theirs:
+            summary[f"{ours}_bfloat16_speedup_vs_xplique_mixed_bfloat16"] = theirs / ms(entry["ours"][f"{ours}@bfloat16"])
+    return summary
 
 
 def _measure(quick: bool) -> dict:
@@ -132,15 +181,19 @@ def _measure(quick: bool) -> dict:
         compiled = tf.function(lambda x: model(x, training=False))
         forward = _timed(lambda: compiled(images).numpy(), repeats=3) / 16
         entry = {"forward_ms_per_image": 1000 * forward, "ours": {}}
-        for method, options, count_64, count_224 in OURS:
+        runs = [(method, options, c64, c224) for method, options, c64, c224 in OURS]
+        runs += [(f"{method}@bfloat16", {**options, "precision": "bfloat16"}, c64, c224)
+                 for method, options, c64, c224 in OURS if method in LOW_PRECISION]
+        for key, options, count_64, count_224 in runs:
             count = count_64 if size <= 64 else count_224
             if count == 0:
-                entry["ours"][method] = {"skipped": "too slow at this size on CPU (1024 channel forwards per image)"}
+                entry["ours"][key] = {"skipped": "too slow at this size on CPU (1024 channel forwards per image)"}
                 continue
-            explainer = make_explainer(method, model, batch_size=16, **options)
+            explainer = make_explainer(key.split("@")[0], model, batch_size=16, **options)
             subset = images[:count]
             seconds = _timed(lambda: explainer(subset, targets[:count]), repeats=1)
-            entry["ours"][method] = {"ms_per_image": 1000 * seconds / count, "ratio_to_forward": seconds / count / forward}
+            entry["ours"][key] = {"ms_per_image": 1000 * seconds / count, "ratio_to_forward": seconds / count / forward}
+        entry["bfloat16_vs_float32"] = _precision_check(model, images, targets)
         layer = "csam"
         peers, peer_maps = _peers_tf_keras_vis(model, images, layer, targets, forward)
         entry["tf_keras_vis"] = peers
@@ -152,7 +205,9 @@ def _measure(quick: bool) -> dict:
             ours = zoom(feature_resolution, factor, order=1)
             minmax = lambda m: (m - m.min((1, 2), keepdims=True)) / np.maximum(np.ptp(m, (1, 2), keepdims=True), 1e-12)  # noqa: E731
             entry["gradcam_max_abs_difference_vs_tf_keras_vis"] = float(np.abs(minmax(ours) - minmax(peer_maps["Gradcam"])).max())
-        entry["xplique"] = _peers_xplique(name, size, model, feature_resolution)
+        ours_ig = make_explainer("ig", model, batch_size=16, **IG)(images[: 4 if size <= 64 else 2], targets[:4])
+        entry["xplique"] = _peers_xplique(name, size, model, feature_resolution, ours_ig)
+        entry["targets"] = _speedups(entry)
         report["models"][name] = entry
         print(json.dumps({name: entry}), file=sys.stderr, flush=True)
     return report

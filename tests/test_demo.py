@@ -68,6 +68,11 @@ def test_demo_pipeline_end_to_end(tmp_path):
         assert maps.shape == (4, 32, 32) and np.isfinite(maps).all()
         assert all(open(os.path.join(explained["explanations"], f), "rb").read(4) == b"\x89PNG" for f in files)
     assert "<img" in open(explained["index"]).read()
+    low = json.loads(_run("tfxmed.explain", "--run", str(run), "--methods", "gradcam", "--n", "4", "--precision", "bfloat16",
+                          "--out", str(tmp_path / "bf16"), cwd=REPO).strip().splitlines()[-1])
+    full_maps = np.load(os.path.join(explained["explanations"], "gradcam", "maps.npz"))["maps"]
+    low_maps = np.load(os.path.join(low["explanations"], "gradcam", "maps.npz"))["maps"]
+    assert full_maps.max() > 0 and np.abs(full_maps - low_maps).mean() < 0.05
 
 
 def test_evaluate_names_a_missing_run(tmp_path):

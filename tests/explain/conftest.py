@@ -13,7 +13,7 @@ class SpatialWeighting(keras.layers.Layer):
     """Multiplies a [n, 4, 4, C] feature map by the fixed map SPATIAL (makes gradients position-dependent)."""
 
     def call(self, inputs):
-        return inputs * keras.ops.convert_to_tensor(SPATIAL)[None, :, :, None]
+        return inputs * keras.ops.convert_to_tensor(SPATIAL, dtype=inputs.dtype)[None, :, :, None]
 
 
 def hand_built_model():

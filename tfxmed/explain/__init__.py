@@ -55,6 +55,8 @@ def make_explainer(name: str, model: keras.Model, default_layer: str = "", **opt
     """
     if name not in METHODS:
         raise ValueError(f"unknown explanation method '{name}'; choose from {', '.join(METHODS)}")
+    if options.get("precision", "float32") != "float32" and "precision" not in inspect.signature(METHODS[name]).parameters:
+        raise ValueError(f"method '{name}' computes in float32 only; drop precision='{options['precision']}'")
     if default_layer and "layer" not in options and "layer" in inspect.signature(METHODS[name]).parameters:
         options["layer"] = default_layer
     return METHODS[name](model, **options)

@@ -21,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--target", choices=("predicted", "true"), default="predicted")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="compute dtype of the explanation passes (bfloat16: fast on AMX CPUs, GPUs, TPUs)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN/explanations)")
     args = parser.parse_args(argv)
 
@@ -51,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = targets.argmax(-1)
     maps = {}
     for method in tqdm(methods, desc="explain", unit="method", file=sys.stderr):
-        explainer = make_explainer(method, model, default_layer=config.explain.layer, batch_size=args.batch_size)
+        options = {"batch_size": args.batch_size} if args.precision == "float32" else {"batch_size": args.batch_size, "precision": args.precision}
+        explainer = make_explainer(method, model, default_layer=config.explain.layer, **options)
         maps[method] = explainer(images, targets)
     names = manifest["class_names"]
     captions = [

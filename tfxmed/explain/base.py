@@ -14,17 +14,28 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxmed.explain.folding import fold_batch_normalization
+from tfxmed.explain.precision import compute_in
 from tfxmed.models.factory import layer_output, model_input
 
 __all__ = ["Explainer", "target_weights", "upsample", "normalize_maps", "score_model"]
 
 
 def score_model(model: keras.Model) -> keras.Model:
-    """The model up to its pre-activation scores.
+    """The model up to its pre-activation scores, in float32.
 
     Uses the layer named `logits` when present; otherwise, if the last layer applies softmax or
-    sigmoid, warns and explains its input instead.
+    sigmoid, warns and explains its input instead. Mixed-precision models (bfloat16 / float16
+    compute) get their scores cast to float32, so targets and maps are float32 whatever the policy.
     """
+    scores = _pre_activation_model(model)
+    if scores.output.dtype == "float32":
+        return scores
+    cast = keras.layers.Activation("linear", dtype="float32", name="scores_float32")(scores.output)
+    return keras.Model(model_input(scores), cast, name=scores.name)
+
+
+def _pre_activation_model(model: keras.Model) -> keras.Model:
     names = [layer.name for layer in model.layers]
     if "logits" in names:
         return keras.Model(model_input(model), layer_output(model, "logits"), name=f"{model.name}_logits")
@@ -94,14 +105,25 @@ class Explainer:
     Args:
         model: a Keras classifier; its `logits` layer (or pre-activation scores) is explained.
         batch_size: upper bound on every internal batch.
+        precision: "float32" (default), or "bfloat16" / "float16" to run the model's forward and
+            backward passes in that dtype (`tfxmed.explain.precision`); maps are float32 either way.
+
+    BatchNormalization layers are folded into the convolutions before them (`fold_batch_normalization`:
+    the same function, cheaper; it reads the model's variables live). A subclass that walks the layers
+    itself sets `fold_batch_norm = False`; `kept_layers()` names layers whose own output must survive.
     """
 
-    def __init__(self, model: keras.Model, batch_size: int = 32):
+    fold_batch_norm = True
+
+    def __init__(self, model: keras.Model, batch_size: int = 32, precision: str = "float32"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
-        self.scores = score_model(model)
+        if self.fold_batch_norm:
+            model = fold_batch_normalization(model, keep=("logits", *self.kept_layers()))
+        self.precision = precision
+        self.scores = score_model(compute_in(model, precision))
         self.num_classes = int(self.scores.output.shape[-1])
         self.input_shape = tuple(model.inputs[0].shape[1:])
         self._signature = [
@@ -112,6 +134,10 @@ class Explainer:
         # Eager calls of a deep Keras model cost milliseconds of Python per call: host-side methods
         # (LIME, KernelSHAP, target selection) score through this one compiled function instead.
         self._compiled_scores = tf.function(lambda x: self.scores(x, training=False), input_signature=self._signature[:1])
+
+    def kept_layers(self) -> tuple[str, ...]:
+        """Names of layers that batch-normalisation folding must not merge away."""
+        return ()
 
     def predict_scores(self, images: np.ndarray) -> np.ndarray:
         """Pre-activation scores [N, K] of `images`, in compiled batches of at most `batch_size`."""

@@ -48,6 +48,7 @@ class Fusion:
         smoothing_sigma: Gaussian σ in pixels for pixel-level maps (0 disables).
         make: factory `make(name, model) -> explainer` (defaults to `tfxmed.explain.make_explainer`).
         options: per-method keyword arguments, e.g. {"ig": {"steps": 16}}.
+        precision: compute dtype passed to every method (see `Explainer`).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class Fusion:
         make: Callable | None = None,
         options: Mapping[str, dict] | None = None,
         batch_size: int = 32,
+        precision: str = "float32",
     ):
         from tfxmed.explain import make_explainer
 
@@ -70,8 +72,10 @@ class Fusion:
         self.normalization, self.smoothing_sigma = normalization, smoothing_sigma
         make = make or make_explainer
         options = options or {}
+        precision_option = {} if precision == "float32" else {"precision": precision}
         self.explainers = {
-            name: make(name, model, batch_size=batch_size, **options.get(name, {})) for name in self.weights
+            name: make(name, model, batch_size=batch_size, **precision_option, **options.get(name, {}))
+            for name in self.weights
         }
 
     def component_maps(self, images, targets=None) -> dict[str, np.ndarray]:

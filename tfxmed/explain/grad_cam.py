@@ -68,6 +68,7 @@ class CamExplainer(Explainer):
         batch_size: bound on internal batches.
         upsample_to_input: return maps at input resolution (else at feature resolution).
         normalize: scale each map to [0, 1].
+        precision: compute dtype of the model's passes ("float32", "bfloat16", "float16").
     """
 
     def __init__(
@@ -77,12 +78,16 @@ class CamExplainer(Explainer):
         batch_size: int = 32,
         upsample_to_input: bool = True,
         normalize: bool = True,
+        precision: str = "float32",
     ):
         self.layer = layer or default_explain_layer(model)
         self.upsample_to_input = upsample_to_input
         self.normalize = normalize
-        super().__init__(model, batch_size)
+        super().__init__(model, batch_size, precision)
         self.feature_model = feature_and_output_model(self.scores, self.layer)
+
+    def kept_layers(self) -> tuple[str, ...]:
+        return (self.layer,)
 
     def channel_weights(self, activations: tf.Tensor, gradients: tf.Tensor) -> tf.Tensor:
         """Weights broadcastable to the activations [n, *spatial, C] (the hook most variants override)."""
@@ -97,7 +102,8 @@ class CamExplainer(Explainer):
         with tf.GradientTape() as tape:
             activations, scores = self.feature_model(images, training=False)
             score = tf.reduce_sum(scores * target_weights, axis=-1)
-        return activations, tape.gradient(score, activations)
+        gradients = tape.gradient(score, activations)
+        return tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32)  # mixed-precision models
 
     def finish(self, maps: tf.Tensor) -> tf.Tensor:
         """Upsamples to the input size and normalises, as configured."""

@@ -55,6 +55,7 @@ class IntegratedGradients(GradientExplainer):
             to one image.
         rule: "trapezoid" (default), "left", "right" or "middle" Riemann sums.
         batch_size: bound on images × alphas in one model call.
+        precision: compute dtype of the model's passes (see `Explainer`).
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class IntegratedGradients(GradientExplainer):
         rule: str = "trapezoid",
         batch_size: int = 32,
         blur_sigma: float = 5.0,
+        precision: str = "float32",
     ):
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -74,7 +76,7 @@ class IntegratedGradients(GradientExplainer):
         if isinstance(baseline, str) and baseline not in ("zero", "blurred"):
             raise ValueError(f"baseline must be 'zero', 'blurred' or an array; got '{baseline}'")
         self.baseline = baseline
-        super().__init__(model, batch_size)
+        super().__init__(model, batch_size, precision)
         self._compiled_attributions = tf.function(self.integrated_gradients, input_signature=self._signature)
 
     def baselines(self, images: tf.Tensor) -> tf.Tensor:

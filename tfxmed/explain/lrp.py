@@ -71,6 +71,8 @@ class LayerwiseRelevancePropagation(Explainer):
         rule: "epsilon" or "alpha_beta".  epsilon: stabiliser.  alpha, beta: with α − β = 1.
     """
 
+    fold_batch_norm = False  # the chain check and the rules walk the model's own layers
+
     def __init__(self, model: keras.Model, rule: str = "epsilon", epsilon: float = 1e-6, alpha: float = 1.0,
                  beta: float = 0.0, batch_size: int = 32):
         if rule not in RULES:

@@ -34,12 +34,13 @@ class Occlusion(Explainer):
 
     Args:
         patch: patch side in pixels.  stride: step between patches.  fill: value of hidden pixels
-        (0 is the training mean after normalisation).
+        (0 is the training mean after normalisation).  precision: see `Explainer`.
     """
 
-    def __init__(self, model: keras.Model, patch: int = 8, stride: int = 4, fill: float = 0.0, batch_size: int = 64):
+    def __init__(self, model: keras.Model, patch: int = 8, stride: int = 4, fill: float = 0.0, batch_size: int = 64,
+                 precision: str = "float32"):
         self.patch, self.stride, self.fill = patch, stride, fill
-        super().__init__(model, batch_size)
+        super().__init__(model, batch_size, precision)
         height, width = self.input_shape[:2]
         masks = patch_masks(height, width, patch, stride)
         self.masks = tf.constant(masks)

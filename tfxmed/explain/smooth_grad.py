@@ -20,13 +20,15 @@ class SmoothGrad(GradientExplainer):
         samples: noisy copies per image.
         noise_level: σ as a fraction of each image's value range (0.1–0.2 in the paper).
         seed: seed of the noise (stateless, so the same inputs give the same maps).
+        precision: compute dtype of the model's passes (see `Explainer`).
     """
 
-    def __init__(self, model: keras.Model, samples: int = 16, noise_level: float = 0.15, batch_size: int = 32, seed: int = 42):
+    def __init__(self, model: keras.Model, samples: int = 16, noise_level: float = 0.15, batch_size: int = 32, seed: int = 42,
+                 precision: str = "float32"):
         if samples < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")
         self.samples, self.noise_level, self.seed = samples, noise_level, seed
-        super().__init__(model, batch_size)
+        super().__init__(model, batch_size, precision)
 
     def explain_batch(self, images, target_weights):
         axes = list(range(1, len(images.shape)))

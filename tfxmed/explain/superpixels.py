@@ -33,13 +33,14 @@ class SuperpixelExplainer(Explainer):
     """Base: sample on/off superpixel coalitions, score them in batches, fit a surrogate per image.
 
     Subclasses implement `coalitions(count, rng)` and `fit(coalitions, scores)` → per-superpixel values.
-    Runs on the host (scikit-image and scikit-learn); the model calls are batched (`batch_size`).
+    Runs on the host (scikit-image and scikit-learn); the model calls are batched (`batch_size`), in
+    `precision` (see `Explainer`).
     """
 
     def __init__(self, model: keras.Model, samples: int = 256, segmentation: str = "slic", segments: int = 50,
-                 fill: float = 0.0, batch_size: int = 64, seed: int = 42):
+                 fill: float = 0.0, batch_size: int = 64, seed: int = 42, precision: str = "float32"):
         self.samples, self.segmentation, self.segments, self.fill, self.seed = samples, segmentation, segments, fill, seed
-        super().__init__(model, batch_size)
+        super().__init__(model, batch_size, precision)
 
     def coalitions(self, features: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

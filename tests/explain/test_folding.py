@@ -1,0 +1,141 @@
+"""Batch-normalisation folding: the same function and gradients, live weights, what is left alone."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfxmed.config import ModelConfig
+from tfxmed.explain.folding import FoldedBatchNormalization, fold_batch_normalization
+from tfxmed.explain.grad_cam import GradCam
+from tfxmed.models import build_model
+
+
+def _randomise_statistics(model, seed=0):
+    """Non-trivial moving statistics, γ and β, so that folding has something to get wrong."""
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0.0, 0.2, layer.moving_mean.shape))
+            layer.moving_variance.assign(rng.uniform(0.3, 3.0, layer.moving_variance.shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape))
+            layer.beta.assign(rng.normal(0.0, 0.2, layer.beta.shape))
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _count(model, kind):
+    return sum(isinstance(layer, kind) for layer in _all_layers(model))
+
+
+def _outputs_and_input_gradients(model, images):
+    images = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        outputs = model(images, training=False)
+        score = tf.reduce_sum(outputs[:, 0])
+    return outputs.numpy(), tape.gradient(score, images).numpy()
+
+
+def _close(first, second, rtol=2e-5):
+    scale = max(float(np.abs(first).max()), 1e-6)
+    return float(np.abs(first - second).max()) <= rtol * scale
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    model = build_model(ModelConfig(), (32, 32, 1), 2, False)
+    _randomise_statistics(model)
+    return model
+
+
+def test_resnet_folds_every_conv_batch_norm_pair_and_keeps_outputs_and_gradients(resnet):
+    folded = fold_batch_normalization(resnet)
+    norms = _count(resnet, keras.layers.BatchNormalization)
+    assert norms > 40
+    assert _count(folded, keras.layers.BatchNormalization) == 0
+    assert _count(folded, FoldedBatchNormalization) == norms
+    images = np.random.default_rng(1).normal(size=(3, 32, 32, 1)).astype("float32")
+    (out, grad), (folded_out, folded_grad) = (_outputs_and_input_gradients(m, images) for m in (resnet, folded))
+    assert _close(out, folded_out) and _close(grad, folded_grad, rtol=1e-4)
+    assert np.abs(grad).max() > 0
+
+
+def test_folded_model_reads_the_weights_live(resnet):
+    model = keras.models.clone_model(resnet)
+    model.set_weights(resnet.get_weights())
+    folded = fold_batch_normalization(model)
+    images = np.random.default_rng(2).normal(size=(2, 32, 32, 1)).astype("float32")
+    before = folded(images, training=False).numpy()
+    _randomise_statistics(model, seed=5)
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    conv.kernel.assign(conv.kernel.numpy() * 1.5)
+    after = folded(images, training=False).numpy()
+    assert not _close(before, after, rtol=1e-2)
+    assert _close(model(images, training=False).numpy(), after)
+
+
+def test_kept_layers_and_unsafe_pairs_are_left_alone():
+    inputs = keras.Input((8, 8, 1))
+    kept = keras.layers.Conv2D(4, 3, padding="same", name="kept")(inputs)
+    x = keras.layers.BatchNormalization(name="kept_bn")(kept)
+    activated = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="activated")(x)
+    x = keras.layers.BatchNormalization(name="after_relu_bn")(activated)
+    branched = keras.layers.Conv2D(4, 3, padding="same", name="branched")(x)
+    x = keras.layers.Add()([keras.layers.BatchNormalization(name="branch_bn")(branched), branched])
+    plain = keras.layers.Conv2D(4, 3, padding="same", name="plain")(x)
+    x = keras.layers.BatchNormalization(name="plain_bn")(plain)
+    outputs = keras.layers.Dense(2, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    _randomise_statistics(model)
+    folded = fold_batch_normalization(model, keep=["kept"])
+    names = {layer.name: type(layer).__name__ for layer in folded.layers}
+    assert names["kept"] == "Conv2D" and names["kept_bn"] == "BatchNormalization"
+    assert names["after_relu_bn"] == "BatchNormalization" and names["branch_bn"] == "BatchNormalization"
+    assert names["plain_bn"] == "FoldedBatchNormalization" and "plain" not in names
+    images = np.random.default_rng(3).normal(size=(2, 8, 8, 1)).astype("float32")
+    assert _close(model(images, training=False).numpy(), folded(images, training=False).numpy())
+
+
+def test_nested_and_sequential_models_are_folded():
+    backbone_inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="inner_conv")(backbone_inputs)
+    x = keras.layers.ReLU(name="inner_out")(keras.layers.BatchNormalization(name="inner_bn")(x))
+    backbone = keras.Model(backbone_inputs, x, name="backbone")
+    inputs = keras.Input((8, 8, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    nested = keras.Model(inputs, keras.layers.Dense(2, name="logits")(pooled))
+    sequential = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same"), keras.layers.BatchNormalization(),
+        keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3),
+        keras.layers.BatchNormalization(), keras.layers.Dense(2),
+    ])
+    images = np.random.default_rng(4).normal(size=(2, 8, 8, 1)).astype("float32")
+    for model, pairs in ((nested, 1), (sequential, 2)):
+        _randomise_statistics(model)
+        folded = fold_batch_normalization(model)
+        assert _count(folded, keras.layers.BatchNormalization) == 0
+        assert _count(folded, FoldedBatchNormalization) == pairs
+        assert _close(model(images, training=False).numpy(), folded(images, training=False).numpy())
+
+
+class _UnfoldedGradCam(GradCam):
+    fold_batch_norm = False
+
+
+@pytest.mark.parametrize("layer", ["csam", "conv4_block1_1_conv"])
+def test_grad_cam_is_unchanged_by_folding(resnet, layer):
+    images = np.random.default_rng(5).normal(size=(4, 32, 32, 1)).astype("float32")
+    folded = GradCam(resnet, layer=layer, normalize=False, upsample_to_input=False)
+    unfolded = _UnfoldedGradCam(resnet, layer=layer, normalize=False, upsample_to_input=False)
+    assert _count(folded.scores, FoldedBatchNormalization) > 0
+    assert _count(unfolded.scores, FoldedBatchNormalization) == 0
+    maps = np.concatenate([folded(images, 0), folded(images, 1)])  # ReLU may empty one class's maps
+    reference = np.concatenate([unfolded(images, 0), unfolded(images, 1)])
+    assert reference.max() > 0
+    assert _close(reference, maps, rtol=1e-4)

@@ -1,0 +1,153 @@
+"""Batch-normalisation folding for inference-only explanation passes.
+
+At inference a BatchNormalization layer is an affine map per channel, y = (x − μ)·s + β with
+s = γ / √(σ² + ε). When it directly follows a linear convolution or dense layer, it can be folded into
+that layer: conv(x, W·s) + (b − μ)·s + β. The result is the same function (up to float rounding) and the
+same gradients, with one pass over each activation tensor less per block; on CPU this takes ~15–20% off a
+ResNet50 forward pass and more off its backward pass (`scripts/benchmark_explain.py` reports both).
+
+The folded layer reads the original layers' variables at every call, so nothing is copied: assigning
+new weights to the model (training, the sanity check's randomisation) is seen at once. Only pairs whose
+convolution output feeds nothing but the BatchNormalization are folded; layers named in `keep` (e.g. the
+layer a CAM explains) keep their own output. Nested functional sub-models are folded too.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import keras
+from keras import ops
+
+__all__ = ["FoldedBatchNormalization", "fold_batch_normalization"]
+
+_LINEAR_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
+
+
+def _foldable_pair(producer, norm) -> bool:
+    """Whether `norm` (a BatchNormalization) can be folded into `producer`."""
+    if type(producer) not in _LINEAR_LAYERS or not isinstance(norm, keras.layers.BatchNormalization):
+        return False
+    if getattr(producer, "activation", None) not in (None, keras.activations.linear):
+        return False
+    if getattr(producer, "data_format", "channels_last") != "channels_last":
+        return False
+    rank = len(norm.input.shape)
+    return norm.axis in (-1, rank - 1)
+
+
+class FoldedBatchNormalization(keras.layers.Layer):
+    """A linear layer followed by BatchNormalization, computed as one linear layer (inference only).
+
+    Args:
+        linear: a Conv1D / Conv2D / Conv3D (channels last) or Dense layer without activation.
+        norm: the BatchNormalization applied to its output, on the channel axis.
+    """
+
+    def __init__(self, linear: keras.layers.Layer, norm: keras.layers.BatchNormalization, **kwargs):
+        kwargs.setdefault("name", norm.name)
+        kwargs.setdefault("dtype", linear.dtype_policy)  # mixed-precision models keep their compute dtype
+        super().__init__(**kwargs)
+        self.linear, self.norm = linear, norm
+
+    def call(self, inputs):
+        norm, linear = self.norm, self.linear
+        exact = lambda variable: ops.cast(variable, "float32")  # noqa: E731 - fold in float32, then cast
+        scale = ops.rsqrt(ops.add(exact(norm.moving_variance), norm.epsilon))
+        if norm.scale:
+            scale = ops.multiply(scale, exact(norm.gamma))
+        bias = ops.negative(exact(norm.moving_mean))
+        if linear.use_bias:
+            bias = ops.add(bias, exact(linear.bias))
+        bias = ops.multiply(bias, scale)
+        if norm.center:
+            bias = ops.add(bias, exact(norm.beta))
+        # The output channels are the kernel's last axis (Conv1D/2D/3D and Dense).
+        kernel = ops.cast(ops.multiply(exact(linear.kernel), scale), self.compute_dtype)
+        if isinstance(linear, keras.layers.Dense):
+            outputs = ops.matmul(inputs, kernel)
+        else:
+            outputs = linear.convolution_op(inputs, kernel)
+        return ops.add(outputs, ops.cast(bias, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape):
+        return self.linear.compute_output_shape(input_shape)
+
+
+def _pairs(model: keras.Model, keep: set[str]) -> dict[int, keras.layers.Layer]:
+    """{id(linear layer): its BatchNormalization} for every foldable pair of a functional model."""
+    nodes = [node for depth in model._nodes_by_depth.values() for node in depth]
+    consumers: dict[int, list] = {}
+    calls: dict[int, int] = {}
+    for node in nodes:
+        calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
+        for tensor in node.arguments.keras_tensors:
+            consumers.setdefault(id(tensor), []).append(node)
+    outputs = {id(tensor) for tensor in model.outputs}
+    pairs = {}
+    for node in nodes:
+        norm, tensors = node.operation, node.arguments.keras_tensors
+        if not isinstance(norm, keras.layers.BatchNormalization) or len(tensors) != 1:
+            continue
+        tensor = tensors[0]
+        producer = tensor._keras_history.operation
+        if (
+            _foldable_pair(producer, norm)
+            and producer.name not in keep
+            and calls.get(id(producer)) == 1
+            and calls.get(id(norm)) == 1
+            and len(consumers.get(id(tensor), [])) == 1
+            and id(tensor) not in outputs
+        ):
+            pairs[id(producer)] = norm
+    return pairs
+
+
+def _has_batch_normalization(model: keras.Model) -> bool:
+    return any(isinstance(layer, keras.layers.BatchNormalization)
+               or (isinstance(layer, keras.Model) and _has_batch_normalization(layer)) for layer in model.layers)
+
+
+def fold_batch_normalization(model: keras.Model, keep: Iterable[str] = ()) -> keras.Model:
+    """An inference-only view of `model` with BatchNormalization folded into the layers before it.
+
+    Shares `model`'s variables (nothing is copied). Returns `model` itself when there is nothing to
+    fold or it is neither functional nor Sequential (subclassed models are left as they are).
+    """
+    keep = set(keep)
+    if not _has_batch_normalization(model):
+        return model
+    if isinstance(model, keras.Sequential):
+        inputs = keras.Input(model.input_shape[1:])
+        outputs, layers = inputs, list(model.layers)
+        index = 0
+        while index < len(layers):
+            layer = layers[index]
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            if following is not None and layer.name not in keep and _foldable_pair(layer, following):
+                outputs = FoldedBatchNormalization(layer, following)(outputs)
+                index += 2
+                continue
+            outputs = _folded_call(layer, keep, outputs)
+            index += 1
+        return keras.Model(inputs, outputs, name=model.name)
+    if not hasattr(model, "_nodes_by_depth"):
+        return model
+    pairs = _pairs(model, keep)
+    folded_norms = {id(norm) for norm in pairs.values()}
+
+    def call(layer, *args, **kwargs):
+        if id(layer) in pairs:
+            return FoldedBatchNormalization(layer, pairs[id(layer)])(args[0])
+        if id(layer) in folded_norms:
+            return args[0]
+        return _folded_call(layer, keep, *args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+
+
+def _folded_call(layer, keep, *args, **kwargs):
+    """Calls `layer`, folding it first when it is a nested model."""
+    if isinstance(layer, keras.Model):
+        layer = fold_batch_normalization(layer, keep)
+    return layer(*args, **kwargs)
