@@ -205,7 +205,8 @@ def _measure(quick: bool) -> dict:
             ours = zoom(feature_resolution, factor, order=1)
             minmax = lambda m: (m - m.min((1, 2), keepdims=True)) / np.maximum(np.ptp(m, (1, 2), keepdims=True), 1e-12)  # noqa: E731
             entry["gradcam_max_abs_difference_vs_tf_keras_vis"] = float(np.abs(minmax(ours) - minmax(peer_maps["Gradcam"])).max())
-        ours_ig = make_explainer("ig", model, batch_size=16, **IG)(images[: 4 if size <= 64 else 2], targets[:4])
+        count = 4 if size <= 64 else 2
+        ours_ig = make_explainer("ig", model, batch_size=16, **IG)(images[:count], targets[:count])
         entry["xplique"] = _peers_xplique(name, size, model, feature_resolution, ours_ig)
         entry["targets"] = _speedups(entry)
         report["models"][name] = entry

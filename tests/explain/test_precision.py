@@ -6,7 +6,7 @@ import pytest
 
 from tests.explain.conftest import activations_and_gradients
 from tfxmed.config import ModelConfig
-from tfxmed.explain import GradCam, IntegratedGradients, make_explainer
+from tfxmed.explain import METHODS, GradCam, IntegratedGradients, make_explainer
 from tfxmed.explain.precision import compute_in
 from tfxmed.models import build_model
 
@@ -93,3 +93,14 @@ def test_precision_is_validated():
         make_explainer("saliency", keras.Model(inputs, logits), precision="bfloat16")
     maps = make_explainer("saliency", model, precision="bfloat16")(np.ones((1, 4, 4, 1), np.float32), 0)
     assert maps.shape == (1, 4, 4) and maps.max() > 0
+
+
+FAST = {"lime": {"samples": 16}, "kernelshap": {"samples": 16}, "ig": {"steps": 4}, "smoothgrad": {"samples": 2},
+        "occlusion": {"patch": 8, "stride": 8}, "fusion": {"options": {"ig": {"steps": 4}, "lime": {"samples": 16}}}}
+
+
+@pytest.mark.parametrize("method", [name for name in METHODS if name != "lrp"])
+def test_every_method_runs_in_bfloat16(small_cnn, method):
+    images = np.random.default_rng(5).normal(size=(2, 32, 32, 1)).astype("float32")
+    maps = make_explainer(method, small_cnn, batch_size=8, precision="bfloat16", **FAST.get(method, {}))(images, 1)
+    assert maps.dtype == np.float32 and maps.shape == (2, 32, 32) and np.isfinite(maps).all()

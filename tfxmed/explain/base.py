@@ -114,6 +114,9 @@ class Explainer:
     """
 
     fold_batch_norm = True
+    # True when `explain_batch(images, None)` explains each image's predicted class from the scores of
+    # its own forward pass, so `targets=None` costs no separate prediction pass.
+    predicts_in_graph = False
 
     def __init__(self, model: keras.Model, batch_size: int = 32, precision: str = "float32"):
         if batch_size < 1:
@@ -150,18 +153,28 @@ class Explainer:
     def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
-    def _weights_for(self, images: np.ndarray, targets) -> np.ndarray:
-        """Target weights [N, K]; `None` means each image's predicted class."""
+    def _check(self, images: np.ndarray) -> None:
         if images.shape[1:] != self.input_shape:
             raise ValueError(f"images must have shape [N, {', '.join(map(str, self.input_shape))}], got {images.shape}")
+
+    def _weights_for(self, images: np.ndarray, targets) -> np.ndarray:
+        """Target weights [N, K]; `None` means each image's predicted class."""
+        self._check(images)
         predicted = self.predict_scores(images) if targets is None else None
         return target_weights(targets, self.num_classes, len(images), predicted)
 
     def __call__(self, images, targets=None) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)
-        weights = self._weights_for(images, targets)
-        maps = [
-            self.compiled_batch(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
-            for i in range(0, len(images), self.batch_size)
-        ]
+        if targets is None and self.predicts_in_graph:
+            self._check(images)
+            if not hasattr(self, "_compiled_predicted"):
+                self._compiled_predicted = tf.function(lambda x: self.explain_batch(x, None), input_signature=self._signature[:1])
+            maps = [self._compiled_predicted(images[i : i + self.batch_size]).numpy()
+                    for i in range(0, len(images), self.batch_size)]
+        else:
+            weights = self._weights_for(images, targets)
+            maps = [
+                self.compiled_batch(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
+                for i in range(0, len(images), self.batch_size)
+            ]
         return np.concatenate(maps) if maps else np.zeros((0, *self.input_shape[:-1]), np.float32)

@@ -19,6 +19,8 @@ from typing import Iterable
 import keras
 from keras import ops
 
+from tfxmed.explain.rewiring import rewire
+
 __all__ = ["FoldedBatchNormalization", "fold_batch_normalization"]
 
 _LINEAR_LAYERS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
@@ -115,25 +117,14 @@ def fold_batch_normalization(model: keras.Model, keep: Iterable[str] = ()) -> ke
     fold or it is neither functional nor Sequential (subclassed models are left as they are).
     """
     keep = set(keep)
-    if not _has_batch_normalization(model):
+    if not _has_batch_normalization(model) or not (isinstance(model, keras.Sequential) or hasattr(model, "_nodes_by_depth")):
         return model
     if isinstance(model, keras.Sequential):
-        inputs = keras.Input(model.input_shape[1:])
-        outputs, layers = inputs, list(model.layers)
-        index = 0
-        while index < len(layers):
-            layer = layers[index]
-            following = layers[index + 1] if index + 1 < len(layers) else None
-            if following is not None and layer.name not in keep and _foldable_pair(layer, following):
-                outputs = FoldedBatchNormalization(layer, following)(outputs)
-                index += 2
-                continue
-            outputs = _folded_call(layer, keep, outputs)
-            index += 1
-        return keras.Model(inputs, outputs, name=model.name)
-    if not hasattr(model, "_nodes_by_depth"):
-        return model
-    pairs = _pairs(model, keep)
+        layers = list(model.layers)
+        pairs = {id(layer): following for layer, following in zip(layers, layers[1:])
+                 if layer.name not in keep and _foldable_pair(layer, following)}
+    else:
+        pairs = _pairs(model, keep)
     folded_norms = {id(norm) for norm in pairs.values()}
 
     def call(layer, *args, **kwargs):
@@ -143,7 +134,7 @@ def fold_batch_normalization(model: keras.Model, keep: Iterable[str] = ()) -> ke
             return args[0]
         return _folded_call(layer, keep, *args, **kwargs)
 
-    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    return rewire(model, call)
 
 
 def _folded_call(layer, keep, *args, **kwargs):

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from tfxmed.explain.base import Explainer, normalize_maps, upsample
+from tfxmed.explain.rewiring import rewire
 from tfxmed.models.factory import default_explain_layer, find_layer, layer_output, model_input
 
 __all__ = ["CamExplainer", "GradCam", "spatial_axes", "feature_and_output_model"]
@@ -44,13 +45,7 @@ def feature_and_output_model(model: keras.Model, layer_name: str) -> keras.Model
             return output
         return layer(*args, **kwargs)
 
-    if isinstance(model, keras.Sequential):
-        inputs = keras.Input(model.input_shape[1:])
-        outputs = inputs
-        for layer in model.layers:
-            outputs = call(layer, outputs)
-        return keras.Model(inputs, [captured["feature"], outputs])
-    rewired = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    rewired = rewire(model, call)
     return keras.Model(model_input(rewired), [captured["feature"], rewired.output])
 
 
@@ -97,10 +92,14 @@ class CamExplainer(Explainer):
         """The map at feature resolution [n, *spatial]: ReLU(Σ_k w_k · A^k) unless overridden."""
         return tf.nn.relu(tf.reduce_sum(self.channel_weights(activations, gradients) * activations, axis=-1))
 
-    def feature_maps(self, images: tf.Tensor, target_weights: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """(activations, gradients of the target score w.r.t. them)."""
+    predicts_in_graph = True
+
+    def feature_maps(self, images: tf.Tensor, target_weights: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+        """(activations, gradients of the target score w.r.t. them); None targets the predicted class."""
         with tf.GradientTape() as tape:
             activations, scores = self.feature_model(images, training=False)
+            if target_weights is None:
+                target_weights = tf.one_hot(tf.argmax(scores, axis=-1), self.num_classes, dtype=scores.dtype)
             score = tf.reduce_sum(scores * target_weights, axis=-1)
         gradients = tape.gradient(score, activations)
         return tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32)  # mixed-precision models

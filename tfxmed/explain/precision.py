@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import keras
 
+from tfxmed.explain.rewiring import rewire
+
 __all__ = ["PRECISIONS", "compute_in"]
 
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -63,12 +65,7 @@ def compute_in(model: keras.Model, dtype: str) -> keras.Model:
             return compute_in(layer, dtype)(*args, **kwargs)
         return _ComputeIn(layer, policy)(*args, **kwargs)
 
-    if isinstance(model, keras.Sequential):
-        inputs = keras.Input(model.input_shape[1:])
-        outputs = inputs
-        for layer in model.layers:
-            outputs = call(layer, outputs)
-        return keras.Model(inputs, outputs, name=model.name)
-    if not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(f"precision='{dtype}' needs a functional or Sequential model; '{model.name}' is subclassed")
-    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
+    try:
+        return rewire(model, call)
+    except ValueError as error:
+        raise ValueError(f"precision='{dtype}' needs a functional or Sequential model: {error}") from error

@@ -18,6 +18,8 @@ __all__ = ["ScoreCam"]
 class ScoreCam(CamExplainer):
     """Score-CAM: channel weights from the confidence of the model on activation-masked inputs."""
 
+    predicts_in_graph = False  # its explain_batch needs the target weights up front
+
     def _masked_scores(self, image: tf.Tensor, masks: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         """Target probability for `image` masked by each of `masks` [C, *spatial] → [C]."""
         masked = image[None] * masks[..., None]
@@ -30,6 +32,7 @@ class ScoreCam(CamExplainer):
 
     def explain_batch(self, images, target_weights):
         activations, _ = self.feature_model(images, training=False)
+        activations = tf.cast(activations, tf.float32)  # bfloat16 / float16 views
         spatial = self.input_shape[:-1]
         channels_first = tf.transpose(activations, [0, len(activations.shape) - 1, *range(1, len(activations.shape) - 1)])
 

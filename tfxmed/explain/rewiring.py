@@ -1,0 +1,26 @@
+"""Rebuilding a Keras model's graph with each layer call redirected, sharing the layers' variables."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+
+__all__ = ["rewire"]
+
+
+def rewire(model: keras.Model, call: Callable) -> keras.Model:
+    """A functional model whose every layer call `layer(*args, **kwargs)` becomes `call(layer, *args, **kwargs)`.
+
+    Works for functional and Sequential models; the layers themselves are shared, not cloned.
+    Subclassed models have no graph to rewire and raise ValueError.
+    """
+    if isinstance(model, keras.Sequential):
+        inputs = keras.Input(model.input_shape[1:])
+        outputs = inputs
+        for layer in model.layers:
+            outputs = call(layer, outputs)
+        return keras.Model(inputs, outputs, name=model.name)
+    if not hasattr(model, "_nodes_by_depth"):
+        raise ValueError(f"model '{model.name}' is subclassed: it has no layer graph to rebuild")
+    return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
