@@ -23,14 +23,17 @@ def _randomise_statistics(model, seed=0):
 
 
 def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+    """Every layer, inside nested models and wrappers (e.g. a bfloat16 view's) too."""
+    return model._flatten_layers(include_self=False, recursive=True)
 
 
 def _count(model, kind):
     return sum(isinstance(layer, kind) for layer in _all_layers(model))
+
+
+def _unfolded_norms(model):
+    """BatchNormalization layers still computed as such (each folded layer holds one, unused)."""
+    return _count(model, keras.layers.BatchNormalization) - _count(model, FoldedBatchNormalization)
 
 
 def _outputs_and_input_gradients(model, images):
@@ -59,7 +62,7 @@ def test_resnet_folds_every_conv_batch_norm_pair_and_keeps_outputs_and_gradients
     folded = fold_batch_normalization(resnet)
     norms = _count(resnet, keras.layers.BatchNormalization)
     assert norms > 40
-    assert _count(folded, keras.layers.BatchNormalization) == 0
+    assert _unfolded_norms(folded) == 0
     assert _count(folded, FoldedBatchNormalization) == norms
     images = np.random.default_rng(1).normal(size=(3, 32, 32, 1)).astype("float32")
     (out, grad), (folded_out, folded_grad) = (_outputs_and_input_gradients(m, images) for m in (resnet, folded))
@@ -120,7 +123,7 @@ def test_nested_and_sequential_models_are_folded():
     for model, pairs in ((nested, 1), (sequential, 2)):
         _randomise_statistics(model)
         folded = fold_batch_normalization(model)
-        assert _count(folded, keras.layers.BatchNormalization) == 0
+        assert _unfolded_norms(folded) == 0
         assert _count(folded, FoldedBatchNormalization) == pairs
         assert _close(model(images, training=False).numpy(), folded(images, training=False).numpy())
 
@@ -143,3 +146,60 @@ def test_grad_cam_is_unchanged_by_folding(resnet, layer):
     assert _close(reference_activations.numpy(), activations.numpy())
     assert _close(reference_gradients.numpy(), gradients.numpy(), rtol=1e-4)
     assert _close(unfolded(images, [0, 1, 0, 1]), folded(images, [0, 1, 0, 1]), rtol=1e-4)
+
+
+def _pairs_folded(model):
+    return _count(fold_batch_normalization(model), FoldedBatchNormalization)
+
+
+def test_causal_quantized_and_pinned_pairs_are_not_folded():
+    images = np.random.default_rng(6).normal(size=(2, 8, 4)).astype("float32")
+    inputs = keras.Input((8, 4))
+    x = keras.layers.BatchNormalization(name="causal_bn")(keras.layers.Conv1D(4, 3, padding="causal")(inputs))
+    x = keras.layers.BatchNormalization(name="pinned_bn")(keras.layers.Conv1D(4, 3, padding="same")(x), training=True)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.BatchNormalization(name="quantized_bn")(keras.layers.Dense(6, name="quantized")(x))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    _randomise_statistics(model)
+    model.get_layer("quantized").quantize("int8")
+    assert _pairs_folded(model) == 0
+    folded = fold_batch_normalization(model)
+    assert _close(model(images, training=False).numpy(), folded(images, training=False).numpy())
+
+
+def test_a_nested_model_called_twice_is_folded_once():
+    inner_inputs = keras.Input((8, 8, 1))
+    inner = keras.layers.BatchNormalization()(keras.layers.Conv2D(3, 3, padding="same")(inner_inputs))
+    block = keras.Model(inner_inputs, keras.layers.Conv2D(1, 1)(inner), name="block")
+    inputs = keras.Input((8, 8, 1))
+    x = block(block(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(x)))
+    _randomise_statistics(model)
+    folded = fold_batch_normalization(model)
+    images = np.random.default_rng(7).normal(size=(2, 8, 8, 1)).astype("float32")
+    assert _count(folded, FoldedBatchNormalization) == 1
+    assert _close(model(images, training=False).numpy(), folded(images, training=False).numpy())
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_softmax_head_without_a_logits_layer_is_cut_before_folding(precision):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(inputs)))
+    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    head = keras.layers.Dense(2, activation="softmax", name="head")
+    model = keras.Model(inputs, head(pooled))
+    _randomise_statistics(model)
+    with pytest.warns(UserWarning, match="ends in softmax"):
+        explainer = GradCam(model, layer=model.layers[3].name, precision=precision)
+    assert _count(explainer.scores, FoldedBatchNormalization) == 1
+    images = np.random.default_rng(8).normal(size=(3, 8, 8, 1)).astype("float32")
+    features = keras.Model(inputs, pooled)(images, training=False).numpy()
+    expected = features @ head.kernel.numpy() + head.bias.numpy()  # pre-softmax scores
+    assert _close(expected, explainer.predict_scores(images), rtol=2e-5 if precision == "float32" else 5e-2)
+
+
+def test_no_targets_on_a_folded_resnet_explain_the_predicted_class(resnet):
+    images = np.random.default_rng(9).normal(size=(4, 32, 32, 1)).astype("float32")
+    explainer = GradCam(resnet, layer="conv4_block6_out", normalize=False)
+    predicted = np.argmax(explainer.predict_scores(images), axis=-1)
+    np.testing.assert_allclose(explainer(images), explainer(images, predicted), atol=1e-6)

@@ -104,3 +104,17 @@ def test_every_method_runs_in_bfloat16(small_cnn, method):
     images = np.random.default_rng(5).normal(size=(2, 32, 32, 1)).astype("float32")
     maps = make_explainer(method, small_cnn, batch_size=8, precision="bfloat16", **FAST.get(method, {}))(images, 1)
     assert maps.dtype == np.float32 and maps.shape == (2, 32, 32) and np.isfinite(maps).all()
+
+
+def test_shared_layers_and_quantized_layers_in_a_bfloat16_view():
+    inputs = keras.Input((8, 8, 1))
+    relu = keras.layers.ReLU(name="shared_relu")
+    x = relu(keras.layers.Conv2D(4, 3, padding="same")(inputs))
+    x = relu(keras.layers.Conv2D(4, 3, padding="same")(x))
+    x = keras.layers.Dense(6, name="quantized")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    model.get_layer("quantized").quantize("int8")
+    view = compute_in(model, "bfloat16")
+    assert view.get_layer("quantized") is model.get_layer("quantized")  # left as it is, int8 kernels and all
+    images = np.random.default_rng(9).normal(size=(2, 8, 8, 1)).astype("float32")
+    assert _relative_gap(model(images).numpy(), np.asarray(view(images), np.float32)) < 0.05

@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     indices = np.argsort(~(lesion_area > 0), kind="stable")[: args.n]  # lesion images first
     images = data["image"][indices]
     probabilities = model.predict(images, verbose=0)
-    targets = data["label"][indices] if args.target == "true" else None
-    if targets is not None and not manifest["multi_label"]:
+    # "predicted" is fixed from the float32 probabilities shown in the captions, whatever --precision.
+    targets = data["label"][indices] if args.target == "true" else probabilities
+    if not manifest["multi_label"] or args.target == "predicted":
         targets = targets.argmax(-1)
     maps = {}
     for method in tqdm(methods, desc="explain", unit="method", file=sys.stderr):

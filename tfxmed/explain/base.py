@@ -18,7 +18,7 @@ from tfxmed.explain.folding import fold_batch_normalization
 from tfxmed.explain.precision import compute_in
 from tfxmed.models.factory import layer_output, model_input
 
-__all__ = ["Explainer", "target_weights", "upsample", "normalize_maps", "score_model"]
+__all__ = ["Explainer", "target_weights", "upsample", "normalize_maps", "score_model", "as_float32"]
 
 
 def score_model(model: keras.Model) -> keras.Model:
@@ -28,11 +28,15 @@ def score_model(model: keras.Model) -> keras.Model:
     sigmoid, warns and explains its input instead. Mixed-precision models (bfloat16 / float16
     compute) get their scores cast to float32, so targets and maps are float32 whatever the policy.
     """
-    scores = _pre_activation_model(model)
-    if scores.output.dtype == "float32":
-        return scores
-    cast = keras.layers.Activation("linear", dtype="float32", name="scores_float32")(scores.output)
-    return keras.Model(model_input(scores), cast, name=scores.name)
+    return as_float32(_pre_activation_model(model))
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """`model` with its output cast to float32 (itself when it already is)."""
+    if model.output.dtype == "float32":
+        return model
+    cast = keras.layers.Activation("linear", dtype="float32", name="scores_float32")(model.output)
+    return keras.Model(model_input(model), cast, name=model.name)
 
 
 def _pre_activation_model(model: keras.Model) -> keras.Model:
@@ -123,10 +127,13 @@ class Explainer:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.batch_size = batch_size
-        if self.fold_batch_norm:
-            model = fold_batch_normalization(model, keep=("logits", *self.kept_layers()))
         self.precision = precision
-        self.scores = score_model(compute_in(model, precision))
+        # Cut at the pre-activation scores on the model itself, then fold, then change precision:
+        # the cut reads the original graph's tensors, the views rebuild it.
+        scores = _pre_activation_model(model)
+        if self.fold_batch_norm:
+            scores = fold_batch_normalization(scores, keep=("logits", *self.kept_layers()))
+        self.scores = as_float32(compute_in(scores, precision))
         self.num_classes = int(self.scores.output.shape[-1])
         self.input_shape = tuple(model.inputs[0].shape[1:])
         self._signature = [

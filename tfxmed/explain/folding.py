@@ -32,6 +32,8 @@ def _foldable_pair(producer, norm) -> bool:
         return False
     if getattr(producer, "activation", None) not in (None, keras.activations.linear):
         return False
+    if producer.dtype_policy.quantization_mode is not None or getattr(producer, "padding", "") == "causal":
+        return False  # quantized kernels and causal padding are computed outside `convolution_op`
     if getattr(producer, "data_format", "channels_last") != "channels_last":
         return False
     rank = len(norm.input.shape)
@@ -49,6 +51,7 @@ class FoldedBatchNormalization(keras.layers.Layer):
     def __init__(self, linear: keras.layers.Layer, norm: keras.layers.BatchNormalization, **kwargs):
         kwargs.setdefault("name", norm.name)
         kwargs.setdefault("dtype", linear.dtype_policy)  # mixed-precision models keep their compute dtype
+        kwargs.setdefault("autocast", False)  # read the variables in float32; the fold casts once, at the end
         super().__init__(**kwargs)
         self.linear, self.norm = linear, norm
 
@@ -66,6 +69,7 @@ class FoldedBatchNormalization(keras.layers.Layer):
             bias = ops.add(bias, exact(norm.beta))
         # The output channels are the kernel's last axis (Conv1D/2D/3D and Dense).
         kernel = ops.cast(ops.multiply(exact(linear.kernel), scale), self.compute_dtype)
+        inputs = ops.cast(inputs, self.compute_dtype)  # autocast is off, so inputs are cast here
         if isinstance(linear, keras.layers.Dense):
             outputs = ops.matmul(inputs, kernel)
         else:
@@ -91,6 +95,8 @@ def _pairs(model: keras.Model, keep: set[str]) -> dict[int, keras.layers.Layer]:
         norm, tensors = node.operation, node.arguments.keras_tensors
         if not isinstance(norm, keras.layers.BatchNormalization) or len(tensors) != 1:
             continue
+        if node.arguments.kwargs.get("training") is not None:
+            continue  # a BN pinned to a mode in the graph (e.g. training=True) is not an inference affine map
         tensor = tensors[0]
         producer = tensor._keras_history.operation
         if (
@@ -126,19 +132,17 @@ def fold_batch_normalization(model: keras.Model, keep: Iterable[str] = ()) -> ke
     else:
         pairs = _pairs(model, keep)
     folded_norms = {id(norm) for norm in pairs.values()}
+    nested: dict[int, keras.Model] = {}  # one folded view per sub-model, however often it is called
 
     def call(layer, *args, **kwargs):
         if id(layer) in pairs:
             return FoldedBatchNormalization(layer, pairs[id(layer)])(args[0])
         if id(layer) in folded_norms:
             return args[0]
-        return _folded_call(layer, keep, *args, **kwargs)
+        if isinstance(layer, keras.Model):
+            if id(layer) not in nested:
+                nested[id(layer)] = fold_batch_normalization(layer, keep)
+            layer = nested[id(layer)]
+        return layer(*args, **kwargs)
 
     return rewire(model, call)
-
-
-def _folded_call(layer, keep, *args, **kwargs):
-    """Calls `layer`, folding it first when it is a nested model."""
-    if isinstance(layer, keras.Model):
-        layer = fold_batch_normalization(layer, keep)
-    return layer(*args, **kwargs)

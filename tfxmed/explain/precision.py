@@ -19,6 +19,10 @@ __all__ = ["PRECISIONS", "compute_in"]
 PRECISIONS = ("float32", "bfloat16", "float16")
 
 
+def _quantized(layer) -> bool:
+    return layer.dtype_policy.quantization_mode is not None
+
+
 class _ComputeIn(keras.layers.Layer):
     """Calls `layer` under another dtype policy; the layer and its variables are shared, not copied.
 
@@ -33,7 +37,7 @@ class _ComputeIn(keras.layers.Layer):
 
     def call(self, *args, **kwargs):
         # A custom layer's sublayers (e.g. an attention block's MLP) compute in the same dtype.
-        layers = list(self.inner._flatten_layers(include_self=True, recursive=True))
+        layers = [layer for layer in self.inner._flatten_layers(include_self=True, recursive=True) if not _quantized(layer)]
         saved = [layer._dtype_policy for layer in layers]
         for layer in layers:
             layer._dtype_policy = self.policy
@@ -59,11 +63,15 @@ def compute_in(model: keras.Model, dtype: str) -> keras.Model:
     if dtype == "float32":
         return model
     policy = keras.DTypePolicy(f"mixed_{dtype}")
+    wrapped: dict[int, keras.layers.Layer] = {}  # one wrapper per layer, however often it is called
 
     def call(layer, *args, **kwargs):
-        if isinstance(layer, keras.Model):
-            return compute_in(layer, dtype)(*args, **kwargs)
-        return _ComputeIn(layer, policy)(*args, **kwargs)
+        if _quantized(layer):
+            return layer(*args, **kwargs)  # quantized layers keep their own policy (and kernels)
+        if id(layer) not in wrapped:
+            graph = isinstance(layer, keras.Sequential) or hasattr(layer, "_nodes_by_depth")
+            wrapped[id(layer)] = compute_in(layer, dtype) if graph else _ComputeIn(layer, policy)
+        return wrapped[id(layer)](*args, **kwargs)
 
     try:
         return rewire(model, call)
