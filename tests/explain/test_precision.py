@@ -118,3 +118,9 @@ def test_shared_layers_and_quantized_layers_in_a_bfloat16_view():
     assert view.get_layer("quantized") is model.get_layer("quantized")  # left as it is, int8 kernels and all
     images = np.random.default_rng(9).normal(size=(2, 8, 8, 1)).astype("float32")
     assert _relative_gap(model(images).numpy(), np.asarray(view(images), np.float32)) < 0.05
+
+
+def test_float32_precision_is_accepted_by_every_method():
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2, name="logits")])
+    maps = make_explainer("lrp", model, precision="float32")(np.ones((1, 4, 4, 1), np.float32), 0)
+    assert maps.shape == (1, 4, 4)

@@ -57,8 +57,9 @@ def make_explainer(name: str, model: keras.Model, default_layer: str = "", **opt
         raise ValueError(f"unknown explanation method '{name}'; choose from {', '.join(METHODS)}")
     parameters = inspect.signature(METHODS[name]).parameters
     takes_precision = "precision" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
-    if options.get("precision", "float32") != "float32" and not takes_precision:
-        raise ValueError(f"method '{name}' computes in float32 only; drop precision='{options['precision']}'")
+    precision = options.get("precision", "float32") if takes_precision else options.pop("precision", "float32")
+    if precision != "float32" and not takes_precision:
+        raise ValueError(f"method '{name}' computes in float32 only; drop precision='{precision}'")
     if default_layer and "layer" not in options and "layer" in parameters:
         options["layer"] = default_layer
     return METHODS[name](model, **options)

@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = targets.argmax(-1)
     maps = {}
     for method in tqdm(methods, desc="explain", unit="method", file=sys.stderr):
-        options = {"batch_size": args.batch_size} if args.precision == "float32" else {"batch_size": args.batch_size, "precision": args.precision}
-        explainer = make_explainer(method, model, default_layer=config.explain.layer, **options)
+        explainer = make_explainer(method, model, default_layer=config.explain.layer, batch_size=args.batch_size,
+                                   precision=args.precision)
         maps[method] = explainer(images, targets)
     names = manifest["class_names"]
     captions = [

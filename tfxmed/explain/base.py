@@ -144,6 +144,7 @@ class Explainer:
         # Eager calls of a deep Keras model cost milliseconds of Python per call: host-side methods
         # (LIME, KernelSHAP, target selection) score through this one compiled function instead.
         self._compiled_scores = tf.function(lambda x: self.scores(x, training=False), input_signature=self._signature[:1])
+        self._compiled_predicted = tf.function(lambda x: self.explain_batch(x, None), input_signature=self._signature[:1])
 
     def kept_layers(self) -> tuple[str, ...]:
         """Names of layers that batch-normalisation folding must not merge away."""
@@ -174,14 +175,9 @@ class Explainer:
         images = np.asarray(images, dtype=np.float32)
         if targets is None and self.predicts_in_graph:
             self._check(images)
-            if not hasattr(self, "_compiled_predicted"):
-                self._compiled_predicted = tf.function(lambda x: self.explain_batch(x, None), input_signature=self._signature[:1])
-            maps = [self._compiled_predicted(images[i : i + self.batch_size]).numpy()
-                    for i in range(0, len(images), self.batch_size)]
+            explain = lambda start, stop: self._compiled_predicted(images[start:stop])  # noqa: E731
         else:
             weights = self._weights_for(images, targets)
-            maps = [
-                self.compiled_batch(images[i : i + self.batch_size], weights[i : i + self.batch_size]).numpy()
-                for i in range(0, len(images), self.batch_size)
-            ]
+            explain = lambda start, stop: self.compiled_batch(images[start:stop], weights[start:stop])  # noqa: E731
+        maps = [explain(i, i + self.batch_size).numpy() for i in range(0, len(images), self.batch_size)]
         return np.concatenate(maps) if maps else np.zeros((0, *self.input_shape[:-1]), np.float32)

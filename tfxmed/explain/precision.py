@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from tfxmed.explain.rewiring import rewire
+from tfxmed.explain.rewiring import has_graph, rewire
 
 __all__ = ["PRECISIONS", "compute_in"]
 
@@ -69,8 +69,7 @@ def compute_in(model: keras.Model, dtype: str) -> keras.Model:
         if _quantized(layer):
             return layer(*args, **kwargs)  # quantized layers keep their own policy (and kernels)
         if id(layer) not in wrapped:
-            graph = isinstance(layer, keras.Sequential) or hasattr(layer, "_nodes_by_depth")
-            wrapped[id(layer)] = compute_in(layer, dtype) if graph else _ComputeIn(layer, policy)
+            wrapped[id(layer)] = compute_in(layer, dtype) if has_graph(layer) else _ComputeIn(layer, policy)
         return wrapped[id(layer)](*args, **kwargs)
 
     try:

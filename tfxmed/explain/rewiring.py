@@ -6,7 +6,12 @@ from typing import Callable
 
 import keras
 
-__all__ = ["rewire"]
+__all__ = ["has_graph", "rewire"]
+
+
+def has_graph(model) -> bool:
+    """Whether `model` is a functional or Sequential model (a layer graph `rewire` can rebuild)."""
+    return isinstance(model, keras.Sequential) or hasattr(model, "_nodes_by_depth")
 
 
 def rewire(model: keras.Model, call: Callable) -> keras.Model:
@@ -21,6 +26,6 @@ def rewire(model: keras.Model, call: Callable) -> keras.Model:
         for layer in model.layers:
             outputs = call(layer, outputs)
         return keras.Model(inputs, outputs, name=model.name)
-    if not hasattr(model, "_nodes_by_depth"):
+    if not has_graph(model):
         raise ValueError(f"model '{model.name}' is subclassed: it has no layer graph to rebuild")
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
