@@ -55,7 +55,7 @@ def _convert(root: str, out: str, workers: int) -> float:
 def _tf_data(out: str, size: int, batch: int, cache: bool = False) -> float:
     from tfxmed.config import DataConfig
     from tfxmed.data import pipeline
-    from tfrecords_tools.writer import load_manifest
+    from tfxmed.storage import load_manifest
 
     manifest = load_manifest(out)
     config = DataConfig(image_size=size, batch_size=batch, shuffle_buffer=1024, cache=cache)

@@ -33,7 +33,7 @@ PUBLISHED = {
 
 
 def _run_seed(recipe: str, data: str, seed: int, out: str, overrides: list[str], strategy_name: str | None) -> dict:
-    from tfxmed.cli import strategy_for
+    from tfxmed.commands.common import strategy_for
     from tfxmed.config import load_config
     from tfxmed.evaluation import evaluate_run
     from tfxmed.training import train

@@ -15,11 +15,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 
-from tfxmed.evaluation import collect_split, load_run  # noqa: E402
+from tfxmed.evaluation import collect_split  # noqa: E402
 from tfxmed.explain import make_explainer  # noqa: E402
 from tfxmed.metrics.localization import localization_summary  # noqa: E402
+from tfxmed.runs import load_run  # noqa: E402
 
 DEFAULT_SPECS = (
     "gradcam", "gradcam@conv4_block6_out", "gradcam@conv3_block4_out", "gradcam@conv2_block3_out",
@@ -33,7 +33,8 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated method[@layer]")
     args = parser.parse_args()
-    config, manifest, data_dir, model = load_run(args.run)
+    run = load_run(args.run)
+    config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
     data = collect_split(data_dir, manifest, config, args.split)
     masks = data["mask"] > 0.5
     lesion = data["has_mask"].astype(bool) & masks.reshape(len(masks), -1).any(-1)

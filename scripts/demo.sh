@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-exec .venv/bin/python -m tfxmed.demo --config configs/quickstart.yaml "$@"
+exec .venv/bin/python -m tfxmed demo --config configs/quickstart.yaml "$@"

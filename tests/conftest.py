@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from tests.helpers import TINY_CONFIG
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_CONFIG = os.path.join(REPO, "configs", "tiny.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +37,7 @@ def tiny_config(tmp_path):
 
 @pytest.fixture(scope="session")
 def manifest_of():
-    from tfrecords_tools.writer import load_manifest
+    from tfxmed.storage import load_manifest
 
     return load_manifest
 

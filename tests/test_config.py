@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
+from tests.helpers import TINY_CONFIG
 from tfxmed.config import ConfigError, Experiment, load_config, save_config, to_dict
-from tests.conftest import TINY_CONFIG
 
 
 def test_defaults_then_file_then_overrides():

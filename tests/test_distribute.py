@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG
 from tfxmed import distribute
 
 

@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 import textwrap
@@ -6,7 +5,7 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfxmed.config import ModelConfig
 from tfxmed.data.pipeline import normalize
 from tfxmed.explain import GradCam

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfxmed.config import load_config
 
 RECIPE = os.path.join(REPO, "configs", "medmnist.yaml")
@@ -33,9 +33,10 @@ def _learnable_npz(path, rng, kind):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["binary", "multi_class", "multi_label"])
 def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypatch):
+    import tensorflow as tf
+
     from tfxmed.evaluation import evaluate_run
     from tfxmed.training import train
-    import tensorflow as tf
 
     monkeypatch.chdir(tmp_path)  # the converted records land in ./data/<stem>-<hash>
     npz = tmp_path / f"{kind}mnist.npz"
@@ -56,7 +57,7 @@ def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypa
 
 
 def test_medmnist_source_names_a_missing_file(tmp_path):
-    from tfxmed.data.prepare import prepare_data
+    from tfrecords_tools.prepare import prepare_data
 
     config = load_config(RECIPE, [f"data.npz={tmp_path / 'absent.npz'}"])
     with pytest.raises(FileNotFoundError, match="absent.npz"):

@@ -32,7 +32,7 @@ def test_gallery_cases_binary_multiclass_and_multilabel():
 def tiny_run(tmp_path_factory, tiny_dataset):
     import tensorflow as tf
 
-    from tests.conftest import TINY_CONFIG
+    from tests.helpers import TINY_CONFIG
     from tfxmed.config import load_config
     from tfxmed.training import train
 
@@ -60,9 +60,11 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp
     assert len(images) == 4 + galleries and galleries >= 1  # ROC, PR, calibration, confusion + galleries
     # Which galleries have cases depends on the (non-deterministic, 3-epoch) model: every kind with cases
     # is rendered, every kind without says so.
-    from tfxmed.evaluation import collect_split, load_run
+    from tfxmed.evaluation import collect_split
+    from tfxmed.runs import load_run
 
-    config, manifest, data_dir, model = load_run(tiny_run)
+    run = load_run(tiny_run)
+    config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
     data = collect_split(data_dir, manifest, config, "test")
     metrics = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
     threshold = metrics["classification_at_validation_threshold"]["threshold"]
@@ -89,7 +91,9 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
 
 
-def test_report_names_a_missing_run(tmp_path):
-    from tfxmed.report import main
+def test_report_names_a_missing_run(tmp_path, capsys):
+    from tfxmed.commands.report import main
 
-    assert main(["--run", str(tmp_path / "nothing")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--run", str(tmp_path / "nothing")])
+    assert exit_info.value.code == 2 and "config.yaml not found" in capsys.readouterr().err

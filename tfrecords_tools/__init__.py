@@ -1,5 +1,5 @@
-"""Dataset converters into tfxmed's sharded TFRecord format (`python -m tfrecords_tools.convert`)."""
+"""Dataset converters into tfxmed's sharded TFRecord format (`python -m tfxmed convert`)."""
 
-from tfrecords_tools.writer import MANIFEST_NAME, DatasetWriter, hash_patient_id, load_manifest
+from tfrecords_tools.writer import DatasetWriter, hash_patient_id
 
-__all__ = ["DatasetWriter", "MANIFEST_NAME", "hash_patient_id", "load_manifest"]
+__all__ = ["DatasetWriter", "hash_patient_id"]

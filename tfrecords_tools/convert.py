@@ -10,11 +10,11 @@ from tqdm import tqdm
 
 from tfrecords_tools import sources
 from tfrecords_tools.salt import resolve_salt
-from tfrecords_tools.writer import load_manifest
+from tfxmed.storage import load_manifest
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tfrecords_tools.convert", description=__doc__)
+def _parser(prog: str = "python -m tfrecords_tools.convert") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="source", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -133,8 +133,8 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tfrecords_tools.convert") -> int:
+    args = _parser(prog).parse_args(argv)
     if args.tfds_metadata and args.smote:
         print("error: --tfds-metadata and --smote cannot be combined (SMOTE shards do not follow TFDS naming)",
               file=sys.stderr)

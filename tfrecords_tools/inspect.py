@@ -15,6 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
+from tfxmed.storage import atomic_path
+
 __all__ = ["dataset_statistics", "main"]
 
 
@@ -22,8 +24,8 @@ def dataset_statistics(data_dir: str, grid_path: str | None = None, samples: int
     """Counts, μ/σ, folds and co-occurrence of a TFRecord folder; optionally a sample grid PNG."""
     import tensorflow as tf
 
-    from tfrecords_tools.writer import load_manifest
     from tfxmed.data import features
+    from tfxmed.storage import load_manifest
 
     manifest = load_manifest(data_dir)
     names, classes = manifest["class_names"], manifest["num_classes"]
@@ -74,9 +76,8 @@ def _grid(path: str, shown) -> None:
         axis.set_title(caption[:32], fontsize=7)
         axis.axis("off")
     figure.tight_layout()
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=90)
-    os.replace(temporary, path)
+    with atomic_path(path, ".png") as temporary:
+        figure.savefig(temporary, dpi=90)
 
 
 def _print_table(report: dict) -> None:
@@ -96,8 +97,8 @@ def _print_table(report: dict) -> None:
             print(name.ljust(width) + "".join(str(v).rjust(12) for v in row))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tfrecords_tools.inspect", description=__doc__)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tfrecords_tools.inspect") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("data_dir")
     parser.add_argument("--grid", default=None, help="sample grid PNG (default DIR/samples.png)")
     parser.add_argument("--n", type=int, default=16, help="images in the grid")

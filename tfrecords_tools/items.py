@@ -17,10 +17,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from tfrecords_tools.dicom import is_dicom_path, read_dicom
-from tfrecords_tools.sources import read_image, stratified_split
 from tfrecords_tools.writer import DEFAULT_SHARD_BYTES, DatasetWriter, encode_example, hash_patient_id
 
-__all__ = ["Item", "write_items", "patient_split"]
+__all__ = ["Item", "write_items", "patient_split", "stratified_split", "read_image"]
 
 
 @dataclasses.dataclass
@@ -35,6 +34,42 @@ class Item:
     # mask file, array [H, W] (non-zero = lesion), or a function of the image's (H, W) (e.g. boxes)
     mask: str | np.ndarray | Callable[[tuple[int, int]], np.ndarray] | None = None
     label_weight: np.ndarray | None = None  # per-label loss weights (e.g. 0 = uncertain, ignored)
+
+
+def stratified_split(
+    labels: Sequence[int], fractions: Sequence[float] = (0.7, 0.2, 0.1), seed: int = 42
+) -> list[str]:
+    """Assigns 'train'/'val'/'test' per item, stratified by label, deterministically."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    assignment = np.empty(len(labels), dtype=object)
+    for value in np.unique(labels):
+        indices = rng.permutation(np.flatnonzero(labels == value))
+        bounds = np.round(np.cumsum(fractions) / np.sum(fractions) * len(indices)).astype(int)
+        for name, part in zip(("train", "val", "test"), np.split(indices, bounds[:-1])):
+            assignment[part] = name
+    return assignment.tolist()
+
+
+def read_image(path: str, channels: int) -> np.ndarray:
+    """uint8 [H, W] (channels=1) or [H, W, 3] pixels of an image file, via Pillow.
+
+    16-bit and float images (modes I;16*, I, F: common for medical PNG/TIFF exports) are min-max scaled
+    to 8 bits rather than clipped (Pillow's own conversion saturates everything above 255).
+    """
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        if image.mode.startswith("I") or image.mode == "F":
+            values = np.asarray(image, dtype=np.float64)
+            low, high = float(values.min()), float(values.max())
+            scaled = np.round(255.0 * (values - low) / (high - low)) if high > low else np.zeros_like(values)
+            grey = scaled.astype(np.uint8)
+            return grey if channels == 1 else np.repeat(grey[..., None], 3, axis=-1)
+        if min(image.size) < 2:
+            raise ValueError(f"image is {image.size[0]}×{image.size[1]} px: too small to be an image")
+        return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
 
 
 def patient_split(

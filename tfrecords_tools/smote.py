@@ -17,8 +17,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfrecords_tools.writer import MANIFEST_NAME, file_sha256, load_manifest, write_json_atomic
 from tfxmed.data import features
+from tfxmed.storage import MANIFEST_NAME, atomic_path, file_sha256, load_manifest, write_json_atomic
 
 __all__ = ["add_smote"]
 
@@ -55,15 +55,14 @@ def add_smote(data_dir: str, size: int = 64, k_neighbors: int = 5, seed: int = 4
     train = manifest["splits"]["train"]
     for start in range(0, len(new_pixels), shard_examples):
         name = f"train-smote-{start // shard_examples:05d}.tfrecord"
-        final, temporary = os.path.join(data_dir, name), os.path.join(data_dir, f".{name}.tmp")
-        with tf.io.TFRecordWriter(temporary) as writer:
+        final = os.path.join(data_dir, name)
+        with atomic_path(final) as temporary, tf.io.TFRecordWriter(temporary) as writer:
             for offset, (vector, label) in enumerate(zip(new_pixels[start:start + shard_examples],
                                                          new_labels[start:start + shard_examples])):
                 image = np.clip(np.round(vector), 0, 255).astype(np.uint8).reshape(size, size, channels)
                 writer.write(features.serialize(features.RecordFields(
                     image=image, label_vector=np.eye(len(names), dtype=np.float32)[label], label_index=int(label),
                     source_id=f"smote/{start + offset}", split="train", synthetic=True)))
-        os.replace(temporary, final)
         count = min(shard_examples, len(new_pixels) - start)
         train["shards"].append({"file": name, "count": count, "sha256": file_sha256(final)})
     train["count"] += len(new_pixels)

@@ -11,16 +11,17 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from tfrecords_tools.writer import DatasetWriter, file_sha256
+from tfrecords_tools.dicom import header_patient_id
+from tfrecords_tools.items import Item, patient_split, stratified_split, write_items
+from tfrecords_tools.writer import DatasetWriter
 from tfxmed.data import synthetic
+from tfxmed.storage import file_sha256
 
 __all__ = [
     "convert_synthetic",
     "convert_medmnist",
     "medmnist_size",
     "convert_folder",
-    "stratified_split",
-    "read_image",
     "IMAGE_EXTENSIONS",
 ]
 
@@ -134,42 +135,6 @@ def convert_medmnist(
     writer.close()
 
 
-def stratified_split(
-    labels: Sequence[int], fractions: Sequence[float] = (0.7, 0.2, 0.1), seed: int = 42
-) -> list[str]:
-    """Assigns 'train'/'val'/'test' per item, stratified by label, deterministically."""
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    assignment = np.empty(len(labels), dtype=object)
-    for value in np.unique(labels):
-        indices = rng.permutation(np.flatnonzero(labels == value))
-        bounds = np.round(np.cumsum(fractions) / np.sum(fractions) * len(indices)).astype(int)
-        for name, part in zip(("train", "val", "test"), np.split(indices, bounds[:-1])):
-            assignment[part] = name
-    return assignment.tolist()
-
-
-def read_image(path: str, channels: int) -> np.ndarray:
-    """uint8 [H, W] (channels=1) or [H, W, 3] pixels of an image file, via Pillow.
-
-    16-bit and float images (modes I;16*, I, F: common for medical PNG/TIFF exports) are min-max scaled
-    to 8 bits rather than clipped (Pillow's own conversion saturates everything above 255).
-    """
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        if image.mode.startswith("I") or image.mode == "F":
-            values = np.asarray(image, dtype=np.float64)
-            low, high = float(values.min()), float(values.max())
-            scaled = np.round(255.0 * (values - low) / (high - low)) if high > low else np.zeros_like(values)
-            grey = scaled.astype(np.uint8)
-            return grey if channels == 1 else np.repeat(grey[..., None], 3, axis=-1)
-        if min(image.size) < 2:
-            raise ValueError(f"image is {image.size[0]}×{image.size[1]} px: too small to be an image")
-        return np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
-
-
 def convert_folder(
     root: str,
     out_dir: str,
@@ -202,9 +167,6 @@ def convert_folder(
             for file_name in sorted(os.listdir(folder)):
                 if file_name.lower().endswith(IMAGE_EXTENSIONS):
                     items.append((os.path.join(folder, file_name), label, split))
-    from tfrecords_tools.dicom import header_patient_id
-    from tfrecords_tools.items import Item, patient_split, write_items
-
     # DICOM headers name the patient: split by patient then (hashed ids only ever stored).
     patients = [header_patient_id(path) for path, _, _ in items]
     folds = [-1] * len(items)

@@ -17,7 +17,8 @@ from typing import Iterator
 
 import numpy as np
 
-from tfrecords_tools.writer import DatasetWriter, load_manifest
+from tfrecords_tools.writer import DatasetWriter
+from tfxmed.storage import load_manifest
 
 __all__ = ["convert_tfds", "write_tfds_metadata"]
 

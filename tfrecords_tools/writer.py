@@ -25,10 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.data import features
+from tfxmed.storage import MANIFEST_NAME, atomic_path, file_sha256, write_json_atomic
 
-__all__ = ["DatasetWriter", "encode_example", "file_sha256", "hash_patient_id", "load_manifest", "MANIFEST_NAME", "write_json_atomic"]
+__all__ = ["DatasetWriter", "encode_example", "hash_patient_id"]
 
-MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".progress.json"
 DEFAULT_SHARD_BYTES = 100 * 1024 * 1024
 PROBE_RECORDS = 32  # records whose mean size fixes a split's examples per shard
@@ -39,36 +39,6 @@ def hash_patient_id(patient_id: str, salt: str) -> str:
     if not patient_id:
         return ""
     return hmac.new(salt.encode(), patient_id.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def write_json_atomic(payload: dict, path: str) -> None:
-    """Writes JSON to `path` through a temporary file and a rename."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        json.dump(payload, stream, indent=2, allow_nan=False)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
-
-
-def load_manifest(directory: str) -> dict:
-    """Reads `manifest.json` of a converted dataset, with a clear error when it is missing."""
-    path = os.path.join(directory, MANIFEST_NAME)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{path} not found: convert a dataset first (python -m tfrecords_tools.convert ...)"
-        )
-    with open(path, encoding="utf-8") as stream:
-        return json.load(stream)
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file's bytes (shard checksums, input fingerprints)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encode_example(
@@ -279,11 +249,9 @@ class DatasetWriter:
         if state.buffer:
             name = f"{split}-{len(state.shards):05d}.tfrecord"
             final = os.path.join(self.out_dir, name)
-            temporary = os.path.join(self.out_dir, f".{name}.tmp")
-            with tf.io.TFRecordWriter(temporary) as writer:
+            with atomic_path(final) as temporary, tf.io.TFRecordWriter(temporary) as writer:
                 for record in state.buffer:
                     writer.write(record)
-            os.replace(temporary, final)
             state.shards.append({"file": name, "count": len(state.buffer), "sha256": file_sha256(final),
                                  "consumed": state.consumed, "stats": state.pending,
                                  "skipped": state.pending_skipped})

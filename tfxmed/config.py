@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import yaml
 
+from tfxmed.storage import write_yaml_atomic
+
 __all__ = [
     "ConfigError",
     "SyntheticDataConfig",
@@ -285,7 +287,4 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 def save_config(config: Experiment, path: str | os.PathLike) -> None:
     """Writes the resolved configuration as YAML, atomically."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        yaml.safe_dump(to_dict(config), stream, sort_keys=False)
-    os.replace(temporary, path)
+    write_yaml_atomic(to_dict(config), path)

@@ -1,8 +1,13 @@
-"""The evaluation library behind `python -m tfxmed.evaluate`: diagnostic + Grad-CAM localisation metrics."""
+"""Evaluating and explaining a run's split: `python -m tfxmed evaluate` and `python -m tfxmed explain`.
+
+`evaluate_run` scores the best checkpoint on a split (diagnostic metrics with CIs, the validation
+threshold, localisation and faithfulness of the explanation maps) and writes RUN/eval/.
+`explain_run` explains a split's first images (lesion images first) with several methods and saves
+overlays, arrays and TensorBoard images into RUN/explanations/.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
@@ -11,36 +16,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxmed.config import load_config
 from tfxmed.data import pipeline
+from tfxmed.explain import make_explainer
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import save_overlay_grid
-from tfxmed.metrics.classification import report_auc
+from tfxmed.explain.saving import save_explanations
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
+from tfxmed.metrics.classification import report_auc
 from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
 from tfxmed.metrics.localization import iou, tune_binarization
 from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
 from tfxmed.models import default_explain_layer
-from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers custom layers)
-from tfxmed.training.loop import BEST_CHECKPOINT
-from tfrecords_tools.writer import load_manifest, write_json_atomic
+from tfxmed.runs import load_run
+from tfxmed.storage import write_json_atomic
 
-__all__ = ["load_run", "collect_split", "evaluate_run", "efficiency", "lesion_examples"]
-
-
-def load_run(run_dir: str):
-    """(config, manifest, data_dir, best model) of a finished training run."""
-    config_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(config_path):
-        raise FileNotFoundError(f"{config_path} not found: is '{run_dir}' a tfxmed run directory?")
-    config = load_config(config_path)
-    with open(os.path.join(run_dir, "run_info.json"), encoding="utf-8") as stream:
-        data_dir = json.load(stream)["data_dir"]
-    checkpoint = os.path.join(run_dir, BEST_CHECKPOINT)
-    if not os.path.exists(checkpoint):
-        raise FileNotFoundError(f"{checkpoint} not found: the run saved no best checkpoint yet")
-    model = keras.saving.load_model(checkpoint)
-    return config, load_manifest(data_dir), data_dir, model
+__all__ = ["collect_split", "explain_run", "headline", "evaluate_run", "efficiency", "lesion_examples"]
 
 
 def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
@@ -94,8 +84,9 @@ def _validation_tuned_iou(explainer, val: dict | None, config, maps, masks) -> d
 
 def evaluate_run(run_dir: str, split: str = "test") -> dict:
     """Writes `eval/metrics.json`, ROC and confusion PNGs, Grad-CAM maps and overlays; returns metrics."""
-    config, manifest, data_dir, model = load_run(run_dir)
-    out_dir = os.path.join(run_dir, "eval")
+    run = load_run(run_dir)
+    config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
+    out_dir = run.paths.eval_dir
     os.makedirs(out_dir, exist_ok=True)
     data = collect_split(data_dir, manifest, config, split)
     probabilities = model.predict(data["image"], batch_size=128, verbose=0)
@@ -149,5 +140,51 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
                          "binarize_value": config.explain.binarize_value, **localization},
         "efficiency": efficiency(model, data["image"], explainer, forward),
     }
-    write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
+    write_json_atomic(metrics, run.paths.metrics)
     return metrics
+
+
+def headline(metrics: dict) -> dict:
+    """The figures a command prints from `evaluate_run`'s metrics."""
+    classification, localization = metrics["classification"], metrics["localization"]
+    return {
+        "split": metrics["split"],
+        "auc": classification["auc"],
+        "accuracy": classification["accuracy"],
+        "sensitivity": classification.get("sensitivity"),
+        "specificity": classification.get("specificity"),
+        "explanation": localization.get("method"),
+        "iou": localization.get("iou_mean"),
+        "pointing_game": localization.get("pointing_game"),
+        "deletion_auc": localization.get("deletion_auc"),
+        "insertion_auc": localization.get("insertion_auc"),
+    }
+
+
+def explain_run(run_dir: str, methods, count: int = 32, split: str = "test", target: str = "predicted",
+                batch_size: int = 16, precision: str = "float32", out: str | None = None) -> dict:
+    """Explains the first `count` images of `split` (lesion images first) with each method and saves them.
+
+    `target`: "predicted" (the class the float32 model predicts, whatever `precision`) or "true".
+    """
+    run = load_run(run_dir)
+    data = collect_split(run.data_dir, run.manifest, run.config, split)
+    lesion_area = data["mask"].reshape(len(data["mask"]), -1).sum(-1)
+    indices = np.argsort(~(lesion_area > 0), kind="stable")[:count]  # lesion images first
+    images = data["image"][indices]
+    probabilities = run.model.predict(images, verbose=0)
+    targets = data["label"][indices] if target == "true" else probabilities
+    if not run.manifest["multi_label"] or target == "predicted":
+        targets = targets.argmax(-1)
+    maps = {}
+    for method in methods:
+        explainer = make_explainer(method, run.model, default_layer=run.config.explain.layer, batch_size=batch_size,
+                                   precision=precision)
+        maps[method] = explainer(images, targets)
+    names = run.manifest["class_names"]
+    captions = [f"#{i} true={names[int(np.argmax(data['label'][i]))]} p={probabilities[k].max():.2f}"
+                for k, i in enumerate(indices)]
+    out = out or run.paths.explanations
+    save_explanations(out, images, maps, indices, captions, os.path.join(run.paths.tensorboard, "explanations"))
+    return {"explanations": out, "methods": list(methods), "images": len(indices),
+            "index": os.path.join(out, "index.html")}

@@ -16,8 +16,9 @@ import tensorflow as tf
 from tfxmed.data.pipeline import normalize, preprocess_for_eval
 from tfxmed.explain.layers import GradCAMLayer
 from tfxmed.models import default_explain_layer
+from tfxmed.runs import load_run
 
-__all__ = ["export_saved_model"]
+__all__ = ["export_run", "export_saved_model"]
 
 
 def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str, layer: str = "") -> str:
@@ -50,3 +51,10 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     shutil.rmtree(path, ignore_errors=True)
     os.replace(temporary, path)
     return path
+
+
+def export_run(run_dir: str, out: str | None = None) -> str:
+    """Exports a run's best checkpoint to `out` (default RUN/saved_model); returns the path."""
+    run = load_run(run_dir)
+    return export_saved_model(run.model, run.manifest, run.config.data.image_size, out or run.paths.saved_model,
+                              run.config.explain.layer)

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from tfxmed.config import to_dict
+from tfxmed.storage import write_text_atomic
 
 __all__ = ["build_report", "gallery_cases", "DEFAULT_METHODS"]
 
@@ -141,20 +142,21 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     """Writes `RUN/report.html` (or `out`) and returns its path; runs the evaluation first if missing."""
     import tensorflow as tf
 
-    from tfxmed.evaluation import lesion_examples, collect_split, evaluate_run, load_run
+    from tfxmed.evaluation import collect_split, evaluate_run, lesion_examples
     from tfxmed.metrics import localization_summary
     from tfxmed.metrics.curves import calibration_summary, plot_calibration, plot_precision_recall
     from tfxmed.metrics.faithfulness import deletion_insertion
     from tfxmed.metrics.road import road
+    from tfxmed.runs import load_run
 
-    config, manifest, data_dir, model = load_run(run_dir)
+    run = load_run(run_dir)
+    config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
     from tfxmed.explain import make_explainer
 
     # Built up front, so an unknown method name fails before any work.
     explainers = {method: make_explainer(method, model, default_layer=config.explain.layer, batch_size=32)
                   for method in methods}
-    eval_dir = os.path.join(run_dir, "eval")
-    metrics_path = os.path.join(eval_dir, "metrics.json")
+    eval_dir, metrics_path = run.paths.eval_dir, run.paths.metrics
     metrics = None
     if os.path.exists(metrics_path):
         with open(metrics_path, encoding="utf-8") as stream:
@@ -199,13 +201,10 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
         captions = [f"#{i} true={t}\nexplained {names[c]}, p={p:.2f}" for (i, c, p), t in zip(cases, truth)]
         galleries[kind] = _data_uri(_gallery_png(data["image"][indices], data["mask"][indices], maps, captions))
 
-    path = out or os.path.join(run_dir, "report.html")
+    path = out or run.paths.report
     page = _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir,
                  threshold, methods)
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        stream.write(page)
-    os.replace(temporary, path)
+    write_text_atomic(page, path)
     return path
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG
 from tfxmed.data.augment_albumentations import albumentations_augment, build_transform, check_backend
 
 

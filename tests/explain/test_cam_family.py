@@ -5,7 +5,14 @@ import pytest
 
 from tests.explain.conftest import activations_and_gradients
 from tfxmed.explain import (
-    EigenCam, EigenGradCam, GradCam, GradCamPlusPlus, HiResCam, LayerCam, ScoreCam, XGradCam,
+    EigenCam,
+    EigenGradCam,
+    GradCam,
+    GradCamPlusPlus,
+    HiResCam,
+    LayerCam,
+    ScoreCam,
+    XGradCam,
 )
 
 

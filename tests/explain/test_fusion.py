@@ -7,8 +7,9 @@ from tfxmed.explain.fusion import normalize_per_map
 
 def test_fusion_is_the_weighted_mean_of_normalised_components(hand_model, rng):
     images = rng.normal(size=(2, 4, 4, 1)).astype("float32")
-    fusion = Fusion(hand_model, {"gradcam": 0.4, "ig": 0.4, "saliency": 0.2}, smoothing_sigma=0.0,
-                    options={"gradcam": {"layer": "features"}, "ig": {"steps": 8}})
+    fusion = make_explainer("fusion", hand_model, weights={"gradcam": 0.4, "ig": 0.4, "saliency": 0.2},
+                            smoothing_sigma=0.0, options={"gradcam": {"layer": "features"}, "ig": {"steps": 8}})
+    assert isinstance(fusion, Fusion)
     components = fusion.component_maps(images, 1)
     fused = fusion(images, 1)
     expected = (0.4 * components["gradcam"] + 0.4 * components["ig"] + 0.2 * components["saliency"]) / 1.0
@@ -28,6 +29,8 @@ def test_rank_and_minmax_normalisation():
 
 def test_bad_fusion_weights_and_unknown_method(hand_model):
     with pytest.raises(ValueError, match="non-negative"):
-        Fusion(hand_model, {"gradcam": -1.0})
+        make_explainer("fusion", hand_model, weights={"gradcam": -1.0})
+    with pytest.raises(ValueError, match="not explanation methods"):
+        make_explainer("fusion", hand_model, weights={"gradcam": 0.5, "fusion": 0.5})
     with pytest.raises(ValueError, match="unknown explanation method 'gradcamz'"):
         make_explainer("gradcamz", hand_model)

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from tfxmed.metrics.curves import calibration_summary, expected_calibration_error, plot_calibration, plot_precision_recall
+from tfxmed.metrics.curves import (
+    calibration_summary,
+    expected_calibration_error,
+    plot_calibration,
+    plot_precision_recall,
+)
 
 
 def test_expected_calibration_error_by_hand():

@@ -8,8 +8,8 @@ import tensorflow as tf
 from PIL import Image
 
 from tfrecords_tools.chexpert import OBSERVATIONS, convert_chexpert
-from tfrecords_tools.writer import load_manifest
 from tfxmed.data import features
+from tfxmed.storage import load_manifest
 
 HEADER = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *OBSERVATIONS]
 
@@ -102,13 +102,12 @@ def test_cli_converts_chexpert_with_a_policy(tmp_path, rng):
 
 
 def test_u_ignore_weights_reach_the_training_loss(tmp_path, rng):
-    import keras
 
+    from tests.helpers import TINY_CONFIG
     from tfxmed.config import load_config
     from tfxmed.data import pipeline
     from tfxmed.models import build_model
     from tfxmed.training.loop import compile_model
-    from tests.conftest import TINY_CONFIG
 
     out = str(tmp_path / "ignore")
     sum(convert_chexpert(_fake_chexpert(tmp_path, rng), out, policy="ignore", val_fraction=0.25, salt="s"))

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfrecords_tools.csv_table import convert_csv, patient_split
-from tfrecords_tools.writer import load_manifest
 from tfxmed.data import features
+from tfxmed.storage import load_manifest
 
 
 def _records(out):

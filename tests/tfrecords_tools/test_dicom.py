@@ -10,7 +10,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 from tfrecords_tools.csv_table import convert_csv  # noqa: E402
 from tfrecords_tools.dicom import linear_window, read_dicom  # noqa: E402
-from tfrecords_tools.writer import load_manifest  # noqa: E402
+from tfxmed.storage import load_manifest  # noqa: E402
 
 
 def _write_dicom(path, pixels, photometric="MONOCHROME2", slope=1.0, intercept=0.0, window=None, frames=1,
@@ -87,8 +87,9 @@ def test_class_per_folder_dicom_tree_splits_by_header_patient(tmp_path):
     import tensorflow as tf
 
     from tfrecords_tools.sources import convert_folder
-    from tfrecords_tools.writer import hash_patient_id, load_manifest
+    from tfrecords_tools.writer import hash_patient_id
     from tfxmed.data import features
+    from tfxmed.storage import load_manifest
 
     rng = np.random.default_rng(0)
     for label in ("normal", "effusion"):

@@ -2,7 +2,7 @@ import numpy as np
 
 from tfrecords_tools import sources
 from tfrecords_tools.inspect import dataset_statistics, main
-from tfrecords_tools.writer import load_manifest
+from tfxmed.storage import load_manifest
 
 
 def test_statistics_match_the_manifest_and_cooccurrence_is_consistent(tmp_path, capsys):

@@ -7,8 +7,8 @@ import tensorflow as tf
 from PIL import Image
 
 from tfrecords_tools.isic import convert_isic
-from tfrecords_tools.writer import load_manifest
 from tfxmed.data import features
+from tfxmed.storage import load_manifest
 
 
 def _image(path, rng):

@@ -8,8 +8,8 @@ import tensorflow as tf
 from PIL import Image
 
 from tfrecords_tools.nih import FINDINGS, convert_nih
-from tfrecords_tools.writer import load_manifest
 from tfxmed.data import features
+from tfxmed.storage import load_manifest
 
 
 def _fake_nih(tmp_path, rng):

@@ -14,7 +14,8 @@ from tests.tfrecords_tools.test_dicom import _write_dicom
 from tfrecords_tools import items as items_module
 from tfrecords_tools.csv_table import convert_csv
 from tfrecords_tools.sources import convert_folder
-from tfrecords_tools.writer import JOURNAL_NAME, load_manifest
+from tfrecords_tools.writer import JOURNAL_NAME
+from tfxmed.storage import load_manifest
 
 
 def _tree(root, rng, per_class=30):

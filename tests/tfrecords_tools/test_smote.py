@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from tfrecords_tools import sources
 from tfrecords_tools.smote import _training_pixels, add_smote
-from tfrecords_tools.writer import file_sha256, load_manifest
 from tfxmed.data import features
+from tfxmed.storage import file_sha256, load_manifest
 
 
 def _imbalanced(tmp_path):

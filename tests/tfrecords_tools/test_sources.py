@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
-from tfrecords_tools import sources
-from tfrecords_tools.writer import load_manifest
+from tests.helpers import REPO
+from tfrecords_tools import items, sources
+from tfxmed.storage import load_manifest
 
 
 def _drain(ticks):
@@ -86,7 +86,7 @@ def test_folder_tree_with_a_corrupt_file(tmp_path, rng):
 
 def test_stratified_split_is_deterministic_and_stratified():
     labels = [0] * 50 + [1] * 10
-    first, second = sources.stratified_split(labels, seed=1), sources.stratified_split(labels, seed=1)
+    first, second = items.stratified_split(labels, seed=1), items.stratified_split(labels, seed=1)
     assert first == second
     assert sum(s == "train" for s, y in zip(first, labels) if y == 1) == 7
 

@@ -5,7 +5,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from tfrecords_tools import sources  # noqa: E402
 from tfrecords_tools.tfds_io import convert_tfds, write_tfds_metadata  # noqa: E402
-from tfrecords_tools.writer import load_manifest  # noqa: E402
+from tfxmed.storage import load_manifest  # noqa: E402
 
 
 class TinyXray(tfds.core.GeneratorBasedBuilder):
@@ -55,8 +55,9 @@ def test_tfxmed_records_read_back_through_tfds(tmp_path):
     assert builder.info.splits["train"].num_examples == 12
     examples = list(tfds.as_numpy(builder.as_dataset(split="test")))
     assert len(examples) == 4 and examples[0]["image"]["encoded"].shape == (32, 32, 1)
-    from tfxmed.data import features
     import tensorflow as tf
+
+    from tfxmed.data import features
 
     ours = [features.parse(raw, 2, 1) for raw in tf.data.TFRecordDataset(f"{out}/test-00000.tfrecord")]
     assert np.array_equal(examples[0]["image"]["encoded"], ours[0]["image"].numpy())

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrecords_tools.writer import DatasetWriter, hash_patient_id, load_manifest
+from tfrecords_tools.writer import DatasetWriter, hash_patient_id
 from tfxmed.data import features
+from tfxmed.storage import load_manifest
 
 
 def _write(tmp_path, rng, count=10, shard_examples=4):

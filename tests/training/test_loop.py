@@ -73,7 +73,7 @@ def test_ema_weights_are_validated_and_checkpointed(tiny_config, tmp_path):
     import dataclasses
 
     from tfxmed.data import pipeline
-    from tfrecords_tools.writer import load_manifest
+    from tfxmed.storage import load_manifest
 
     config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, ema_momentum=0.5, epochs=2))
     result = train(config, distribute.make_strategy("cpu"), verbose=0)

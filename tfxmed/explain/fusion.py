@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-import keras
 import numpy as np
 import tensorflow as tf
 from scipy.stats import rankdata
@@ -39,44 +38,31 @@ def normalize_per_map(maps: np.ndarray, method: str = "minmax") -> np.ndarray:
 
 
 class Fusion:
-    """Weighted fusion of several explainers' maps.
+    """Weighted fusion of several explainers' maps (build one with `make_explainer("fusion", model)`).
 
     Args:
-        model: the classifier.
-        weights: method name → λ (names from `tfxmed.explain.METHODS`).
+        explainers: method name → a built explainer (e.g. from `make_explainer`).
+        weights: method name → λ, for the same names (default `DEFAULT_WEIGHTS`).
         normalization: "minmax" or "rank".
         smoothing_sigma: Gaussian σ in pixels for pixel-level maps (0 disables).
-        make: factory `make(name, model) -> explainer` (defaults to `tfxmed.explain.make_explainer`).
-        options: per-method keyword arguments, e.g. {"ig": {"steps": 16}}.
-        precision: compute dtype passed to every method (see `Explainer`).
     """
 
     def __init__(
         self,
-        model: keras.Model,
+        explainers: Mapping[str, Callable],
         weights: Mapping[str, float] | None = None,
         normalization: str = "minmax",
         smoothing_sigma: float = 1.0,
-        make: Callable | None = None,
-        options: Mapping[str, dict] | None = None,
-        batch_size: int = 32,
-        precision: str = "float32",
     ):
-        from tfxmed.explain import make_explainer
-
         self.weights = dict(weights or DEFAULT_WEIGHTS)
         if not self.weights or any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
             raise ValueError(f"fusion weights must be non-negative with a positive sum, got {self.weights}")
+        if set(self.weights) != set(explainers):
+            raise ValueError(f"fusion weights name {sorted(self.weights)} but the explainers are {sorted(explainers)}")
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got '{normalization}'")
         self.normalization, self.smoothing_sigma = normalization, smoothing_sigma
-        make = make or make_explainer
-        options = options or {}
-        precision_option = {} if precision == "float32" else {"precision": precision}
-        self.explainers = {
-            name: make(name, model, batch_size=batch_size, **precision_option, **options.get(name, {}))
-            for name in self.weights
-        }
+        self.explainers = dict(explainers)
 
     def component_maps(self, images, targets=None) -> dict[str, np.ndarray]:
         """Each method's processed map (positive part, smoothed, normalised)."""

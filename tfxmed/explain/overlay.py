@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
+
+from tfxmed.storage import atomic_path
 
 __all__ = ["colorize", "overlay", "save_overlay_grid"]
 
@@ -65,6 +65,5 @@ def save_overlay_grid(
         if titles:
             axis.set_title(titles[index], fontsize=7)
     figure.tight_layout()
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=100)
-    os.replace(temporary, path)
+    with atomic_path(path, ".png") as temporary:
+        figure.savefig(temporary, dpi=100)

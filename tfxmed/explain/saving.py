@@ -14,14 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.explain.overlay import overlay
+from tfxmed.storage import write_bytes_atomic
 
 __all__ = ["save_explanations"]
 
 
 def _png(path: str, rgb: np.ndarray) -> None:
-    temporary = f"{path}.tmp"
-    tf.io.write_file(temporary, tf.io.encode_png(tf.cast(tf.round(np.clip(rgb, 0, 1) * 255), tf.uint8)))
-    os.replace(temporary, path)
+    write_bytes_atomic(tf.io.encode_png(tf.cast(tf.round(np.clip(rgb, 0, 1) * 255), tf.uint8)).numpy(), path)
 
 
 def _display(images: np.ndarray) -> np.ndarray:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn import metrics as sklearn_metrics
+
+from tfxmed.storage import atomic_path
 
 __all__ = [
     "report_auc", "classification_report", "plot_roc", "plot_confusion_matrix"]
@@ -218,19 +219,10 @@ def classification_report(
 
 def _save_figure_atomically(figure: Figure, path: str | os.PathLike) -> None:
     """Render ``figure`` to PNG in a temporary file next to ``path``, then move it into place."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
     FigureCanvasAgg(figure)
-    file_descriptor, temporary_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(file_descriptor, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=100, bbox_inches="tight")
-        os.replace(temporary_path, path)
-    except BaseException:
-        if os.path.exists(temporary_path):
-            os.remove(temporary_path)
-        raise
+    with atomic_path(path, ".png") as temporary:
+        figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
 
 
 def plot_roc(

@@ -14,7 +14,12 @@ from matplotlib.figure import Figure
 from sklearn import calibration as sklearn_calibration
 from sklearn import metrics as sklearn_metrics
 
-from tfxmed.metrics.classification import _one_versus_rest_targets, _optional_float, _save_figure_atomically, _validate_inputs
+from tfxmed.metrics.classification import (
+    _one_versus_rest_targets,
+    _optional_float,
+    _save_figure_atomically,
+    _validate_inputs,
+)
 
 __all__ = ["calibration_summary", "expected_calibration_error", "plot_precision_recall", "plot_calibration"]
 

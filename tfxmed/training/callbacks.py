@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import overlay
+from tfxmed.storage import atomic_path, write_json_atomic
 
 __all__ = ["BestCheckpoint", "GradCamImages"]
 
@@ -46,12 +47,9 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         self.best = float(value)
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        temporary = f"{self.path}.tmp.keras"
-        (self.saved or self.model).save(temporary)
-        os.replace(temporary, self.path)
-        with open(f"{self.state_path}.tmp", "w", encoding="utf-8") as stream:
-            json.dump({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, stream)
-        os.replace(f"{self.state_path}.tmp", self.state_path)
+        with atomic_path(self.path, ".keras") as temporary:
+            (self.saved or self.model).save(temporary)
+        write_json_atomic({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, self.state_path)
 
 
 class GradCamImages(keras.callbacks.Callback):

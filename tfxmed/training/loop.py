@@ -10,20 +10,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfrecords_tools.prepare import prepare_data
 from tfxmed.config import Experiment
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
-from tfxmed.data.prepare import prepare_data
-from tfrecords_tools.writer import load_manifest
 from tfxmed.models import build_model, default_explain_layer
-from tfxmed.runinfo import write_run_info
+from tfxmed.runs import RunPaths, write_run_info
+from tfxmed.storage import load_manifest
 from tfxmed.training.callbacks import BestCheckpoint, GradCamImages
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy
 
-__all__ = ["TrainResult", "train", "compile_model", "BEST_CHECKPOINT"]
-
-BEST_CHECKPOINT = os.path.join("checkpoints", "best.keras")
+__all__ = ["TrainResult", "train", "compile_model"]
 
 
 @dataclasses.dataclass
@@ -125,22 +123,23 @@ def train(
         model = _with_consistency(classifier, config)
         compile_model(model, config, manifest, steps_per_epoch)
 
-    best_path = os.path.join(run_dir, BEST_CHECKPOINT)
+    paths = RunPaths(run_dir)
+    best_path = paths.best_checkpoint
     # With EMA, the averaged weights are swapped in for validation and the best checkpoint each epoch.
     ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.train.ema_momentum > 0 else []
     best = BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier)
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.BackupAndRestore(paths.backup),
         *ema,
         best,
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq="epoch"),
+        keras.callbacks.CSVLogger(paths.history, append=True),
+        keras.callbacks.TensorBoard(paths.tensorboard, update_freq="epoch"),
     ]
     if config.train.tensorboard_images > 0:
         images, _ = _monitor_images(data_dir, manifest, config)
         layer = config.explain.layer or default_explain_layer(classifier)
-        callbacks.append(GradCamImages(os.path.join(run_dir, "tensorboard"), images, layer, classifier=classifier))
+        callbacks.append(GradCamImages(paths.tensorboard, images, layer, classifier=classifier))
     callbacks.extend(extra_callbacks)
     history = model.fit(
         train_data,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tests.conftest import REPO, TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG
 from tfxmed.config import load_config
-from tfxmed.training.ablation import DEFAULT_VARIANTS, run_ablation
+from tfxmed.experiments.ablation import DEFAULT_VARIANTS, run_ablation
 
 
 def _fake(calls, evaluated, extra=True):

@@ -5,9 +5,9 @@ import os
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from tfxmed.config import ConfigError, load_config
-from tfxmed.tuning import declare_space, load_search, make_tuner, trial_config, write_results
+from tfxmed.experiments.tuning import declare_space, load_search, make_tuner, trial_config, write_results
 
 TUNE_TINY = os.path.join(REPO, "configs", "tune_tiny.yaml")
 

@@ -1,4 +1,4 @@
-"""The ablation behind `python -m tfxmed.ablate`: identical budgets, several seeds, one table.
+"""The ablation behind `python -m tfxmed ablate`: identical budgets, several seeds, one table.
 
 Variants are config overrides applied on top of one experiment (default: backbone, + attention,
 + L_exp, + attention + L_exp). Every variant trains and is evaluated on the test split with the same
@@ -9,17 +9,18 @@ metric, a paired t-test (scipy) of each variant against the first one across see
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 
-from tfxmed.config import Experiment, apply_overrides, from_dict, to_dict
-from tfrecords_tools.writer import write_json_atomic
+from tfxmed.config import ConfigError, Experiment, apply_overrides, from_dict, to_dict
+from tfxmed.evaluation import evaluate_run
+from tfxmed.metrics.statistics import paired_tests
+from tfxmed.storage import write_json_atomic, write_text_atomic
+from tfxmed.training import train
 
-__all__ = ["DEFAULT_VARIANTS", "METRICS", "run_ablation", "summarize", "markdown_table"]
+__all__ = ["DEFAULT_VARIANTS", "METRICS", "ablate", "parse_variants", "run_ablation", "summarize", "markdown_table"]
 
 DEFAULT_VARIANTS = {
     "backbone": ["model.attention=false"],
@@ -36,6 +37,26 @@ METRICS = {
     "deletion": ("localization", "deletion_auc"),
     "insertion": ("localization", "insertion_auc"),
 }
+
+
+def parse_variants(specs: Sequence[str]) -> dict[str, list[str]] | None:
+    """`NAME:KEY=VALUE,KEY=VALUE` strings → {name: overrides} (None for no specs: the default variants)."""
+    if not specs:
+        return None
+    variants = {}
+    for spec in specs:
+        name, separator, overrides = spec.partition(":")
+        if not name or not separator:
+            raise ConfigError(f"--variant '{spec}': expected NAME:KEY=VALUE[,KEY=VALUE...]")
+        variants[name] = [item for item in overrides.split(",") if item]
+    return variants
+
+
+def ablate(config: Experiment, strategy, seeds: int, out_dir: str, variants=None) -> dict:
+    """Trains and evaluates every variant for `seeds` seeds (from `runtime.seed`) under `strategy`."""
+    return run_ablation(config, [config.runtime.seed + i for i in range(seeds)], out_dir,
+                        lambda variant: train(variant, strategy, verbose=0),
+                        lambda run_dir: evaluate_run(run_dir, "test"), variants)
 
 
 def _variant_config(base: Experiment, overrides: Sequence[str], seed: int, run_dir: str) -> Experiment:
@@ -83,8 +104,7 @@ def run_ablation(
     report = {"seeds": list(seeds), "variants": variants, "runs": results, "summary": summary}
     if write_tables:
         write_json_atomic(report, os.path.join(out_dir, "ablation.json"))
-        with open(os.path.join(out_dir, "ablation.md"), "w", encoding="utf-8") as stream:
-            stream.write(markdown_table(summary))
+        write_text_atomic(markdown_table(summary), os.path.join(out_dir, "ablation.md"))
     return report
 
 
@@ -100,10 +120,10 @@ def summarize(results: dict[str, list[dict]]) -> dict:
             paired = np.array([baseline[row["seed"]][metric] for row in results[name]], float)
             p_value = None
             if name != names[0] and len(values) > 1 and np.any(values != paired):
-                p_value = float(stats.ttest_rel(values, paired).pvalue)
+                p_value = paired_tests(values, paired)["t_p_value"]
             summary[name][metric] = {
                 "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                "p_vs_" + names[0]: None if p_value is None or math.isnan(p_value) else p_value,
+                "p_vs_" + names[0]: None if p_value is None or np.isnan(p_value) else p_value,
             }
     return summary
 

@@ -1,4 +1,4 @@
-"""KerasTuner search over experiment configs (the library behind `python -m tfxmed.tune`).
+"""KerasTuner search over experiment configs (the library behind `python -m tfxmed tune`).
 
 A search file names a base experiment and a search space whose entries set config keys:
 
@@ -30,8 +30,11 @@ from typing import Any
 import yaml
 
 from tfxmed.config import ConfigError, Experiment, apply_overrides, from_dict, load_config, save_config, to_dict
+from tfxmed.storage import atomic_path, write_json_atomic, write_text_atomic
+from tfxmed.training import train
 
-__all__ = ["SearchSpec", "load_search", "declare_space", "trial_config", "ExperimentTuner", "make_tuner", "write_results", "TUNERS"]
+__all__ = ["SearchSpec", "load_search", "declare_space", "trial_config", "make_tuner", "write_results", "search",
+           "default_out_dir", "TUNERS"]
 
 TUNERS = ("random", "grid", "hyperband")
 OBJECTIVE = "val_auc"
@@ -185,8 +188,6 @@ def _make_tuner_class():
             super().__init__(oracle=oracle, directory=out_dir, project_name="keras_tuner")
 
         def run_trial(self, trial, *args, **kwargs):
-            from tfxmed.training import train
-
             hp = trial.hyperparameters
             values = {name: hp.get(name) for name in self.spec.space if hp.is_active(name)}
             run_dir = os.path.join(self.out_dir, "trials", trial.trial_id)
@@ -197,9 +198,8 @@ def _make_tuner_class():
             score = float(result.best_val_auc if result.best_val_auc is not None else 0.0)
             _log_hparams(os.path.join(self.out_dir, "tensorboard", trial.trial_id), trial.trial_id, values,
                          {OBJECTIVE: score, "epochs": result.epochs_run, "train_seconds": seconds})
-            with open(os.path.join(run_dir, "trial.json"), "w", encoding="utf-8") as stream:
-                json.dump({"values": values, OBJECTIVE: score, "epochs": result.epochs_run,
-                           "train_seconds": seconds}, stream, indent=2)
+            write_json_atomic({"values": values, OBJECTIVE: score, "epochs": result.epochs_run,
+                               "train_seconds": seconds}, os.path.join(run_dir, "trial.json"))
             return {OBJECTIVE: score}
 
     return ExperimentTuner
@@ -247,7 +247,8 @@ def write_results(tuner, out_dir: str) -> dict:
                      "epochs": trial.hyperparameters.values.get("tuner/epochs", tuner.spec.base.train.epochs), **values})
     rows.sort(key=lambda row: (row[OBJECTIVE] is None, -(row[OBJECTIVE] or 0.0), row["trial"]))
     columns = ["trial", "status", OBJECTIVE, "epochs", *tuner.spec.space]
-    with open(os.path.join(out_dir, "results.csv"), "w", newline="", encoding="utf-8") as stream:
+    with atomic_path(os.path.join(out_dir, "results.csv")) as temporary, \
+            open(temporary, "w", newline="", encoding="utf-8") as stream:
         writer = csv.DictWriter(stream, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -255,8 +256,7 @@ def write_results(tuner, out_dir: str) -> dict:
     for row in rows:
         cells = [f"{row[c]:.4f}" if c == OBJECTIVE and row[c] is not None else str(row.get(c, "–")) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
-    with open(os.path.join(out_dir, "results.md"), "w", encoding="utf-8") as stream:
-        stream.write("\n".join(lines) + "\n")
+    write_text_atomic("\n".join(lines) + "\n", os.path.join(out_dir, "results.md"))
     completed = [row for row in rows if row[OBJECTIVE] is not None and row["status"] == "COMPLETED"]
     if not completed:
         return {"trials": len(rows), "best": None}
@@ -266,3 +266,16 @@ def write_results(tuner, out_dir: str) -> dict:
                           os.path.join("runs", f"{tuner.spec.base.name}-best"), best["epochs"])
     save_config(config, os.path.join(out_dir, "best_config.yaml"))
     return {"trials": len(rows), "best": best, "best_config": os.path.join(out_dir, "best_config.yaml")}
+
+
+def default_out_dir(search_path: str, kind: str) -> str:
+    """`runs/<search file stem>-<tuner>`: where a search writes when no folder is given."""
+    return os.path.join("runs", f"{os.path.splitext(os.path.basename(search_path))[0]}-{kind}")
+
+
+def search(spec: SearchSpec, kind: str, strategy, out_dir: str, max_trials: int, verbose: int = 0) -> dict:
+    """Runs (or resumes) the search into `out_dir`; returns the results summary."""
+    os.makedirs(out_dir, exist_ok=True)
+    tuner = make_tuner(spec, kind, strategy, out_dir, max_trials, spec.base.runtime.seed, verbose=verbose)
+    tuner.search()
+    return {"out": out_dir, **write_results(tuner, out_dir)}

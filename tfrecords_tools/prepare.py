@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 
+from tfrecords_tools import sources
+from tfrecords_tools.salt import resolve_salt
 from tfxmed.config import Experiment
-from tfrecords_tools.writer import file_sha256
+from tfxmed.storage import MANIFEST_NAME, file_sha256
 
 __all__ = ["dataset_dir", "prepare_data", "SOURCES"]
 
@@ -33,8 +35,6 @@ def dataset_dir(config: Experiment) -> str:
 
 def _conversion(config: Experiment, directory: str, salt: str):
     """(progress ticks, total) of converting the configured source into `directory`."""
-    from tfrecords_tools import sources
-
     if config.data.source == "medmnist":
         total = sources.medmnist_size(config.data.npz)
         return sources.convert_medmnist(config.data.npz, directory, shard_examples=max(256, total // 8), salt=salt,
@@ -59,9 +59,6 @@ def _conversion(config: Experiment, directory: str, salt: str):
 
 def prepare_data(config: Experiment, progress: bool = True) -> str:
     """Returns the TFRecord folder for `config`, converting its source first if that folder is missing."""
-    from tfrecords_tools.salt import resolve_salt
-    from tfrecords_tools.writer import MANIFEST_NAME
-
     source = config.data.source
     if source not in SOURCES:
         raise ValueError(f"data.source must be one of {', '.join(SOURCES)}; got '{source}'")

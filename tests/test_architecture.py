@@ -1,0 +1,146 @@
+"""The shape of the code: imports form no cycle (between modules or between packages), and every
+command answers --help in both its forms."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+PACKAGES = ("tfxmed", "tfrecords_tools")
+
+
+def _modules() -> dict[str, str]:
+    """Dotted module name → file, for every module of the two packages (entry-point `__main__`s excluded)."""
+    found = {}
+    for package in PACKAGES:
+        for folder, _, files in os.walk(os.path.join(REPO, package)):
+            for name in files:
+                if not name.endswith(".py") or name == "__main__.py":
+                    continue
+                parts = os.path.relpath(os.path.join(folder, name), REPO)[:-3].split(os.sep)
+                if parts[-1] == "__init__":
+                    parts = parts[:-1]
+                found[".".join(parts)] = os.path.join(folder, name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module → the project modules it imports, at module level or inside functions."""
+    modules = _modules()
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        with open(path, encoding="utf-8") as stream:
+            tree = ast.parse(stream.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from a.b import c` imports a.b.c when c is a module, else a name of a.b
+                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                           for alias in node.names]
+            else:
+                continue
+            graph[name].update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def package_of(module: str) -> str:
+    """Sub-packages are one node each; the top-level modules of `tfxmed` are nodes of their own."""
+    parts = module.split(".")
+    if parts[0] == "tfrecords_tools":
+        return "tfrecords_tools"
+    return ".".join(parts[:2])
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one node (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    assert _cycles(import_graph()) == []
+
+
+def test_no_import_cycle_between_packages():
+    packages: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        source = package_of(module)
+        packages.setdefault(source, set()).update(package_of(t) for t in targets if package_of(t) != source)
+    assert _cycles(packages) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_modules_stay_small():
+    too_long = {name: n for name, path in _modules().items()
+                if (n := sum(1 for _ in open(path, encoding="utf-8"))) > 450}
+    assert too_long == {}
+
+
+COMMANDS = ("train", "evaluate", "explain", "export", "report", "tune", "ablate", "crossval", "demo")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_one_entry_lists_every_command():
+    from tfxmed.commands import COMMANDS as registered
+
+    result = _run("-m", "tfxmed", "--help")
+    assert result.returncode == 0, result.stderr
+    for name in (*COMMANDS, "convert", "inspect"):
+        assert name in registered and f"  {name} " in result.stdout
+    unknown = _run("-m", "tfxmed", "trian")
+    assert unknown.returncode == 2 and "unknown command 'trian'" in unknown.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_answers_help_in_both_forms(command):
+    from tfxmed.commands import main
+
+    new = _run("-m", "tfxmed", command, "--help")
+    old = _run("-m", f"tfxmed.{command}", "--help")
+    assert new.returncode == 0 and old.returncode == 0, (new.stderr, old.stderr)
+    assert f"python -m tfxmed {command}" in new.stdout
+    assert f"python -m tfxmed.{command}" in old.stdout
+    # Same flags either way: the old form runs the same command module.
+    assert new.stdout.split("options:")[1] == old.stdout.split("options:")[1]
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0

@@ -1,0 +1,7 @@
+"""`python -m tfxmed <command>`: see `tfxmed.commands`."""
+
+import sys
+
+from tfxmed.commands import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""The explainers by short name (the names the CLI and configs use) and `make_explainer`."""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+
+from tfxmed.explain.eigen_cam import EigenCam, EigenGradCam
+from tfxmed.explain.fusion import DEFAULT_WEIGHTS, Fusion
+from tfxmed.explain.grad_cam import GradCam
+from tfxmed.explain.grad_cam_plus_plus import GradCamPlusPlus
+from tfxmed.explain.hires_cam import HiResCam
+from tfxmed.explain.integrated_gradients import IntegratedGradients
+from tfxmed.explain.kernel_shap import KernelShap
+from tfxmed.explain.layer_cam import LayerCam
+from tfxmed.explain.lime import Lime
+from tfxmed.explain.lrp import LayerwiseRelevancePropagation
+from tfxmed.explain.occlusion import Occlusion
+from tfxmed.explain.saliency import Saliency
+from tfxmed.explain.score_cam import ScoreCam
+from tfxmed.explain.smooth_grad import SmoothGrad
+from tfxmed.explain.xgrad_cam import XGradCam
+
+METHODS = {
+    "gradcam": GradCam,
+    "gradcampp": GradCamPlusPlus,
+    "xgradcam": XGradCam,
+    "layercam": LayerCam,
+    "hirescam": HiResCam,
+    "eigencam": EigenCam,
+    "eigengradcam": EigenGradCam,
+    "scorecam": ScoreCam,
+    "saliency": Saliency,
+    "smoothgrad": SmoothGrad,
+    "ig": IntegratedGradients,
+    "occlusion": Occlusion,
+    "lime": Lime,
+    "kernelshap": KernelShap,
+    "lrp": LayerwiseRelevancePropagation,
+    "fusion": Fusion,
+}
+
+
+def make_explainer(name: str, model: keras.Model, default_layer: str = "", **options):
+    """Builds the explainer called `name` (see `METHODS`) with its keyword options.
+
+    `default_layer` (e.g. a run's `explain.layer`) is passed as `layer` to the methods that take one
+    and ignored by the others; an explicit `layer=` option is passed as given. "fusion" takes
+    `weights` (method → λ), per-method `options`, `batch_size`, `precision` and `Fusion`'s own options.
+    """
+    if name not in METHODS:
+        raise ValueError(f"unknown explanation method '{name}'; choose from {', '.join(METHODS)}")
+    if name == "fusion":
+        return _fusion(model, default_layer, **options)
+    parameters = inspect.signature(METHODS[name]).parameters
+    takes_precision = "precision" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+    precision = options.get("precision", "float32") if takes_precision else options.pop("precision", "float32")
+    if precision != "float32" and not takes_precision:
+        raise ValueError(f"method '{name}' computes in float32 only; drop precision='{precision}'")
+    if default_layer and "layer" not in options and "layer" in parameters:
+        options["layer"] = default_layer
+    return METHODS[name](model, **options)
+
+
+def _fusion(model: keras.Model, default_layer: str = "", weights=None, options=None, batch_size: int = 32,
+            precision: str = "float32", **fusion_options) -> Fusion:
+    """Builds each weighted method with its own options, then the fusion of them."""
+    weights = dict(weights or DEFAULT_WEIGHTS)
+    unknown = [name for name in weights if name not in METHODS or name == "fusion"]
+    if unknown:
+        raise ValueError(f"fusion components {unknown} are not explanation methods; choose from "
+                         f"{', '.join(m for m in METHODS if m != 'fusion')}")
+    precision_option = {} if precision == "float32" else {"precision": precision}
+    explainers = {
+        name: make_explainer(name, model, default_layer, batch_size=batch_size, **precision_option,
+                             **(options or {}).get(name, {}))
+        for name in weights
+    }
+    return Fusion(explainers, weights, **fusion_options)
+
+

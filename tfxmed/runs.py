@@ -1,0 +1,161 @@
+"""The run directory: where each artefact of a training run lives, what made it, and loading it back.
+
+    RUN/config.yaml                the resolved configuration
+    RUN/run_info.json              seed, versions, git SHA, command, dataset folder, strategy
+    RUN/checkpoints/best.keras     the best classifier (by validation AUC), plus best.keras.json
+    RUN/backup/                    BackupAndRestore state of an unfinished run
+    RUN/history.csv                one row per epoch
+    RUN/tensorboard/               scalars, Grad-CAM images, explanations
+    RUN/eval/                      metrics.json, ROC / confusion PNGs, maps and overlays
+    RUN/explanations/              `python -m tfxmed explain` output
+    RUN/saved_model/               `python -m tfxmed export` output
+    RUN/report.html                `python -m tfxmed report` output
+
+Every command that reads a run goes through `load_run`; every path above comes from `RunPaths`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+
+from tfxmed.config import Experiment, load_config, save_config
+from tfxmed.storage import load_manifest, open_file, write_json_atomic
+
+__all__ = ["Run", "RunPaths", "load_run", "git_sha", "package_versions", "write_run_info"]
+
+PACKAGES = ("tfxmed", "tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "scipy")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """The paths of one run directory's artefacts (see the module docstring)."""
+
+    root: str
+
+    def _join(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def config(self) -> str:
+        return self._join("config.yaml")
+
+    @property
+    def run_info(self) -> str:
+        return self._join("run_info.json")
+
+    @property
+    def best_checkpoint(self) -> str:
+        return self._join("checkpoints", "best.keras")
+
+    @property
+    def backup(self) -> str:
+        return self._join("backup")
+
+    @property
+    def history(self) -> str:
+        return self._join("history.csv")
+
+    @property
+    def tensorboard(self) -> str:
+        return self._join("tensorboard")
+
+    @property
+    def eval_dir(self) -> str:
+        return self._join("eval")
+
+    @property
+    def metrics(self) -> str:
+        return self._join("eval", "metrics.json")
+
+    @property
+    def explanations(self) -> str:
+        return self._join("explanations")
+
+    @property
+    def saved_model(self) -> str:
+        return self._join("saved_model")
+
+    @property
+    def report(self) -> str:
+        return self._join("report.html")
+
+
+@dataclasses.dataclass
+class Run:
+    """A finished (or checkpointed) training run, loaded: its config, dataset and best classifier."""
+
+    paths: RunPaths
+    config: Experiment
+    manifest: dict
+    data_dir: str
+    model: object  # keras.Model; typed loosely so that importing this module does not load Keras
+
+    @property
+    def root(self) -> str:
+        return self.paths.root
+
+
+def load_run(run_dir: str) -> Run:
+    """Loads a run directory written by `python -m tfxmed train`, with errors that say what is missing."""
+    import keras  # deferred: reading paths and run info must not pay for TensorFlow
+
+    from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers the custom layers)
+
+    paths = RunPaths(run_dir)
+    if not os.path.exists(paths.config):
+        raise FileNotFoundError(f"{paths.config} not found: is '{run_dir}' a tfxmed run directory?")
+    config = load_config(paths.config)
+    if not os.path.exists(paths.run_info):
+        raise FileNotFoundError(f"{paths.run_info} not found: the run directory is incomplete")
+    with open_file(paths.run_info) as stream:
+        data_dir = json.load(stream)["data_dir"]
+    if not os.path.exists(paths.best_checkpoint):
+        raise FileNotFoundError(f"{paths.best_checkpoint} not found: the run saved no best checkpoint yet")
+    model = keras.saving.load_model(paths.best_checkpoint)
+    return Run(paths, config, load_manifest(data_dir), data_dir, model)
+
+
+def package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_sha() -> str | None:
+    """The SHA of the checkout this package runs from, or None outside git."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=os.path.dirname(os.path.abspath(__file__)),
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def write_run_info(config: Experiment, run_dir: str, extra: dict | None = None) -> dict:
+    """Writes `config.yaml` (resolved) and `run_info.json` into `run_dir`."""
+    paths = RunPaths(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    save_config(config, paths.config)
+    info = {
+        "seed": config.runtime.seed,
+        "git_sha": git_sha(),
+        "versions": package_versions(),
+        "command": sys.argv,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    write_json_atomic(info, paths.run_info)
+    return info
