@@ -1,15 +1,18 @@
+import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO
 from tfxmed.config import ModelConfig
 from tfxmed.data.pipeline import normalize
 from tfxmed.explain import GradCam
-from tfxmed.exporting import export_saved_model
+from tfxmed.errors import OutputExistsError
+from tfxmed.exporting import EXPORT_MARKER, export_saved_model
 from tfxmed.models import build_model
 
 LOAD_SCRIPT = textwrap.dedent(
@@ -25,9 +28,15 @@ LOAD_SCRIPT = textwrap.dedent(
 )
 
 
+MANIFEST = {"pixel_mean": [0.4], "pixel_std": [0.2]}
+
+
+def _tiny_model():
+    return build_model(ModelConfig(name="small_cnn", blocks=[1, 1], width=4, attention=True), (24, 24, 1), 2, False)
+
+
 def test_saved_model_signatures_match_keras_in_a_fresh_process(tmp_path, rng):
-    model = build_model(ModelConfig(name="small_cnn", blocks=[1, 1], width=4, attention=True), (24, 24, 1), 2, False)
-    manifest = {"pixel_mean": [0.4], "pixel_std": [0.2]}
+    model, manifest = _tiny_model(), MANIFEST
     path = export_saved_model(model, manifest, 24, str(tmp_path / "saved_model"))
     images = rng.random((3, 24, 24, 1)).astype("float32")
     np.save(tmp_path / "images.npy", images)
@@ -44,3 +53,30 @@ def test_saved_model_signatures_match_keras_in_a_fresh_process(tmp_path, rng):
     maps = GradCam(model)(inputs, expected.argmax(-1))
     assert out["gradcam"].shape == (3, 24, 24)
     np.testing.assert_allclose(out["gradcam"], maps, atol=1e-4)
+
+
+def test_export_never_deletes_a_folder_it_did_not_write(tmp_path):
+    """Regression (issue 20): exporting onto an unrelated non-empty folder deleted it."""
+    model = _tiny_model()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputExistsError, match="did not export"):
+        export_saved_model(model, MANIFEST, 24, str(theirs))
+    assert (theirs / "notes.txt").read_text() == "keep me" and os.listdir(theirs) == ["notes.txt"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(OutputExistsError, match="is a file"):
+        export_saved_model(model, MANIFEST, 24, str(a_file))
+
+
+def test_export_replaces_its_own_earlier_export_and_fills_an_empty_folder(tmp_path):
+    model = _tiny_model()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    path = export_saved_model(model, MANIFEST, 24, str(empty))
+    assert os.path.exists(os.path.join(path, "saved_model.pb")) and os.path.exists(os.path.join(path, EXPORT_MARKER))
+    before = os.path.getmtime(os.path.join(path, EXPORT_MARKER))
+    export_saved_model(model, MANIFEST, 24, path)  # ours: replaced whole
+    assert os.path.getmtime(os.path.join(path, EXPORT_MARKER)) >= before
+    assert sorted(os.listdir(tmp_path)) == ["empty"]  # no temporary or old copy left beside it

@@ -22,13 +22,18 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 
-from tfxmed.config import Experiment, load_config, save_config
+from tfxmed.config import ConfigError, Experiment, load_config, save_config, to_dict
+from tfxmed.errors import RunDirectoryError
 from tfxmed.storage import load_manifest, open_file, write_json_atomic
 
-__all__ = ["Run", "RunPaths", "load_run", "git_sha", "package_versions", "write_run_info"]
+__all__ = ["Run", "RunPaths", "claim_run_dir", "load_run", "git_sha", "package_versions", "write_run_info"]
+
+# Runtime keys that may change between a run and its resumption (where and how it runs, not what).
+RESUMABLE_RUNTIME_KEYS = ("strategy", "cpu_devices", "tpu", "run_dir")
 
 PACKAGES = ("tfxmed", "tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "scipy")
 
@@ -86,6 +91,11 @@ class RunPaths:
     def report(self) -> str:
         return self._join("report.html")
 
+    def artefacts(self) -> list[str]:
+        """Everything training and the run commands write here (and nothing else)."""
+        return [self.config, self.run_info, os.path.dirname(self.best_checkpoint), self.backup, self.history,
+                self.tensorboard, self.eval_dir, self.explanations, self.saved_model, self.report]
+
 
 @dataclasses.dataclass
 class Run:
@@ -120,6 +130,53 @@ def load_run(run_dir: str) -> Run:
         raise FileNotFoundError(f"{paths.best_checkpoint} not found: the run saved no best checkpoint yet")
     model = keras.saving.load_model(paths.best_checkpoint)
     return Run(paths, config, load_manifest(data_dir), data_dir, model)
+
+
+def _what_it_makes(config: Experiment) -> dict:
+    values = to_dict(config)
+    values["runtime"] = {k: v for k, v in values["runtime"].items() if k not in RESUMABLE_RUNTIME_KEYS}
+    return values
+
+
+def claim_run_dir(run_dir: str, config: Experiment, overwrite: bool = False) -> str:
+    """Decides what training may do with `run_dir`, before anything is written: "new" or "resume".
+
+    - missing or empty: "new";
+    - a tfxmed run of the same config (runtime placement aside) that did not finish: "resume";
+    - a finished tfxmed run, or one of another config: refused, unless `overwrite`, which removes
+      tfxmed's own artefacts there (nothing else) and gives "new";
+    - a non-empty folder that is not a tfxmed run: refused, `overwrite` or not — tfxmed never deletes
+      what it did not create.
+    """
+    paths = RunPaths(run_dir)
+    if not os.path.isdir(run_dir) or not os.listdir(run_dir):
+        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+            raise RunDirectoryError(f"runtime.run_dir='{run_dir}' is a file, not a folder")
+        return "new"
+    if not os.path.exists(paths.config):
+        raise RunDirectoryError(
+            f"runtime.run_dir='{run_dir}' is a non-empty folder that is not a tfxmed run (no config.yaml); "
+            "choose an empty or new folder: tfxmed never writes into, or deletes, folders it did not create"
+        )
+    try:
+        same = _what_it_makes(load_config(paths.config)) == _what_it_makes(config)
+    except (ConfigError, OSError):
+        same = False
+    finished = not os.path.exists(paths.backup) and os.path.exists(paths.best_checkpoint)
+    if same and not finished:
+        return "resume"
+    if not overwrite:
+        reason = "holds a finished run" if same else "holds a run of another configuration"
+        raise RunDirectoryError(
+            f"runtime.run_dir='{run_dir}' {reason}; pass --overwrite to replace it (its own artefacts only), "
+            "or choose another runtime.run_dir"
+        )
+    for path in paths.artefacts():
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    return "new"
 
 
 def package_versions() -> dict:

@@ -23,10 +23,11 @@ QUICKSTART_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 def run_all(config: Experiment, strategy: tf.distribute.Strategy) -> dict:
     """Trains `config`, evaluates it on test, exports the SavedModel and writes the report.
 
-    Returns the headline figures, the time taken and the path of every artefact.
+    Returns the headline figures, the time taken and the path of every artefact. The demo always
+    starts over: a finished run of it in `runtime.run_dir` is replaced (tfxmed's artefacts only).
     """
     started = time.time()
-    result = train(config, strategy)
+    result = train(config, strategy, overwrite=True)
     trained = time.time()
     metrics = evaluate_run(result.run_dir)
     saved_model = export_run(result.run_dir)

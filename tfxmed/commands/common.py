@@ -12,6 +12,7 @@ import sys
 from typing import NoReturn
 
 from tfxmed.config import ConfigError, Experiment, load_config
+from tfxmed.errors import Refusal
 
 __all__ = ["experiment_parser", "run_parser", "parse_experiment", "parse_methods", "strategy_for", "fail", "emit",
            "refusals"]
@@ -72,10 +73,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 @contextlib.contextmanager
 def refusals(*also: type[Exception]):
-    """Turns the library's refusals (missing files, bad config values, `also`) into `fail` messages."""
+    """Turns the library's refusals (missing files, bad config values, `Refusal`s, `also`) into `fail` messages."""
     try:
         yield
-    except (FileNotFoundError, ConfigError, *also) as error:
+    except (FileNotFoundError, ConfigError, Refusal, *also) as error:
         fail(str(error))
 
 

@@ -12,12 +12,15 @@ from tfxmed.commands.common import emit, experiment_parser, parse_experiment, re
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tfxmed train") -> int:
-    args = experiment_parser(prog, __doc__).parse_args(argv)
+    parser = experiment_parser(prog, __doc__)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a finished run (or a run of another config) in runtime.run_dir")
+    args = parser.parse_args(argv)
     config = parse_experiment(args)
     strategy = strategy_for(config)
     from tfxmed.training import train
 
     with refusals():
-        result = train(config, strategy)
+        result = train(config, strategy, overwrite=args.overwrite)
     return emit({"run_dir": result.run_dir, "best_checkpoint": result.best_checkpoint,
                  "best_val_auc": result.best_val_auc, "epochs": result.epochs_run})

@@ -55,7 +55,7 @@ def parse_variants(specs: Sequence[str]) -> dict[str, list[str]] | None:
 def ablate(config: Experiment, strategy, seeds: int, out_dir: str, variants=None) -> dict:
     """Trains and evaluates every variant for `seeds` seeds (from `runtime.seed`) under `strategy`."""
     return run_ablation(config, [config.runtime.seed + i for i in range(seeds)], out_dir,
-                        lambda variant: train(variant, strategy, verbose=0),
+                        lambda variant: train(variant, strategy, verbose=0, overwrite=True),
                         lambda run_dir: evaluate_run(run_dir, "test"), variants)
 
 

@@ -37,7 +37,7 @@ def crossval(config: Experiment, strategy, folds: int, out_dir: str) -> dict:
     """Runs (or resumes) `folds`-fold cross-validation; writes and returns the per-fold and summary table."""
     # Folds are "variants" of one config: the ablation runner gives resumption for free.
     variants = {f"fold-{k}": [f"data.cv_folds={folds}", f"data.cv_fold={k}"] for k in range(folds)}
-    report = run_ablation(config, [config.runtime.seed], out_dir, lambda variant: train(variant, strategy, verbose=0),
+    report = run_ablation(config, [config.runtime.seed], out_dir, lambda variant: train(variant, strategy, verbose=0, overwrite=True),
                           lambda run_dir: evaluate_run(run_dir, "test"), variants, write_tables=False)
     per_fold = {name: report["runs"][name][0] for name in variants}
     summary = summarize_folds(per_fold)

@@ -193,7 +193,8 @@ def _make_tuner_class():
             run_dir = os.path.join(self.out_dir, "trials", trial.trial_id)
             config = trial_config(self.spec, values, run_dir, hp.values.get("tuner/epochs"))
             started = time.perf_counter()
-            result = train(config, self.strategy, verbose=self.train_verbose)  # resumes a killed trial
+            # Resumes a killed trial; a trial folder is the tuner's own, so a stale finished one is replaced.
+            result = train(config, self.strategy, verbose=self.train_verbose, overwrite=True)
             seconds = time.perf_counter() - started
             score = float(result.best_val_auc if result.best_val_auc is not None else 0.0)
             _log_hparams(os.path.join(self.out_dir, "tensorboard", trial.trial_id), trial.trial_id, values,

@@ -15,7 +15,7 @@ from tfxmed.config import Experiment
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
 from tfxmed.models import build_model, default_explain_layer
-from tfxmed.runs import RunPaths, write_run_info
+from tfxmed.runs import RunPaths, claim_run_dir, write_run_info
 from tfxmed.storage import load_manifest
 from tfxmed.training.callbacks import BestCheckpoint, GradCamImages
 from tfxmed.training.consistency import ExplanationConsistencyModel
@@ -86,8 +86,13 @@ def train(
     strategy: tf.distribute.Strategy,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 2,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Trains `config` under `strategy`; resumes from `run_dir/backup` if a previous run was killed."""
+    """Trains `config` under `strategy`; resumes from `run_dir/backup` if a previous run was killed.
+
+    The run directory is claimed first (`tfxmed.runs.claim_run_dir`): a finished run or a run of
+    another config is refused unless `overwrite`, and a folder that is not a tfxmed run always is.
+    """
     keras.utils.set_random_seed(config.runtime.seed)
     if config.runtime.mixed_precision:
         policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
@@ -95,6 +100,7 @@ def train(
     if isinstance(strategy, tf.distribute.TPUStrategy):
         check_backend(config.data.augment_backend, "tpu")
     run_dir = config.runtime.run_dir
+    claim_run_dir(run_dir, config, overwrite)
     data_dir = prepare_data(config, progress=verbose > 0)
     manifest = load_manifest(data_dir)
     write_run_info(
