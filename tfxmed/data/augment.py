@@ -1,12 +1,12 @@
 """Augmentation in pure TF ops, applied to image and mask together (so masks stay aligned).
 
 Rotation ±15°, flips, brightness/contrast ±0.2 and a random crop of up to 10% of each side, the
-defaults of the seed design. Everything is graph-friendly: no Python or NumPy inside, so it runs in
+defaults of the design the project started from. Everything is graph-friendly: no Python or NumPy inside, so it runs in
 tf.data on any host and can sit in front of TPU training.
 
 Intensities are not clipped back to [0, 1] after brightness/contrast: clipping saturates the bright
 lesions the classifier must find (measured on the synthetic benchmark, with photometric augmentation only, a
-small CNN's val AUC was 0.94 without the clip and 0.76 with it; see the README).
+small CNN's val AUC was 0.94 without the clip and 0.76 with it; see docs/results.md).
 """
 
 from __future__ import annotations

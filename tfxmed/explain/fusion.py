@@ -1,6 +1,6 @@
 """Fusion of explanations: H = Σ_i λ_i · normalise(smooth(max(map_i, 0))) / Σ λ_i.
 
-Defaults follow the seed design: 0.4 Grad-CAM + 0.4 Integrated Gradients + 0.2 LIME.
+Default weights, from the design the project started from: 0.4 Grad-CAM + 0.4 Integrated Gradients + 0.2 LIME.
 Per-map steps, in order: signed maps keep their positive part (evidence *for* the target);
 pixel-level maps (everything but the CAM family, already smooth after upsampling) get a Gaussian blur
 of `smoothing_sigma` pixels; each map is then scaled per image by "minmax" (to [0, 1]) or "rank"
