@@ -111,7 +111,7 @@ def test_modules_stay_small():
     assert too_long == {}
 
 
-COMMANDS = ("train", "evaluate", "explain", "export", "report", "tune", "ablate", "crossval", "demo")
+COMMANDS = ("train", "evaluate", "explain", "export", "report", "audit", "tune", "ablate", "crossval", "demo")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -79,6 +79,7 @@ def convert_synthetic(
                 batch.images[i],
                 batch.labels[i],
                 mask=batch.masks[i],
+                confounder=None if batch.markers is None else batch.markers[i],
                 patient_id=batch.patient_ids[i],
                 source_id=f"synthetic/{split}/{i:06d}",
             )

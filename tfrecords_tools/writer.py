@@ -54,6 +54,7 @@ def encode_example(
     label_weight=None,
     fold: int = -1,
     synthetic: bool = False,
+    confounder: np.ndarray | None = None,
 ) -> tuple[bytes, dict]:
     """(tf.Example bytes, statistics) of one example; a pure function, safe to run in worker processes."""
     image = np.asarray(image)
@@ -77,8 +78,14 @@ def encode_example(
         if mask.shape[:2] != image.shape[:2]:
             raise ValueError(f"mask for '{source_id}' has shape {mask.shape}, image {image.shape}")
         mask = np.where(mask > 0, 255, 0).astype(np.uint8)
+    if confounder is not None:
+        confounder = np.asarray(confounder)
+        confounder = confounder[..., None] if confounder.ndim == 2 else confounder
+        if confounder.shape[:2] != image.shape[:2]:
+            raise ValueError(f"confounder mask for '{source_id}' has shape {confounder.shape}, image {image.shape}")
+        confounder = np.where(confounder > 0, 255, 0).astype(np.uint8)
     record = features.serialize(features.RecordFields(
-        image=image, label_vector=vector, label_index=index, mask=mask,
+        image=image, label_vector=vector, label_index=index, mask=mask, confounder=confounder,
         label_weight=None if label_weight is None else np.asarray(label_weight, np.float32),
         patient_hash=patient_hash, source_id=source_id, split=split, fold=fold, synthetic=synthetic,
     ))
@@ -199,13 +206,13 @@ class DatasetWriter:
 
     def add(self, split: str, image: np.ndarray, label, mask: np.ndarray | None = None, patient_id: str = "",
             source_id: str = "", label_weight: Sequence[float] | None = None, fold: int = -1,
-            synthetic: bool = False) -> None:
+            synthetic: bool = False, confounder: np.ndarray | None = None) -> None:
         """Adds one example. `label` is a class index (single-label) or a multi-hot vector."""
         if self.take_covered(split):  # already in a finished shard
             return
         record, stats = encode_example(image, label, len(self.class_names), self.multi_label, self.channels, split,
                                        mask, hash_patient_id(patient_id, self.salt), source_id, label_weight, fold,
-                                       synthetic)
+                                       synthetic, confounder)
         self.add_encoded(split, record, stats)
 
     def add_encoded(self, split: str, record: bytes, stats: dict) -> None:

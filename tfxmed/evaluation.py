@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.data import pipeline
+from tfxmed.data.selection import lesion_examples, lesions_first
 from tfxmed.explain import make_explainer
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import save_overlay_grid
@@ -30,13 +31,13 @@ from tfxmed.models import default_explain_layer
 from tfxmed.runs import load_run
 from tfxmed.storage import write_json_atomic
 
-__all__ = ["collect_split", "explain_run", "headline", "evaluate_run", "efficiency", "lesion_examples"]
+__all__ = ["collect_split", "explain_run", "headline", "evaluate_run", "efficiency"]
 
 
 def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
     """All examples of a split (eval preprocessing) as NumPy arrays."""
     dataset = pipeline.build_dataset(data_dir, manifest, split, config.data, training=False, batch_size=128)
-    parts: dict[str, list] = {"image": [], "mask": [], "has_mask": [], "label": []}
+    parts: dict[str, list] = {key: [] for key in ("image", "mask", "has_mask", "label", "confounder", "has_confounder")}
     for batch in dataset:
         for key in parts:
             parts[key].append(batch[key].numpy())
@@ -61,11 +62,6 @@ def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch
         # Whole-process high-water mark (Linux reports KiB): an upper bound, not the model's share.
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
-
-
-def lesion_examples(data: dict) -> np.ndarray:
-    """Indices of the examples whose mask marks a lesion."""
-    return np.flatnonzero(data["has_mask"].astype(bool) & (data["mask"].reshape(len(data["mask"]), -1).max(-1) > 0.5))
 
 
 def _validation_tuned_iou(explainer, val: dict | None, config, maps, masks) -> dict:
@@ -169,8 +165,7 @@ def explain_run(run_dir: str, methods, count: int = 32, split: str = "test", tar
     """
     run = load_run(run_dir)
     data = collect_split(run.data_dir, run.manifest, run.config, split)
-    lesion_area = data["mask"].reshape(len(data["mask"]), -1).sum(-1)
-    indices = np.argsort(~(lesion_area > 0), kind="stable")[:count]  # lesion images first
+    indices = lesions_first(data, count)
     images = data["image"][indices]
     probabilities = run.model.predict(images, verbose=0)
     targets = data["label"][indices] if target == "true" else probabilities

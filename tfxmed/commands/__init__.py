@@ -21,6 +21,7 @@ COMMANDS = {
     "explain": ("explain", "explanation maps, overlays and TensorBoard images for a run's images"),
     "export": ("export", "SavedModel with serving_default and explain signatures"),
     "report": ("report", "one self-contained HTML report of a run"),
+    "audit": ("audit", "shortcut audit: decisions without the spurious cue, explanation mass on it"),
     "tune": ("tune", "KerasTuner hyperparameter search"),
     "ablate": ("ablate", "ablation over variants and seeds with paired tests"),
     "crossval": ("crossval", "k-fold cross-validation by patient"),

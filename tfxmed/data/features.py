@@ -36,6 +36,10 @@ SOURCE = "source/id"  # non-identifying id of the source item
 SPLIT = "split"
 FOLD = "fold"  # k-fold assignment, -1 when none
 SYNTHETIC = "sample/synthetic"  # 1 for oversampled/SMOTE samples made at conversion time
+# Where a known spurious cue is (a marker, text, a ruler): PNG mask, for the shortcut audit. Absent from
+# records of datasets that annotate none (then `has_confounder` is 0 and the decoded mask is zeros).
+CONFOUNDER = "confounder/encoded"
+HAS_CONFOUNDER = "confounder/present"
 
 
 @dataclasses.dataclass
@@ -52,6 +56,7 @@ class RecordFields:
     split: str = "train"
     fold: int = -1
     synthetic: bool = False
+    confounder: np.ndarray | None = None  # uint8 [H, W, 1], 0 or 255; None: not annotated
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -101,6 +106,9 @@ def serialize(fields: RecordFields) -> bytes:
         FOLD: _ints([fields.fold]),
         SYNTHETIC: _ints([int(fields.synthetic)]),
     }
+    if fields.confounder is not None:  # only then, so records of datasets without the annotation keep their bytes
+        feature[CONFOUNDER] = _bytes(encode_png(fields.confounder))
+        feature[HAS_CONFOUNDER] = _ints([1])
     # deterministic: map entries in key order, so any process writes the same bytes for an example
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
@@ -123,6 +131,8 @@ def feature_spec(num_classes: int, keys: Sequence[str] | None = None) -> dict:
         SPLIT: tf.io.FixedLenFeature([], tf.string, default_value=b""),
         FOLD: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
         SYNTHETIC: tf.io.FixedLenFeature([], tf.int64, default_value=0),
+        CONFOUNDER: tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        HAS_CONFOUNDER: tf.io.FixedLenFeature([], tf.int64, default_value=0),
     }
     return spec if keys is None else {key: spec[key] for key in keys}
 
@@ -132,7 +142,7 @@ def parse(serialized: tf.Tensor, num_classes: int, channels: int) -> dict:
 
     Returns a dict with `image` (uint8 [H, W, channels]), `mask` (uint8 [H, W, 1], zeros when the
     record has none), `has_mask`, `label` (float [K]), `label_weight`, `label_index`, `patient`,
-    `source`, `fold` and `synthetic`.
+    `source`, `fold`, `synthetic`, and `confounder` (uint8 [H, W, 1]) with `has_confounder`.
     """
     parsed = tf.io.parse_single_example(serialized, feature_spec(num_classes))
     image = tf.io.decode_png(parsed[IMAGE], channels=channels)
@@ -140,6 +150,12 @@ def parse(serialized: tf.Tensor, num_classes: int, channels: int) -> dict:
     mask = tf.cond(
         has_mask,
         lambda: tf.io.decode_png(parsed[MASK], channels=1),
+        lambda: tf.zeros_like(image[..., :1]),
+    )
+    has_confounder = parsed[HAS_CONFOUNDER] > 0
+    confounder = tf.cond(
+        has_confounder,
+        lambda: tf.io.decode_png(parsed[CONFOUNDER], channels=1),
         lambda: tf.zeros_like(image[..., :1]),
     )
     return {
@@ -153,4 +169,6 @@ def parse(serialized: tf.Tensor, num_classes: int, channels: int) -> dict:
         "source": parsed[SOURCE],
         "fold": parsed[FOLD],
         "synthetic": parsed[SYNTHETIC],
+        "confounder": confounder,
+        "has_confounder": has_confounder,
     }

@@ -14,8 +14,8 @@ import tensorflow as tf
 
 from tfxmed.config import DataConfig
 from tfxmed.data import augment as augment_lib
-from tfxmed.data.augment_albumentations import albumentations_augment, build_transform, check_backend
 from tfxmed.data import features
+from tfxmed.data.augment_albumentations import albumentations_augment, build_transform, check_backend
 
 __all__ = [
     "build_dataset",
@@ -172,7 +172,12 @@ def build_dataset(
             sample_weight = example["label_weight"]
         else:
             sample_weight = tf.reduce_max(example["label"] * weights)
+        decoded = {} if training else {  # the shortcut audit's annotation; training never looks at it
+            "confounder": tf.image.resize(tf.cast(example["confounder"], tf.float32) / 255.0, [size, size]),
+            "has_confounder": example["has_confounder"],
+        }
         return {
+            **decoded,
             "image": preprocess_for_eval(example["image"], size),
             "mask": tf.image.resize(tf.cast(example["mask"], tf.float32) / 255.0, [size, size]),
             "has_mask": example["has_mask"],

@@ -27,7 +27,7 @@ import zlib
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["LESION_TYPES", "SyntheticSpec", "SyntheticBatch", "generate", "class_names"]
+__all__ = ["LESION_TYPES", "SyntheticSpec", "SyntheticBatch", "generate", "class_names", "marker_region"]
 
 LESION_TYPES = ("opacity", "nodule", "effusion")
 
@@ -75,6 +75,8 @@ class SyntheticBatch:
     masks: np.ndarray  # uint8 [N, S, S, 1], 0 or 255 (union of the image's lesions; zero for normals)
     labels: np.ndarray  # binary: int64 [N] in {0, 1}; multi-label: int64 [N, len(LESION_TYPES)] multi-hot
     patient_ids: list[str]  # "SYN-<split>-000123": synthetic, not real people
+    # uint8 [N, S, S, 1], 255 where the corner marker is drawn; None when confounder_strength is 0
+    markers: np.ndarray | None = None
 
 
 def class_names(spec: SyntheticSpec) -> list[str]:
@@ -274,9 +276,14 @@ def _render(rng: np.random.Generator, anatomy: _Anatomy, grid: _Grid, kinds: lis
     noise = rng.standard_normal(image.shape, dtype=np.float32)
     image = image + np.float32(0.012 + 0.05 * difficulty) * noise
     if marker:
-        side, offset = max(3, round(grid.size / 10)), max(1, grid.size // 32)
-        image[offset : offset + side, offset : offset + side] = rng.uniform(0.88, 0.98)
+        image[marker_region(grid.size)] = rng.uniform(0.88, 0.98)
     return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8), mask
+
+
+def marker_region(size: int) -> tuple[slice, slice]:
+    """The (rows, columns) of the corner marker in an image of `size` pixels."""
+    side, offset = max(3, round(size / 10)), max(1, size // 32)
+    return slice(offset, offset + side), slice(offset, offset + side)
 
 
 def _example_rng(spec: SyntheticSpec, split: str, index: int, stream: int) -> np.random.Generator:
@@ -329,4 +336,8 @@ def generate(spec: SyntheticSpec, split: str = "train") -> SyntheticBatch:
         images[i, ..., 0] = image
         masks[i, ..., 0] = mask.astype(np.uint8) * 255
     patient_ids = [f"SYN-{split}-{i:06d}" for i in range(count)]
-    return SyntheticBatch(images=images, masks=masks, labels=labels, patient_ids=patient_ids)
+    marker_masks = None
+    if strength > 0:
+        marker_masks = np.zeros_like(images)
+        marker_masks[markers, marker_region(spec.image_size)[0], marker_region(spec.image_size)[1]] = 255
+    return SyntheticBatch(images=images, masks=masks, labels=labels, patient_ids=patient_ids, markers=marker_masks)

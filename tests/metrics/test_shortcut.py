@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from tfxmed.metrics.shortcut import DEFAULT_FLAG_THRESHOLD, choose_flag_threshold, flag_scores, region_mass
+
+
+def test_region_mass_splits_positive_mass_without_double_counting():
+    maps = np.array([[[4.0, 1.0], [-3.0, 5.0]]])  # positive mass 10
+    cue = np.array([[[True, True], [False, False]]])
+    lesion = np.array([[[False, True], [False, True]]])  # overlaps the cue at (0, 1): counted for the cue
+    np.testing.assert_allclose(region_mass(maps, cue, lesion), [[0.5, 0.5, 0.0]])
+    assert np.isnan(region_mass(np.zeros((1, 2, 2)), cue)).all()
+    with pytest.raises(ValueError, match="pixels per image"):
+        region_mass(maps, np.zeros((1, 3, 3), bool))
+
+
+def test_flag_scores_against_known_truth():
+    scores = flag_scores(np.array([1, 1, 0, 0, 1], bool), np.array([1, 0, 1, 0, 1], bool))
+    assert scores["recall"] == pytest.approx(2 / 3) and scores["precision"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3) and scores["flag_rate"] == pytest.approx(0.6)
+    none = flag_scores(np.zeros(3, bool), np.zeros(3, bool))
+    assert none["recall"] is None and none["precision"] is None and none["flag_rate"] == 0.0
+
+
+def test_threshold_separates_validation_and_falls_back_without_positives():
+    masses = np.array([0.05, 0.1, 0.12, 0.6, 0.7, 0.9])
+    truth = np.array([0, 0, 0, 1, 1, 1], bool)
+    threshold, how = choose_flag_threshold(masses, truth)
+    assert 0.12 < threshold < 0.6 and "F1" in how
+    assert choose_flag_threshold(masses, np.zeros(6, bool)) == (DEFAULT_FLAG_THRESHOLD,
+                                                               "default (validation has no shortcut-driven image)")
