@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from xplique.attributions import GradCAM, GradCAMPP, IntegratedGradients, Lime, Occlusion  # noqa: E402
 
-from tfxmed.config import ModelConfig  # noqa: E402
+from tfxmed.config import ModelConfig, SmallCnnConfig  # noqa: E402
 from tfxmed.models import build_model, logits_model  # noqa: E402
 
 
@@ -33,7 +33,8 @@ def _timed(function, count):
 
 
 def _build(name, size, weights, policy="float32"):
-    config = ModelConfig(name="small_cnn", width=16, blocks=[2, 2, 2], attention=True) if name.startswith("small") else ModelConfig()
+    small = ModelConfig(name="small_cnn", attention=True, small_cnn=SmallCnnConfig(width=16, blocks=[2, 2, 2]))
+    config = small if name.startswith("small") else ModelConfig()
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:

@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfxmed.config import ConsistencyConfig, ModelConfig  # noqa: E402
+from tfxmed.config import ConsistencyConfig, ModelConfig, SmallCnnConfig  # noqa: E402
 from tfxmed.data.synthetic import SyntheticSpec, generate  # noqa: E402
 from tfxmed.models import build_model  # noqa: E402
 from tfxmed.training.consistency import ExplanationConsistencyModel  # noqa: E402
@@ -57,7 +57,8 @@ def _measure(args) -> dict:
     examples = generate(SyntheticSpec(image_size=args.size, num_examples=args.batch, difficulty=0.15), "train")
     images = (examples.images.astype("float32") / 255.0 - 0.5) / 0.25
     labels = np.eye(2, dtype="float32")[examples.labels]
-    config = ModelConfig() if args.model == "resnet50_attention" else ModelConfig(name="small_cnn", width=16, blocks=[2, 2, 2])
+    small = ModelConfig(name="small_cnn", small_cnn=SmallCnnConfig(width=16, blocks=[2, 2, 2]))
+    config = ModelConfig() if args.model == "resnet50_attention" else small
     shape = (args.size, args.size, 1)
     plain = _seconds_per_step(build_model(config, shape, 2, False), images, labels, args.steps)
     report = {

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfxmed.config import ModelConfig  # noqa: E402
+from tfxmed.config import ModelConfig, SmallCnnConfig  # noqa: E402
 from tfxmed.explain import make_explainer  # noqa: E402
 from tfxmed.models import build_model  # noqa: E402
 
@@ -48,7 +48,8 @@ def _timed(function, repeats: int = 2, warm_up=None) -> float:
 
 
 def _models(quick: bool):
-    yield "small_cnn_64", build_model(ModelConfig(name="small_cnn", width=16, blocks=[2, 2, 2], attention=True), (64, 64, 1), 2, False), 64
+    small = ModelConfig(name="small_cnn", attention=True, small_cnn=SmallCnnConfig(width=16, blocks=[2, 2, 2]))
+    yield "small_cnn_64", build_model(small, (64, 64, 1), 2, False), 64
     yield "resnet50_csam_64", build_model(ModelConfig(), (64, 64, 1), 2, False), 64
     if not quick:
         yield "resnet50_csam_224", build_model(ModelConfig(), (224, 224, 1), 2, False), 224

@@ -1,17 +1,32 @@
+import glob
+import os
+import re
+
 import pytest
 import yaml
 
-from tests.helpers import TINY_CONFIG
-from tfxmed.config import ConfigError, Experiment, load_config, save_config, to_dict
+from tests.helpers import REPO, TINY_CONFIG
+from tfxmed import config as config_module
+from tfxmed.config import (
+    ConfigError,
+    Experiment,
+    ModelConfig,
+    SmallCnnConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
 
 
 def test_defaults_then_file_then_overrides():
-    config = load_config(TINY_CONFIG, ["train.epochs=7", "train.learning_rate=1e-4", "model.blocks=[2, 2]"])
+    config = load_config(TINY_CONFIG, ["train.epochs=7", "train.learning_rate=1e-4", "model.small_cnn.blocks=[2, 2]"])
     assert config.name == "tiny"  # from the file
     assert config.data.image_size == 32  # from the file
     assert config.train.epochs == 7  # override wins
     assert config.train.learning_rate == pytest.approx(1e-4)  # YAML's "1e-4" string coerced to float
-    assert config.model.blocks == [2, 2]
+    assert config.model.small_cnn.blocks == [2, 2]
     assert config.train.label_smoothing == pytest.approx(0.1)  # default kept
     assert config.runtime.seed == 42
 
@@ -33,7 +48,7 @@ def test_unknown_key_in_file_names_file_and_key(tmp_path):
     [
         ("train.epochs=three", r"train\.epochs: expected an integer"),
         ("data.augment=maybe", r"data\.augment: expected true or false"),
-        ("model.blocks=[1, x]", r"model\.blocks\[1\]: expected an integer"),
+        ("model.small_cnn.blocks=[1, x]", r"model\.small_cnn\.blocks\[1\]: expected an integer"),
         ("data=3", r"data: expected a mapping"),
     ],
 )
@@ -53,3 +68,175 @@ def test_saved_config_round_trips(tmp_path):
     assert load_config(tmp_path / "config.yaml") == config
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["epochs"] == 5
     assert to_dict(Experiment())["runtime"]["seed"] == 42
+
+
+# Issue 18 §5 / issue 20: each of these was accepted at load and failed late (or never) before.
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.consistency.distance=foo",
+         r"train\.consistency\.distance: 'foo' is not allowed; choose one of l1, l2, cosine$"),
+        ("model.name=foo", r"model\.name: 'foo' is not allowed; choose one of resnet50_attention, small_cnn$"),
+        ("data.batch_size=0", r"data\.batch_size: must be >= 1, got 0$"),
+        ("train.epochs=-1", r"train\.epochs: must be >= 1, got -1$"),
+        ("train.learning_rate=-1", r"train\.learning_rate: must be > 0, got -1\.0$"),
+        ("explain.method=foo", r"explain\.method: 'foo' is not allowed; choose one of gradcam, .*, fusion, auto$"),
+    ],
+)
+def test_the_late_failures_of_issue_18_fail_at_load(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    "override, allowed",
+    [
+        ("explain.binarize=foo", "fraction_of_max, top_fraction, otsu"),
+        ("data.augment_backend=foo", "tf, albumentations"),
+        ("data.source=foo", "synthetic, medmnist, tfrecords"),
+        ("runtime.strategy=foo", "cpu, gpu, mirrored, multiworker, tpu"),
+        ("data.channels=2", "0, 1, 3"),
+    ],
+)
+def test_a_value_outside_its_choices_names_key_value_and_choices(override, allowed):
+    key, value = override.split("=")
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [override])
+    quoted = repr(yaml.safe_load(value))
+    assert str(error.value) == f"{key}: {quoted} is not allowed; choose one of {allowed}"
+
+
+@pytest.mark.parametrize(
+    "override, allowed",
+    [
+        ("train.label_smoothing=1", "in [0, 1)"),
+        ("model.dropout=1", "in [0, 1)"),
+        ("data.image_size=4", ">= 8"),
+        ("data.synthetic.image_size=16", ">= 32"),
+        ("data.synthetic.val_examples=0", ">= 1"),
+        ("data.synthetic.positive_fraction=1.5", "in [0, 1]"),
+        ("data.crop_fraction=1", "in [0, 1)"),
+        ("data.rotation_degrees=-5", "in [0, 180]"),
+        ("data.shuffle_buffer=0", ">= 1"),
+        ("train.consistency.alpha=-0.1", ">= 0"),
+        ("train.consistency.ig_steps=0", ">= 1"),
+        ("train.consistency.ig_fraction=0", "in (0, 1]"),
+        ("train.consistency.ig_fraction=1.5", "in (0, 1]"),
+        ("train.consistency.every=0", ">= 1"),
+        ("train.warmup_epochs=-1", ">= 0"),
+        ("train.beta_2=1", "in [0, 1)"),
+        ("train.ema_momentum=1", "in [0, 1)"),
+        ("explain.binarize_value=0", "in (0, 1]"),
+        ("explain.num_overlays=-1", ">= 0"),
+        ("runtime.cpu_devices=0", ">= 1"),
+        ("runtime.seed=-1", "in [0, 4294967295]"),
+        ("model.small_cnn.width=0", ">= 1"),
+        ("model.small_cnn.kernel_size=0", ">= 1"),
+        ("model.resnet50_attention.width=0", ">= 1"),
+        ("train.learning_rate=.nan", "> 0"),
+    ],
+)
+def test_a_value_outside_its_range_names_key_value_and_range(override, allowed):
+    key, value = override.split("=")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: must be {re.escape(allowed)}, got "):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.small_cnn.blocks=[1, 0]"], r"model\.small_cnn\.blocks\[1\]: must be >= 1, got 0"),
+        (["model.small_cnn.blocks=[]"], r"model\.small_cnn\.blocks: expected a list of >= 1 items, got \[\]"),
+        (["model.resnet50_attention.blocks=[1, 1]"], r"model\.resnet50_attention\.blocks: expected a list of 4 items"),
+        (["data.cv_folds=5", "data.cv_fold=5"], r"data\.cv_fold: must be in \[0, 5\) with data\.cv_folds=5, got 5"),
+        (["data.cv_folds=5"], r"data\.cv_fold: must be in \[0, 5\) .* got -1"),
+        (["data.cv_folds=1", "data.cv_fold=0"], r"data\.cv_folds: must be 0 .* or >= 2, got 1"),
+        (["data.cv_fold=2"], r"data\.cv_fold: must stay -1 without data\.cv_folds"),
+        (["data.source=tfrecords"], r"data\.tfrecord_dir: data\.source=tfrecords needs"),
+        (["data.augment_backend=albumentations", "runtime.strategy=tpu"],
+         r"data\.augment_backend: 'albumentations'.*tpu"),
+        (["model.name=small_cnn", "model.small_cnn.blocks=[1, 1, 1, 1, 1]", "data.image_size=8"],
+         r"data\.image_size: must be >= 16 for model\.small_cnn\.blocks=\[1, 1, 1, 1, 1\], got 8"),
+        (["model.weights=imagenet", "model.resnet50_attention.width=32"], r"model\.weights: 'imagenet' needs"),
+        (["model.name=small_cnn", "model.weights=imagenet"], r"model\.weights: 'imagenet' needs.*name=small_cnn"),
+    ],
+)
+def test_values_outside_list_lengths_and_cross_key_rules_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_allowed_edge_values_load():
+    config = load_config(None, ["explain.method=auto", "data.cv_folds=5", "data.cv_fold=4", "train.label_smoothing=0",
+                                "train.consistency.ig_fraction=1", "model.weights=imagenet", "data.channels=3",
+                                "data.source=tfrecords", "data.tfrecord_dir=data/x", "runtime.strategy=tpu"])
+    assert config.explain.method == "auto" and config.data.cv_fold == 4
+
+
+def test_configs_built_with_from_dict_are_validated_too():
+    """The tuner and the ablation build trial configs with `from_dict`, not `load_config`."""
+    with pytest.raises(ConfigError, match=r"train\.epochs: must be >= 1, got 0"):
+        from_dict(apply_overrides(to_dict(Experiment()), ["train.epochs=0"]))
+    with pytest.raises(ConfigError, match=r"data\.cv_fold: must be in \[0, 3\)"):
+        from_dict(apply_overrides(to_dict(Experiment()), ["data.cv_folds=3"]))
+    assert from_dict(to_dict(Experiment())) == Experiment()  # the defaults are allowed values
+
+
+def test_a_bad_value_in_a_file_names_the_file_and_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  consistency:\n    distance: manhattan\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: train\.consistency\.distance: 'manhattan' is not allowed"):
+        load_config(path)
+
+
+def test_rules_across_keys_apply_to_the_merged_config_not_to_the_file_alone(tmp_path):
+    path = tmp_path / "fold.yaml"
+    path.write_text("data:\n  cv_fold: 2\n")
+    assert load_config(path, ["data.cv_folds=5"]).data.cv_fold == 2
+
+
+def test_an_override_that_is_not_yaml_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"override 'model\.small_cnn\.blocks=\[1,': the value is not valid YAML"):
+        load_config(None, ["model.small_cnn.blocks=[1,"])
+
+
+def test_model_settings_live_in_one_section_per_model():
+    config = load_config(TINY_CONFIG, ["model.small_cnn.kernel_size=5", "model.resnet50_attention.stem_pool=false"])
+    assert config.model.small_cnn == SmallCnnConfig(blocks=[1, 1, 1], width=8, kernel_size=5)
+    assert config.model.resnet50_attention.stem_pool is False
+    assert ModelConfig().resnet50_attention.blocks == [3, 4, 6, 3]
+    with pytest.raises(ConfigError, match=r"unknown config key 'model\.width'.*did you mean "
+                                          r"model\.resnet50_attention\.width or model\.small_cnn\.width\?"):
+        load_config(None, ["model.width=32"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'model\.kernel_size'.*did you mean model\.small_cnn"):
+        load_config(None, ["model.kernel_size=5"])
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))), ids=os.path.basename)
+def test_every_shipped_config_loads(path):
+    if os.path.basename(path).startswith("tune_"):
+        from tfxmed.experiments.tuning import load_search
+
+        config = load_search(path).base  # the search file's base, and a probe trial of its space
+    else:
+        config = load_config(path)
+    assert isinstance(config, Experiment)
+
+
+def test_each_allowed_value_list_has_one_home():
+    """config.py cannot import TensorFlow; where a list lives in a TF module, the two are pinned equal."""
+    from tfrecords_tools import prepare
+    from tfxmed import distribute
+    from tfxmed.data import augment_albumentations
+    from tfxmed.explain.registry import METHODS
+    from tfxmed.metrics import localization
+    from tfxmed.models import factory
+    from tfxmed.training import losses
+
+    assert factory.MODEL_NAMES is config_module.MODEL_NAMES  # imported from config
+    assert prepare.SOURCES is config_module.DATA_SOURCES
+    assert augment_albumentations.AUGMENT_BACKENDS == config_module.AUGMENT_BACKENDS
+    assert distribute.STRATEGIES == config_module.STRATEGIES
+    assert losses.DISTANCES == config_module.DISTANCES
+    assert localization.BINARIZE_METHODS == config_module.BINARIZE_METHODS
+    assert set(config_module.EXPLAIN_METHODS) == set(METHODS) | {"auto"}

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO
-from tfxmed.config import ModelConfig
+from tfxmed.config import ModelConfig, SmallCnnConfig
 from tfxmed.data.pipeline import normalize
 from tfxmed.explain import GradCam
 from tfxmed.errors import OutputExistsError
@@ -32,7 +32,8 @@ MANIFEST = {"pixel_mean": [0.4], "pixel_std": [0.2]}
 
 
 def _tiny_model():
-    return build_model(ModelConfig(name="small_cnn", blocks=[1, 1], width=4, attention=True), (24, 24, 1), 2, False)
+    config = ModelConfig(name="small_cnn", attention=True, small_cnn=SmallCnnConfig(blocks=[1, 1], width=4))
+    return build_model(config, (24, 24, 1), 2, False)
 
 
 def test_saved_model_signatures_match_keras_in_a_fresh_process(tmp_path, rng):

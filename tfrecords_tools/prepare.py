@@ -8,12 +8,11 @@ import os
 
 from tfrecords_tools import sources
 from tfrecords_tools.salt import resolve_salt
+from tfxmed.config import DATA_SOURCES as SOURCES
 from tfxmed.config import Experiment
 from tfxmed.storage import MANIFEST_NAME, file_sha256
 
 __all__ = ["dataset_dir", "prepare_data", "SOURCES"]
-
-SOURCES = ("synthetic", "medmnist", "tfrecords")
 
 
 def dataset_dir(config: Experiment) -> str:

@@ -21,15 +21,15 @@ def _search_file(tmp_path, space, experiment="configs/tiny.yaml"):
 def test_trial_config_applies_values_factors_and_lists_and_rejects_bad_keys(tmp_path):
     space = {
         "train.learning_rate": {"type": "float", "min": 1e-4, "max": 1e-2, "sampling": "log"},
-        "model.blocks": {"type": "choice", "values": [[1, 1], [2, 2, 2]]},
+        "model.small_cnn.blocks": {"type": "choice", "values": [[1, 1], [2, 2, 2]]},
         "train.consistency.enabled": {"type": "boolean"},
         "train.consistency.alpha": {"type": "choice", "values": [0.1, 0.3], "when": {"train.consistency.enabled": [True]}},
         "augment": {"type": "float", "min": 0.0, "max": 1.0, "set": {"data.rotation_degrees": 20, "data.crop_fraction": 0.1}},
     }
     spec = load_search(_search_file(tmp_path, space))
-    config = trial_config(spec, {"train.learning_rate": 0.003, "model.blocks": "[2, 2, 2]", "augment": 0.5,
+    config = trial_config(spec, {"train.learning_rate": 0.003, "model.small_cnn.blocks": "[2, 2, 2]", "augment": 0.5,
                                  "train.consistency.enabled": False, "tuner/epochs": 7}, "runs/x", epochs=7)
-    assert config.train.learning_rate == 0.003 and config.model.blocks == [2, 2, 2]
+    assert config.train.learning_rate == 0.003 and config.model.small_cnn.blocks == [2, 2, 2]
     assert config.data.rotation_degrees == 10.0 and config.data.crop_fraction == pytest.approx(0.05)
     assert config.train.epochs == 7 and config.runtime.run_dir == "runs/x"
     assert config.train.consistency.alpha == spec.base.train.consistency.alpha  # inactive: base value kept
@@ -39,8 +39,8 @@ def test_trial_config_applies_values_factors_and_lists_and_rejects_bad_keys(tmp_
     hp.values["train.consistency.enabled"] = True
     assert hp.is_active("train.consistency.alpha")
 
-    with pytest.raises(ConfigError, match="model.widht"):
-        load_search(_search_file(tmp_path, {"model.widht": {"type": "int", "min": 8, "max": 16}}))
+    with pytest.raises(ConfigError, match="model.small_cnn.widht"):
+        load_search(_search_file(tmp_path, {"model.small_cnn.widht": {"type": "int", "min": 8, "max": 16}}))
     with pytest.raises(ConfigError, match="train.epochs"):  # wrong value type for the target key
         load_search(_search_file(tmp_path, {"train.epochs": {"type": "choice", "values": ["many"]}}))
     with pytest.raises(ConfigError, match="needs a 'step'"):
@@ -120,8 +120,9 @@ def test_random_search_resumes_an_interrupted_trial_and_extends(tiny_search, tmp
 def test_the_shipped_medmnist_search_declares_every_knob():
     spec = load_search(os.path.join(REPO, "configs", "tune_medmnist.yaml"))
     hp = declare_space(spec, "random")
-    assert {"train.learning_rate", "data.batch_size", "model.dropout", "model.attention", "model.width",
-            "model.blocks", "model.kernel_size", "train.label_smoothing", "train.consistency.alpha",
+    assert {"train.learning_rate", "data.batch_size", "model.dropout", "model.attention", "model.small_cnn.width",
+            "model.small_cnn.blocks", "model.small_cnn.kernel_size", "train.label_smoothing", "train.consistency.alpha",
             "augment_strength"} <= {p.name for p in hp.space}
-    config = trial_config(spec, {"augment_strength": 1.5, "model.kernel_size": 5, "model.blocks": "[2, 2, 2]"}, "runs/t")
-    assert config.data.rotation_degrees == 15.0 and config.model.kernel_size == 5 and config.train.epochs == 8
+    values = {"augment_strength": 1.5, "model.small_cnn.kernel_size": 5, "model.small_cnn.blocks": "[2, 2, 2]"}
+    config = trial_config(spec, values, "runs/t")
+    assert config.data.rotation_degrees == 15.0 and config.model.small_cnn.kernel_size == 5 and config.train.epochs == 8

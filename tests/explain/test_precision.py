@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.explain.conftest import activations_and_gradients
-from tfxmed.config import ModelConfig
+from tfxmed.config import ModelConfig, SmallCnnConfig
 from tfxmed.explain import METHODS, GradCam, IntegratedGradients, make_explainer
 from tfxmed.explain.precision import compute_in
 from tfxmed.models import build_model
@@ -18,7 +18,8 @@ def _relative_gap(reference, other):
 @pytest.fixture(scope="module")
 def small_cnn():
     keras.utils.set_random_seed(3)
-    return build_model(ModelConfig(name="small_cnn", width=8, blocks=[1, 1], attention=True), (32, 32, 1), 2, False)
+    config = ModelConfig(name="small_cnn", attention=True, small_cnn=SmallCnnConfig(width=8, blocks=[1, 1]))
+    return build_model(config, (32, 32, 1), 2, False)
 
 
 def test_view_computes_in_bfloat16_and_shares_variables(small_cnn):
@@ -64,7 +65,8 @@ def test_mixed_precision_models_are_explained_in_float32_outputs():
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        mixed = build_model(ModelConfig(name="small_cnn", width=8, blocks=[1, 1]), (16, 16, 1), 2, False)
+        config = ModelConfig(name="small_cnn", small_cnn=SmallCnnConfig(width=8, blocks=[1, 1]))
+        mixed = build_model(config, (16, 16, 1), 2, False)
     finally:
         keras.config.set_dtype_policy(previous)
     images = np.random.default_rng(2).normal(size=(2, 16, 16, 1)).astype("float32")

@@ -1,8 +1,10 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
-from tfxmed.config import ModelConfig
+from tfxmed.config import ModelConfig, SmallCnnConfig
 from tfxmed.models import attention_model, build_model, default_explain_layer, logits_model
 from tfxmed.models.resnet_attention import resnet_attention, transfer_weights_by_name
 
@@ -33,7 +35,8 @@ def test_outputs_are_probabilities_and_logits_view_matches(resnet, rng):
 
 
 def test_multi_label_head_is_sigmoid(rng):
-    model = build_model(ModelConfig(name="small_cnn", blocks=[1, 1]), (16, 16, 1), 3, multi_label=True)
+    config = ModelConfig(name="small_cnn", small_cnn=SmallCnnConfig(blocks=[1, 1]))
+    model = build_model(config, (16, 16, 1), 3, multi_label=True)
     out = model.predict(rng.normal(size=(4, 16, 16, 1)).astype("float32"), verbose=0)
     assert out.shape == (4, 3) and not np.allclose(out.sum(-1), 1.0)
 
@@ -48,11 +51,11 @@ def test_rgb_stem_weights_summed_for_grayscale(tmp_path):
 
 
 def test_local_weights_file_loads(tmp_path, rng):
-    config = ModelConfig(name="small_cnn", blocks=[1, 1], width=4)
+    config = ModelConfig(name="small_cnn", small_cnn=SmallCnnConfig(blocks=[1, 1], width=4))
     first = build_model(config, (16, 16, 1), 2, False)
     path = str(tmp_path / "small.weights.h5")
     first.save_weights(path)
-    second = build_model(ModelConfig(name="small_cnn", blocks=[1, 1], width=4, weights=path), (16, 16, 1), 2, False)
+    second = build_model(dataclasses.replace(config, weights=path), (16, 16, 1), 2, False)
     x = rng.normal(size=(2, 16, 16, 1)).astype("float32")
     np.testing.assert_allclose(second.predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-6)
 

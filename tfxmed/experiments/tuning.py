@@ -6,7 +6,7 @@ A search file names a base experiment and a search space whose entries set confi
     set: [train.epochs=12]                   # optional overrides of the base
     space:
       train.learning_rate: {type: float, min: 3.0e-4, max: 3.0e-3, sampling: log}
-      model.blocks: {type: choice, values: [[1, 1, 1], [2, 2, 2]]}
+      model.small_cnn.blocks: {type: choice, values: [[1, 1, 1], [2, 2, 2]]}
       train.consistency.enabled: {type: boolean}
       train.consistency.alpha: {type: choice, values: [0.1, 0.2], when: {train.consistency.enabled: [true]}}
       augment: {type: float, min: 0.0, max: 1.0, step: 0.5,
@@ -96,7 +96,7 @@ def _example_value(entry: dict) -> Any:
 
 
 def _encode(value: Any) -> Any:
-    """KerasTuner choices hold scalars: lists (e.g. `model.blocks`) travel as JSON text."""
+    """KerasTuner choices hold scalars: lists (e.g. `model.small_cnn.blocks`) travel as JSON text."""
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 

@@ -6,26 +6,26 @@ from typing import Sequence
 
 import keras
 
-from tfxmed.config import ModelConfig
+from tfxmed.config import MODEL_NAMES, ModelConfig
 from tfxmed.models.resnet_attention import resnet_attention
 from tfxmed.models.small_cnn import small_cnn
 
 __all__ = ["layer_output", "model_input", "build_model", "MODEL_NAMES", "default_explain_layer", "attention_model", "logits_model", "find_layer"]
 
-MODEL_NAMES = ("resnet50_attention", "small_cnn")
-
 
 def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: int, multi_label: bool) -> keras.Model:
     """Builds the configured classifier (outputs probabilities; the `logits` layer precedes them)."""
     if config.name == "resnet50_attention":
+        resnet = config.resnet50_attention
         return resnet_attention(
             input_shape, num_classes, multi_label, config.attention, config.dropout,
-            config.blocks, config.width, config.stem_pool, config.weights,
+            resnet.blocks, resnet.width, resnet.stem_pool, config.weights,
         )
     if config.name == "small_cnn":
+        cnn = config.small_cnn
         model = small_cnn(
             input_shape, num_classes, multi_label, config.attention, config.dropout,
-            config.width, config.blocks, kernel_size=config.kernel_size,
+            cnn.width, cnn.blocks, kernel_size=cnn.kernel_size,
         )
         if config.weights not in ("none", ""):
             model.load_weights(config.weights)
