@@ -36,6 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 from tfxmed.config import ModelConfig, SmallCnnConfig  # noqa: E402
 from tfxmed.explain import make_explainer  # noqa: E402
+from tfxmed.metrics.maps import minmax_per_map  # noqa: E402
 from tfxmed.models import build_model  # noqa: E402
 
 
@@ -204,8 +205,8 @@ def _measure(quick: bool) -> dict:
             # tf-keras-vis: scipy linear-spline zoom, then per-map min-max.
             factor = (1, size / feature_resolution.shape[1], size / feature_resolution.shape[2])
             ours = zoom(feature_resolution, factor, order=1)
-            minmax = lambda m: (m - m.min((1, 2), keepdims=True)) / np.maximum(np.ptp(m, (1, 2), keepdims=True), 1e-12)  # noqa: E731
-            entry["gradcam_max_abs_difference_vs_tf_keras_vis"] = float(np.abs(minmax(ours) - minmax(peer_maps["Gradcam"])).max())
+            difference = minmax_per_map(ours, floor=1e-12) - minmax_per_map(peer_maps["Gradcam"], floor=1e-12)
+            entry["gradcam_max_abs_difference_vs_tf_keras_vis"] = float(np.abs(difference).max())
         count = 4 if size <= 64 else 2
         ours_ig = make_explainer("ig", model, batch_size=16, **IG)(images[:count], targets[:count])
         entry["xplique"] = _peers_xplique(name, size, model, feature_resolution, ours_ig)

@@ -20,7 +20,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+from tfxmed.metrics.statistics import mean_sd  # noqa: E402
 
 # MedMNIST v2 (Yang et al., Scientific Data 2023), Table: test AUC / ACC.
 PUBLISHED = {
@@ -62,10 +62,8 @@ def _run_seed(recipe: str, data: str, seed: int, out: str, overrides: list[str],
 
 
 def _mean_sd(rows: list[dict], key: str) -> dict | None:
-    values = np.array([row[key] for row in rows if row[key] is not None], float)
-    if not len(values):
-        return None
-    return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+    values = [row[key] for row in rows if row[key] is not None]
+    return mean_sd(values) if values else None
 
 
 def main() -> int:

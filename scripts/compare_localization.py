@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+from tfxmed.data.selection import has_lesion  # noqa: E402
 from tfxmed.evaluation import collect_split  # noqa: E402
 from tfxmed.explain import make_explainer  # noqa: E402
 from tfxmed.metrics.localization import localization_summary  # noqa: E402
@@ -36,9 +37,8 @@ def main() -> None:
     run = load_run(args.run)
     config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
     data = collect_split(data_dir, manifest, config, args.split)
-    masks = data["mask"] > 0.5
-    lesion = data["has_mask"].astype(bool) & masks.reshape(len(masks), -1).any(-1)
-    images, targets, masks = data["image"][lesion], data["label"][lesion], masks[lesion]
+    lesion = has_lesion(data["mask"], data["has_mask"])
+    images, targets, masks = data["image"][lesion], data["label"][lesion], data["mask"][lesion] > 0.5
     results = {"run": args.run, "split": args.split, "images": int(lesion.sum()),
                "lesion_area_fraction": float(masks.mean()), "methods": {}}
     for spec in args.specs.split(","):

@@ -54,7 +54,8 @@ def gallery_cases(labels: np.ndarray, probabilities: np.ndarray, multi_label: bo
                 cases["fn"].append((i, int(labels[i]), float(probabilities[i, labels[i]])))
     # Confident decisions first: for FN that is the lowest probability of the missed class.
     order = {"tp": -1.0, "fp": -1.0, "fn": 1.0}
-    return {kind: sorted(items, key=lambda c: (order[kind] * c[2], c[0]))[:per_gallery] for kind, items in cases.items()}
+    return {kind: sorted(items, key=lambda c: (order[kind] * c[2], c[0]))[:per_gallery]
+            for kind, items in cases.items()}
 
 
 def _data_uri(png: bytes) -> str:
@@ -73,17 +74,20 @@ def _gallery_png(images, masks, maps: dict[str, np.ndarray], captions: list[str]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from tfxmed.explain.overlay import _rescale, overlay
+    from tfxmed.explain.overlay import overlay
+    from tfxmed.metrics.maps import minmax_per_map
 
-    shown = _rescale(images.astype(np.float32))
+    shown = minmax_per_map(images, floor=1e-6)
     grey = shown.mean(-1)
     columns = ["image", "ground truth", *maps]
     figure = Figure(figsize=(1.9 * len(columns), 2.0 * len(images)))
     FigureCanvasAgg(figure)
     # Display only: each map scaled by its 99th percentile, so a few extreme pixels (common with IG)
     # do not leave the rest of the map invisible.
-    scaled = {name: np.clip(v / np.maximum(np.quantile(v.reshape(len(v), -1), 0.99, axis=1), 1e-12)[:, None, None], 0, 1)
-              for name, v in maps.items()}
+    scaled = {}
+    for name, values in maps.items():
+        high = np.maximum(np.quantile(values.reshape(len(values), -1), 0.99, axis=1), 1e-12)
+        scaled[name] = np.clip(values / high.reshape(-1, *[1] * (values.ndim - 1)), 0, 1)
     blended = {name: overlay(shown, values).numpy() for name, values in scaled.items()}
     for row in range(len(images)):
         panels = [grey[row], grey[row], *(blended[name][row] for name in maps)]
@@ -114,7 +118,8 @@ def _table(header: list[str], rows: list[list], table_id: str = "") -> str:
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f'<table{f" id={table_id!r}" if table_id else ""}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    identifier = f" id={table_id!r}" if table_id else ""
+    return f"<table{identifier}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _diagnostic_rows(report: dict, names: list[str]) -> list[list]:
@@ -122,7 +127,8 @@ def _diagnostic_rows(report: dict, names: list[str]) -> list[list]:
             ["precision (macro)", report["precision_macro"], None], ["recall (macro)", report["recall_macro"], None],
             ["F1 (macro)", report["f1_macro"], None]]
     for name in names:
-        rows.append([f"{name}: sensitivity / specificity", _pair(report["sensitivity"][name], report["specificity"][name]), None])
+        pair = _pair(report["sensitivity"][name], report["specificity"][name])
+        rows.append([f"{name}: sensitivity / specificity", pair, None])
         rows.append([f"{name}: AUC", report["auc_per_class"].get(name), None])
     return rows
 
@@ -142,7 +148,8 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     """Writes `RUN/report.html` (or `out`) and returns its path; runs the evaluation first if missing."""
     import tensorflow as tf
 
-    from tfxmed.evaluation import collect_split, evaluate_run, lesion_examples
+    from tfxmed.data.selection import lesion_examples
+    from tfxmed.evaluation import collect_split, evaluate_run
     from tfxmed.metrics import localization_summary
     from tfxmed.metrics.curves import calibration_summary, plot_calibration, plot_precision_recall
     from tfxmed.metrics.faithfulness import deletion_insertion
@@ -210,7 +217,8 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;font-size:.9em}
+table{border-collapse:collapse;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;font-size:.9em}
 th{background:#f3f3f3}.figures{display:flex;flex-wrap:wrap;gap:1em}.figures img{width:330px}
 img.gallery{max-width:100%}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;max-height:24em}
 .note{color:#666;font-size:.85em}"""
@@ -223,7 +231,8 @@ if(bad.length){var p=document.createElement('p');p.textContent='Images that fail
 p.className='note';document.body.prepend(p)}});"""
 
 
-def _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir, threshold, methods) -> str:
+def _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir, threshold,
+          methods) -> str:
     report = metrics["classification"]
     names = manifest["class_names"]
     parts = [f"<h1>tfxmed report — {html.escape(config.name)} ({html.escape(split)} split)</h1>",
@@ -251,12 +260,14 @@ def _page(run_dir, split, config, manifest, metrics, calibration, explanation_ro
         for title, uri in figures if uri) + "</div></section>")
     explanation = ['<section id="explanations"><h2>Explanation metrics per method</h2>']
     if explanation_rows:
-        explanation.append(_table(["method", "images", "IoU", "pointing game", "energy pointing", "deletion AUC ↓",
-                                   "insertion AUC ↑", "ROAD MoRF ↓", "ROAD LeRF ↑"], explanation_rows, "explanation-table"))
+        header = ["method", "images", "IoU", "pointing game", "energy pointing", "deletion AUC ↓", "insertion AUC ↑",
+                  "ROAD MoRF ↓", "ROAD LeRF ↑"]
+        explanation.append(_table(header, explanation_rows, "explanation-table"))
         explanation.append(f'<p class="note">Images with a ground-truth mask, true class explained; binarisation '
-                           f"{html.escape(config.explain.binarize)} {config.explain.binarize_value}; pointing tolerance "
-                           f"{config.explain.pointing_tolerance} px; deletion/insertion: RISE, zero baseline / blurred start; ROAD: mean target probability over 10–90% "
-                           "removed, noisy linear imputation.</p>")
+                           f"{html.escape(config.explain.binarize)} {config.explain.binarize_value}; pointing "
+                           f"tolerance {config.explain.pointing_tolerance} px; deletion/insertion: RISE, zero baseline "
+                           "/ blurred start; ROAD: mean target probability over 10–90% removed, noisy linear "
+                           "imputation.</p>")
     else:
         explanation.append('<p class="note">This split has no ground-truth masks: localisation metrics need them.</p>')
     parts.append("".join(explanation) + "</section>")
@@ -266,5 +277,6 @@ def _page(run_dir, split, config, manifest, metrics, calibration, explanation_ro
         parts.append(f'<section id="gallery-{kind}"><h2>{title}</h2><p class="note">Most confident first; decision '
                      f"threshold {threshold:.3f}; columns: image, ground truth (red), "
                      f"{html.escape(', '.join(methods))}.</p>{body}</section>")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>tfxmed report — {html.escape(config.name)}'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>tfxmed report — {html.escape(config.name)}"
             f"</title><style>{STYLE}</style><script>{CHECK_IMAGES}</script></head><body>{''.join(parts)}</body></html>")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tfxmed.explain import Fusion, make_explainer
-from tfxmed.explain.fusion import normalize_per_map
+from tfxmed.metrics.maps import rank_per_map
 
 
 def test_fusion_is_the_weighted_mean_of_normalised_components(hand_model, rng):
@@ -18,13 +18,13 @@ def test_fusion_is_the_weighted_mean_of_normalised_components(hand_model, rng):
         assert maps.min() >= 0 and maps.max() <= 1
 
 
-def test_rank_and_minmax_normalisation():
-    maps = np.array([[[0.0, 1.0], [3.0, 100.0]]])
-    np.testing.assert_allclose(normalize_per_map(maps, "minmax")[0], [[0, 0.01], [0.03, 1.0]])
-    np.testing.assert_allclose(normalize_per_map(maps, "rank")[0], [[0, 1 / 3], [2 / 3, 1.0]])
-    np.testing.assert_array_equal(normalize_per_map(np.zeros((1, 2, 2)), "minmax"), 0)
+def test_rank_normalisation_and_unknown_normalisation(hand_model, rng):
+    images = rng.normal(size=(2, 4, 4, 1)).astype("float32")
+    explainers = {"saliency": make_explainer("saliency", hand_model)}
+    ranked = Fusion(explainers, {"saliency": 1.0}, normalization="rank", smoothing_sigma=0.0).component_maps(images, 1)
+    np.testing.assert_allclose(ranked["saliency"], rank_per_map(np.maximum(explainers["saliency"](images, 1), 0)))
     with pytest.raises(ValueError, match="minmax, rank"):
-        normalize_per_map(maps, "zscore")
+        Fusion(explainers, {"saliency": 1.0}, normalization="zscore")
 
 
 def test_bad_fusion_weights_and_unknown_method(hand_model):

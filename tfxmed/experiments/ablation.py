@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from tfxmed.config import ConfigError, Experiment, apply_overrides, from_dict, to_dict
 from tfxmed.evaluation import evaluate_run
-from tfxmed.metrics.statistics import paired_tests
+from tfxmed.metrics.statistics import mean_sd, paired_tests
 from tfxmed.storage import write_json_atomic, write_text_atomic
 from tfxmed.training import train
 
@@ -122,7 +122,7 @@ def summarize(results: dict[str, list[dict]]) -> dict:
             if name != names[0] and len(values) > 1 and np.any(values != paired):
                 p_value = paired_tests(values, paired)["t_p_value"]
             summary[name][metric] = {
-                "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                **mean_sd(values),
                 "p_vs_" + names[0]: None if p_value is None or np.isnan(p_value) else p_value,
             }
     return summary
@@ -136,7 +136,8 @@ def markdown_table(summary: dict) -> str:
         for metric in METRICS:
             entry = summary[name][metric]
             p_value = entry[f"p_vs_{names[0]}"]
-            cells.append(f"{entry['mean']:.3f} ± {entry['sd']:.3f}" + (f" (p={p_value:.3f})" if p_value is not None else ""))
+            p_text = f" (p={p_value:.3f})" if p_value is not None else ""
+            cells.append(f"{entry['mean']:.3f} ± {entry['sd']:.3f}{p_text}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"mean ± sd over seeds; p: paired t-test against `{names[0]}` across seeds. IoU, pointing game, "

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from tfxmed.config import Experiment
 from tfxmed.evaluation import evaluate_run
 from tfxmed.experiments.ablation import METRICS, run_ablation
+from tfxmed.metrics.statistics import mean_sd
 from tfxmed.storage import write_json_atomic, write_text_atomic
 from tfxmed.training import train
 
@@ -23,9 +22,7 @@ __all__ = ["crossval", "summarize_folds", "markdown_table"]
 
 def summarize_folds(per_fold: dict[str, dict]) -> dict:
     """Mean and sd (ddof=1) over folds of every metric in `METRICS`."""
-    values = {metric: np.array([row[metric] for row in per_fold.values()], float) for metric in METRICS}
-    return {metric: {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
-            for metric, v in values.items()}
+    return {metric: mean_sd([row[metric] for row in per_fold.values()]) for metric in METRICS}
 
 
 def markdown_table(summary: dict) -> str:
@@ -37,7 +34,8 @@ def crossval(config: Experiment, strategy, folds: int, out_dir: str) -> dict:
     """Runs (or resumes) `folds`-fold cross-validation; writes and returns the per-fold and summary table."""
     # Folds are "variants" of one config: the ablation runner gives resumption for free.
     variants = {f"fold-{k}": [f"data.cv_folds={folds}", f"data.cv_fold={k}"] for k in range(folds)}
-    report = run_ablation(config, [config.runtime.seed], out_dir, lambda variant: train(variant, strategy, verbose=0, overwrite=True),
+    report = run_ablation(config, [config.runtime.seed], out_dir,
+                          lambda variant: train(variant, strategy, verbose=0, overwrite=True),
                           lambda run_dir: evaluate_run(run_dir, "test"), variants, write_tables=False)
     per_fold = {name: report["runs"][name][0] for name in variants}
     summary = summarize_folds(per_fold)

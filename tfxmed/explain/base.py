@@ -1,4 +1,4 @@
-"""The base explainer: batching, target selection, logits, compilation and upsampling.
+"""The base explainer: batching, target selection, logits and compilation.
 
 Every method is called the same way, `explainer(images, targets) -> maps`, and overrides one hook.
 Targets may be None (the predicted class), an int (same class for all), a per-sample list of ints,
@@ -8,7 +8,6 @@ one-hot rows, or multi-hot rows (the explained score is then the sum of those cl
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
 
 import keras
 import numpy as np
@@ -18,7 +17,7 @@ from tfxmed.explain.folding import fold_batch_normalization
 from tfxmed.explain.precision import compute_in
 from tfxmed.models.factory import layer_output, model_input
 
-__all__ = ["Explainer", "target_weights", "upsample", "normalize_maps", "score_model", "as_float32"]
+__all__ = ["Explainer", "target_weights", "score_model", "as_float32"]
 
 
 def score_model(model: keras.Model) -> keras.Model:
@@ -81,28 +80,6 @@ def target_weights(targets, num_classes: int, count: int, predicted: np.ndarray 
     return array.astype(np.float32)
 
 
-def upsample(maps: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
-    """Bilinear upsampling of maps [N, *spatial] to `size` (differentiable; 2-D and 3-D)."""
-    if len(size) == 2:
-        return tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
-    if len(size) == 3:
-        depth, height, width = size
-        shape = tf.shape(maps)
-        planes = tf.reshape(maps, [-1, shape[2], shape[3], 1])
-        planes = tf.image.resize(planes, [height, width], method="bilinear")
-        planes = tf.reshape(planes, [shape[0], shape[1], height * width, 1])
-        planes = tf.image.resize(planes, [depth, height * width], method="bilinear")
-        return tf.reshape(planes, [shape[0], depth, height, width])
-    raise ValueError(f"upsample supports 2-D and 3-D maps, got spatial size {list(size)}")
-
-
-def normalize_maps(maps: tf.Tensor) -> tf.Tensor:
-    """Scales each map to [0, 1] by its maximum (all-zero maps stay zero)."""
-    axes = tuple(range(1, len(maps.shape)))
-    peak = tf.reduce_max(maps, axis=axes, keepdims=True)
-    return tf.math.divide_no_nan(maps, peak)
-
-
 class Explainer:
     """Base class. Subclasses implement `explain_batch(images, target_weights) -> maps [n, *spatial]`.
 
@@ -143,8 +120,9 @@ class Explainer:
         self.compiled_batch = tf.function(self.explain_batch, input_signature=self._signature)
         # Eager calls of a deep Keras model cost milliseconds of Python per call: host-side methods
         # (LIME, KernelSHAP, target selection) score through this one compiled function instead.
-        self._compiled_scores = tf.function(lambda x: self.scores(x, training=False), input_signature=self._signature[:1])
-        self._compiled_predicted = tf.function(lambda x: self.explain_batch(x, None), input_signature=self._signature[:1])
+        images_only = self._signature[:1]
+        self._compiled_scores = tf.function(lambda x: self.scores(x, training=False), input_signature=images_only)
+        self._compiled_predicted = tf.function(lambda x: self.explain_batch(x, None), input_signature=images_only)
 
     def kept_layers(self) -> tuple[str, ...]:
         """Names of layers that batch-normalisation folding must not merge away."""

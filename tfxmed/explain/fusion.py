@@ -9,32 +9,20 @@ of `smoothing_sigma` pixels; each map is then scaled per image by "minmax" (to [
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
-from scipy.stats import rankdata
 
-from tfxmed.explain.grad_cam import CamExplainer
-from tfxmed.explain.integrated_gradients import gaussian_blur
+from tfxmed.explain.cam import CamExplainer
+from tfxmed.explain.ops import gaussian_blur
+from tfxmed.metrics.maps import minmax_per_map, rank_per_map
 
-__all__ = ["Fusion", "DEFAULT_WEIGHTS", "NORMALIZATIONS", "normalize_per_map"]
+__all__ = ["Fusion", "DEFAULT_WEIGHTS", "NORMALIZATIONS"]
 
 DEFAULT_WEIGHTS = {"gradcam": 0.4, "ig": 0.4, "lime": 0.2}
-NORMALIZATIONS = ("minmax", "rank")
-
-
-def normalize_per_map(maps: np.ndarray, method: str = "minmax") -> np.ndarray:
-    """Scales each map of [N, *spatial] to [0, 1] by min-max or by rank (percentile)."""
-    flat = maps.reshape(len(maps), -1).astype(np.float64)
-    if method == "minmax":
-        low, high = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
-        scaled = np.where(high > low, (flat - low) / np.where(high > low, high - low, 1.0), 0.0)
-    elif method == "rank":
-        scaled = (rankdata(flat, axis=1) - 1.0) / np.maximum(flat.shape[1] - 1, 1)
-    else:
-        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got '{method}'")
-    return scaled.reshape(maps.shape).astype(np.float32)
+# Per-map scaling to [0, 1] by name (`tfxmed.metrics.maps`).
+NORMALIZATIONS = {"minmax": minmax_per_map, "rank": rank_per_map}
 
 
 class Fusion:
@@ -72,7 +60,7 @@ class Fusion:
             maps = np.maximum(explainer(images, targets), 0.0)
             if self.smoothing_sigma > 0 and not isinstance(explainer, CamExplainer) and maps.ndim == 3:
                 maps = gaussian_blur(tf.constant(maps[..., None]), self.smoothing_sigma).numpy()[..., 0]
-            processed[name] = normalize_per_map(maps, self.normalization)
+            processed[name] = NORMALIZATIONS[self.normalization](maps)
         return processed
 
     def __call__(self, images, targets=None) -> np.ndarray:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfxmed.explain.grad_cam import CamExplainer, spatial_axes
+from tfxmed.explain.cam import CamExplainer
+from tfxmed.explain.ops import spatial_axes
 
 __all__ = ["GradCamPlusPlus"]
 

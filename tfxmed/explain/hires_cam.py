@@ -6,7 +6,7 @@ exactly to the class score's contribution of each position (it is faithful to th
 
 from __future__ import annotations
 
-from tfxmed.explain.grad_cam import CamExplainer
+from tfxmed.explain.cam import CamExplainer
 
 __all__ = ["HiResCam"]
 

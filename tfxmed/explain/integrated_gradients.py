@@ -12,9 +12,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxmed.explain.saliency import GradientExplainer
+from tfxmed.explain.gradient import GradientExplainer
+from tfxmed.explain.ops import gaussian_blur
 
-__all__ = ["IntegratedGradients", "RULES", "path_weights", "gaussian_blur"]
+__all__ = ["IntegratedGradients", "RULES", "path_weights"]
 
 RULES = ("trapezoid", "left", "right", "middle")
 
@@ -30,20 +31,6 @@ def path_weights(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
         return grid, weights
     alphas = {"left": grid[:-1], "right": grid[1:], "middle": (grid[:-1] + grid[1:]) / 2.0}[rule]
     return alphas, np.full(steps, 1.0 / steps)
-
-
-def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
-    """Separable Gaussian blur of [n, H, W, C] images (reflect padding)."""
-    radius = max(1, int(3 * sigma))
-    offsets = tf.range(-radius, radius + 1, dtype=tf.float32)
-    kernel = tf.exp(-(offsets**2) / (2.0 * sigma**2))
-    kernel /= tf.reduce_sum(kernel)
-    channels = images.shape[-1]
-    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    rows = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
-    columns = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
-    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
-    return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")
 
 
 class IntegratedGradients(GradientExplainer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfxmed.explain.grad_cam import CamExplainer
+from tfxmed.explain.cam import CamExplainer
 
 __all__ = ["LayerCam"]
 

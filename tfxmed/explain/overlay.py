@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import atomic_path
 
 __all__ = ["colorize", "overlay", "save_overlay_grid"]
@@ -30,12 +31,6 @@ def overlay(images: tf.Tensor, maps: tf.Tensor, alpha: float = 0.4) -> tf.Tensor
     return (1.0 - alpha) * images + alpha * colorize(maps)
 
 
-def _rescale(images: np.ndarray) -> np.ndarray:
-    low = images.min(axis=(1, 2, 3), keepdims=True)
-    high = images.max(axis=(1, 2, 3), keepdims=True)
-    return (images - low) / np.maximum(high - low, 1e-6)
-
-
 def save_overlay_grid(
     path: str,
     images: np.ndarray,
@@ -51,7 +46,7 @@ def save_overlay_grid(
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    blended = overlay(_rescale(images.astype(np.float32)), maps, alpha).numpy()
+    blended = overlay(minmax_per_map(images, floor=1e-6), maps, alpha).numpy()
     rows = int(np.ceil(len(images) / columns))
     figure = Figure(figsize=(2.2 * columns, 2.4 * rows))
     for index in range(rows * columns):
@@ -61,7 +56,8 @@ def save_overlay_grid(
             continue
         axis.imshow(blended[index])
         if masks is not None and masks[index].max() > 0:
-            axis.contour(masks[index].squeeze(-1) if masks[index].ndim == 3 else masks[index], [0.5], colors="white", linewidths=0.8)
+            mask = masks[index].squeeze(-1) if masks[index].ndim == 3 else masks[index]
+            axis.contour(mask, [0.5], colors="white", linewidths=0.8)
         if titles:
             axis.set_title(titles[index], fontsize=7)
     figure.tight_layout()

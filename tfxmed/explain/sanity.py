@@ -9,12 +9,14 @@ change is explaining the input, not the model.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import numpy as np
 from scipy import stats
 from skimage.metrics import structural_similarity
+
+from tfxmed.metrics.maps import minmax_per_map
 
 __all__ = ["cascading_randomization"]
 
@@ -26,8 +28,8 @@ def _similarity(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
             spearman.append(0.0)
         else:
             spearman.append(stats.spearmanr(a.ravel(), b.ravel()).statistic)
-        scale = lambda m: (m - m.min()) / max(float(np.ptp(m)), 1e-12)  # noqa: E731
-        ssim.append(structural_similarity(scale(a), scale(b), data_range=1.0))
+        scaled = minmax_per_map(np.stack([a, b]), floor=1e-12)
+        ssim.append(structural_similarity(scaled[0], scaled[1], data_range=1.0))
     return float(np.mean(spearman)), float(np.mean(ssim))
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.explain.overlay import overlay
+from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import write_bytes_atomic
 
 __all__ = ["save_explanations"]
@@ -21,12 +22,6 @@ __all__ = ["save_explanations"]
 
 def _png(path: str, rgb: np.ndarray) -> None:
     write_bytes_atomic(tf.io.encode_png(tf.cast(tf.round(np.clip(rgb, 0, 1) * 255), tf.uint8)).numpy(), path)
-
-
-def _display(images: np.ndarray) -> np.ndarray:
-    low = images.min(axis=tuple(range(1, images.ndim)), keepdims=True)
-    high = images.max(axis=tuple(range(1, images.ndim)), keepdims=True)
-    return (images - low) / np.maximum(high - low, 1e-6)
 
 
 def save_explanations(
@@ -40,7 +35,7 @@ def save_explanations(
 ) -> dict:
     """Writes every method's maps and overlays plus the index; returns the index."""
     os.makedirs(out_dir, exist_ok=True)
-    display = _display(images.astype(np.float32))
+    display = minmax_per_map(images, floor=1e-6)
     index = {"images": [{"index": int(i), "caption": c} for i, c in zip(indices, captions)], "methods": {}}
     for method, maps in maps_by_method.items():
         folder = os.path.join(out_dir, method)

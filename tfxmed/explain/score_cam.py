@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfxmed.explain.base import upsample
-from tfxmed.explain.grad_cam import CamExplainer
+from tfxmed.explain.cam import CamExplainer
+from tfxmed.explain.ops import minmax_maps, upsample
 
 __all__ = ["ScoreCam"]
 
@@ -34,15 +34,13 @@ class ScoreCam(CamExplainer):
         activations, _ = self.feature_model(images, training=False)
         activations = tf.cast(activations, tf.float32)  # bfloat16 / float16 views
         spatial = self.input_shape[:-1]
-        channels_first = tf.transpose(activations, [0, len(activations.shape) - 1, *range(1, len(activations.shape) - 1)])
+        rank = len(activations.shape)
+        channels_first = tf.transpose(activations, [0, rank - 1, *range(1, rank - 1)])
 
         def one_image(inputs):
             image, features, target = inputs
             masks = upsample(features, spatial)  # [C, *spatial]
-            axes = list(range(1, len(masks.shape)))
-            low = tf.reduce_min(masks, axis=axes, keepdims=True)
-            high = tf.reduce_max(masks, axis=axes, keepdims=True)
-            masks = tf.math.divide_no_nan(masks - low, high - low)
+            masks = minmax_maps(masks)  # each channel's mask scaled to [0, 1]
             weights = tf.nn.softmax(self._masked_scores(image, masks, target))
             return tf.nn.relu(tf.einsum("c,c...->...", weights, features))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfxmed.explain.saliency import GradientExplainer
+from tfxmed.explain.gradient import GradientExplainer
 
 __all__ = ["SmoothGrad"]
 
@@ -23,8 +23,8 @@ class SmoothGrad(GradientExplainer):
         precision: compute dtype of the model's passes (see `Explainer`).
     """
 
-    def __init__(self, model: keras.Model, samples: int = 16, noise_level: float = 0.15, batch_size: int = 32, seed: int = 42,
-                 precision: str = "float32"):
+    def __init__(self, model: keras.Model, samples: int = 16, noise_level: float = 0.15, batch_size: int = 32,
+                 seed: int = 42, precision: str = "float32"):
         if samples < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")
         self.samples, self.noise_level, self.seed = samples, noise_level, seed

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from tfxmed.explain.base import Explainer
+from tfxmed.metrics.maps import minmax_per_map
 
 __all__ = ["SuperpixelExplainer", "segment"]
 
@@ -16,9 +17,10 @@ def segment(image: np.ndarray, method: str = "slic", segments: int = 50, seed: i
     """Superpixel labels [H, W] (0..S-1) of one image [H, W, C] with scikit-image."""
     from skimage.segmentation import quickshift, slic
 
-    scaled = (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
+    scaled = minmax_per_map(image[None], floor=1e-6)[0]
     if method == "slic":
-        labels = slic(scaled.astype(np.float64), n_segments=segments, compactness=0.1 if scaled.shape[-1] == 1 else 10.0,
+        compactness = 0.1 if scaled.shape[-1] == 1 else 10.0
+        labels = slic(scaled.astype(np.float64), n_segments=segments, compactness=compactness,
                       channel_axis=-1, start_label=0)
     elif method == "quickshift":
         rgb = np.repeat(scaled, 3, axis=-1) if scaled.shape[-1] == 1 else scaled
@@ -39,7 +41,8 @@ class SuperpixelExplainer(Explainer):
 
     def __init__(self, model: keras.Model, samples: int = 256, segmentation: str = "slic", segments: int = 50,
                  fill: float = 0.0, batch_size: int = 64, seed: int = 42, precision: str = "float32"):
-        self.samples, self.segmentation, self.segments, self.fill, self.seed = samples, segmentation, segments, fill, seed
+        self.samples, self.segmentation, self.segments = samples, segmentation, segments
+        self.fill, self.seed = fill, seed
         super().__init__(model, batch_size, precision)
 
     def coalitions(self, features: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

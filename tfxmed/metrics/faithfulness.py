@@ -14,10 +14,12 @@ inputs the multiplication moves unexplained pixels towards the training mean.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
+
+from tfxmed.metrics.maps import minmax_per_map
 
 __all__ = ["deletion_insertion", "perturbation_curves", "average_drop_increase"]
 
@@ -34,7 +36,8 @@ def _ranks(maps: np.ndarray) -> np.ndarray:
 def _checked(images, maps) -> tuple[np.ndarray, np.ndarray]:
     images, maps = np.asarray(images, np.float32), np.asarray(maps, np.float32)
     if maps.shape != images.shape[:-1]:
-        raise ValueError(f"maps must have shape {images.shape[:-1]} (one per image, input resolution); got {maps.shape}")
+        raise ValueError(f"maps must have shape {images.shape[:-1]} (one per image, input resolution); "
+                         f"got {maps.shape}")
     return images, maps
 
 
@@ -102,9 +105,7 @@ def average_drop_increase(
 ) -> dict:
     """Average drop % (lower is better) and increase in confidence % (higher is better)."""
     images, maps = _checked(images, maps)
-    low = maps.reshape(len(maps), -1).min(1).reshape(-1, *[1] * (maps.ndim - 1))
-    high = maps.reshape(len(maps), -1).max(1).reshape(-1, *[1] * (maps.ndim - 1))
-    scaled = np.where(high > low, (maps - low) / np.where(high > low, high - low, 1.0), 0.0)
+    scaled = minmax_per_map(maps)
     before = _target_probability(predict, images, target_weights, batch_size)
     after = _target_probability(predict, images * scaled[..., None], target_weights, batch_size)
     drop = np.maximum(0.0, before - after) / np.maximum(before, 1e-12)

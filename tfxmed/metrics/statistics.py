@@ -1,4 +1,4 @@
-"""Statistics for comparing classifiers: bootstrap CIs, DeLong, McNemar, paired tests, thresholds.
+"""Statistics for comparing classifiers: bootstrap CIs, DeLong, McNemar, paired tests, mean ± sd, thresholds.
 
 Built on scipy and scikit-learn; the DeLong test follows Sun & Xu (2014), "Fast implementation of
 DeLong's algorithm for comparing the areas under correlated receiver operating characteristic
@@ -8,7 +8,7 @@ curves" (midrank formulation).
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats
@@ -20,6 +20,7 @@ __all__ = [
     "delong_test",
     "mcnemar_test",
     "paired_tests",
+    "mean_sd",
     "youden_threshold",
     "threshold_for_sensitivity",
 ]
@@ -123,6 +124,12 @@ def paired_tests(values_a, values_b) -> dict:
         "wilcoxon_statistic": None if wilcoxon is None else float(wilcoxon.statistic),
         "wilcoxon_p_value": None if wilcoxon is None else float(wilcoxon.pvalue),
     }
+
+
+def mean_sd(values) -> dict:
+    """{"mean", "sd"} of a 1-D sample (e.g. a metric over seeds or folds); sd with ddof=1, 0 for one value."""
+    values = np.asarray(values, float)
+    return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
 
 
 def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import overlay
+from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import atomic_path, write_json_atomic
 
 __all__ = ["BestCheckpoint", "GradCamImages"]
@@ -72,8 +73,7 @@ class GradCamImages(keras.callbacks.Callback):
         if self._explainer is None:
             self._explainer = GradCam(self.classifier or self.model, layer=self.layer, batch_size=len(self.images))
         maps = self._explainer(self.images)
-        display = self.display - self.display.min(axis=(1, 2, 3), keepdims=True)
-        display = display / np.maximum(display.max(axis=(1, 2, 3), keepdims=True), 1e-6)
+        display = minmax_per_map(self.display, floor=1e-6)
         with self.writer.as_default():
             tf.summary.image("gradcam/validation", overlay(display, maps), step=epoch, max_outputs=len(maps))
         self.writer.flush()

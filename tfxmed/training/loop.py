@@ -14,6 +14,7 @@ from tfrecords_tools.prepare import prepare_data
 from tfxmed.config import Experiment
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
+from tfxmed.data.selection import lesions_first
 from tfxmed.models import build_model, default_explain_layer
 from tfxmed.runs import RunPaths, claim_run_dir, write_run_info
 from tfxmed.storage import load_manifest
@@ -63,10 +64,9 @@ def _monitor_images(data_dir: str, manifest: dict, config: Experiment) -> tuple[
     """A few validation images (positives first) for the TensorBoard Grad-CAM panel."""
     count = config.train.tensorboard_images
     dataset = pipeline.build_dataset(data_dir, manifest, "val", config.data, training=False, batch_size=64)
-    batch = next(iter(dataset))
-    lesion_area = batch["mask"].numpy().reshape(len(batch["mask"]), -1).sum(-1)
-    chosen = np.argsort(-lesion_area, kind="stable")[:count]  # lesions first, largest first
-    return batch["image"].numpy()[chosen], batch["mask"].numpy()[chosen]
+    batch = {key: value.numpy() for key, value in next(iter(dataset)).items()}
+    chosen = lesions_first(batch, count, largest_first=True)
+    return batch["image"][chosen], batch["mask"][chosen]
 
 
 def _with_consistency(classifier: keras.Model, config: Experiment) -> keras.Model:

@@ -16,16 +16,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["ElementwiseBinaryCrossentropy", "DISTANCES", "normalize_per_map", "to_grid", "map_distance", "explanation_consistency"]
+from tfxmed.explain.ops import minmax_maps
+
+__all__ = ["ElementwiseBinaryCrossentropy", "DISTANCES", "to_grid", "map_distance", "explanation_consistency"]
 
 DISTANCES = ("l1", "l2", "cosine")
-
-
-def normalize_per_map(maps: tf.Tensor) -> tf.Tensor:
-    """Min-max scales each map [n, h, w] to [0, 1] (a constant map becomes 0)."""
-    low = tf.reduce_min(maps, axis=[1, 2], keepdims=True)
-    high = tf.reduce_max(maps, axis=[1, 2], keepdims=True)
-    return tf.math.divide_no_nan(maps - low, high - low)
 
 
 def to_grid(maps: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -56,7 +51,7 @@ def explanation_consistency(gradcam: tf.Tensor, integrated_gradients: tf.Tensor,
     gradcam = tf.cast(gradcam, tf.float32)
     integrated_gradients = to_grid(tf.cast(integrated_gradients, tf.float32), gradcam.shape[1], gradcam.shape[2])
     return tf.reduce_mean(
-        map_distance(normalize_per_map(gradcam), normalize_per_map(integrated_gradients), distance)
+        map_distance(minmax_maps(gradcam), minmax_maps(integrated_gradients), distance)
     )
 
 
