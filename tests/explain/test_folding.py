@@ -9,6 +9,7 @@ from tfxmed.config import ModelConfig
 from tfxmed.explain.folding import FoldedBatchNormalization, fold_batch_normalization
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.models import build_model
+from tfxmed.models.keras_internals import flatten_layers
 
 
 def _randomise_statistics(model, seed=0):
@@ -24,7 +25,7 @@ def _randomise_statistics(model, seed=0):
 
 def _all_layers(model):
     """Every layer, inside nested models and wrappers (e.g. a bfloat16 view's) too."""
-    return model._flatten_layers(include_self=False, recursive=True)
+    return flatten_layers(model, include_self=False)
 
 
 def _count(model, kind):

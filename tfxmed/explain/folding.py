@@ -15,12 +15,13 @@ layer a CAM explains) keep their own output. Nested functional sub-models are fo
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import keras
 from keras import ops
 
 from tfxmed.explain.rewiring import has_graph, rewire
+from tfxmed.models.keras_internals import graph_nodes, node_call_kwargs, node_input_tensors, producing_layer
 
 __all__ = ["FoldedBatchNormalization", "fold_batch_normalization"]
 
@@ -83,23 +84,23 @@ class FoldedBatchNormalization(keras.layers.Layer):
 
 def _pairs(model: keras.Model, keep: set[str]) -> dict[int, keras.layers.Layer]:
     """{id(linear layer): its BatchNormalization} for every foldable pair of a functional model."""
-    nodes = [node for depth in model._nodes_by_depth.values() for node in depth]
+    nodes = graph_nodes(model)
     consumers: dict[int, list] = {}
     calls: dict[int, int] = {}
     for node in nodes:
         calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
-        for tensor in node.arguments.keras_tensors:
+        for tensor in node_input_tensors(node):
             consumers.setdefault(id(tensor), []).append(node)
     outputs = {id(tensor) for tensor in model.outputs}
     pairs = {}
     for node in nodes:
-        norm, tensors = node.operation, node.arguments.keras_tensors
+        norm, tensors = node.operation, node_input_tensors(node)
         if not isinstance(norm, keras.layers.BatchNormalization) or len(tensors) != 1:
             continue
-        if node.arguments.kwargs.get("training") is not None:
+        if node_call_kwargs(node).get("training") is not None:
             continue  # a BN pinned to a mode in the graph (e.g. training=True) is not an inference affine map
         tensor = tensors[0]
-        producer = tensor._keras_history.operation
+        producer = producing_layer(tensor)
         if (
             _foldable_pair(producer, norm)
             and producer.name not in keep

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from tfxmed.explain.base import Explainer
+from tfxmed.models.keras_internals import inbound_layers
 
 __all__ = ["LayerwiseRelevancePropagation", "SUPPORTED_LAYERS", "RULES"]
 
@@ -94,10 +95,12 @@ class LayerwiseRelevancePropagation(Explainer):
                     + ", ".join(sorted({t.__name__ for t in SUPPORTED_LAYERS}))
                 )
             if _activation_name(layer) not in ALLOWED_ACTIVATIONS:
-                raise ValueError(f"LRP supports relu/linear activations; layer '{layer.name}' uses {_activation_name(layer)}")
-            inbound = layer._inbound_nodes[0].parent_nodes if layer._inbound_nodes else []
-            if len(inbound) > 1 or (previous is not None and inbound and inbound[0].operation is not previous):
-                raise ValueError(f"LRP needs a single chain of layers; layer '{layer.name}' has other inputs (e.g. a residual)")
+                raise ValueError(f"LRP supports relu/linear activations; layer '{layer.name}' uses "
+                                 f"{_activation_name(layer)}")
+            inbound = inbound_layers(layer)
+            if len(inbound) > 1 or (previous is not None and inbound and inbound[0] is not previous):
+                raise ValueError(f"LRP needs a single chain of layers; layer '{layer.name}' has other inputs "
+                                 "(e.g. a residual)")
             previous = layer
         return layers
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 
 from tfxmed.explain.rewiring import has_graph, rewire
+from tfxmed.models.keras_internals import flatten_layers, swap_dtype_policy
 
 __all__ = ["PRECISIONS", "compute_in"]
 
@@ -37,20 +38,16 @@ class _ComputeIn(keras.layers.Layer):
 
     def call(self, *args, **kwargs):
         # A custom layer's sublayers (e.g. an attention block's MLP) compute in the same dtype.
-        layers = [layer for layer in self.inner._flatten_layers(include_self=True, recursive=True) if not _quantized(layer)]
-        saved = [layer._dtype_policy for layer in layers]
-        for layer in layers:
-            layer._dtype_policy = self.policy
-        try:
-            return self.inner(*args, **kwargs)
-        except TypeError as error:
-            raise TypeError(
-                f"layer '{self.inner.name}' ({type(self.inner).__name__}) cannot compute in {self.policy.compute_dtype} "
-                f"(a float32 constant or cast in its call?); explain with precision='float32'. Cause: {error}"
-            ) from error
-        finally:
-            for layer, policy in zip(layers, saved):
-                layer._dtype_policy = policy
+        layers = [layer for layer in flatten_layers(self.inner) if not _quantized(layer)]
+        with swap_dtype_policy(layers, self.policy):
+            try:
+                return self.inner(*args, **kwargs)
+            except TypeError as error:
+                raise TypeError(
+                    f"layer '{self.inner.name}' ({type(self.inner).__name__}) cannot compute in "
+                    f"{self.policy.compute_dtype} (a float32 constant or cast in its call?); explain with "
+                    f"precision='float32'. Cause: {error}"
+                ) from error
 
     def compute_output_spec(self, *args, **kwargs):
         return self.call(*args, **kwargs)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
+
+from tfxmed.models.keras_internals import has_node_graph
 
 __all__ = ["has_graph", "rewire"]
 
 
 def has_graph(model) -> bool:
     """Whether `model` is a functional or Sequential model (a layer graph `rewire` can rebuild)."""
-    return isinstance(model, keras.Sequential) or hasattr(model, "_nodes_by_depth")
+    return isinstance(model, keras.Sequential) or has_node_graph(model)
 
 
 def rewire(model: keras.Model, call: Callable) -> keras.Model:

@@ -7,6 +7,7 @@ from typing import Sequence
 import keras
 
 from tfxmed.config import MODEL_NAMES, ModelConfig
+from tfxmed.models.keras_internals import node_output_in_graph
 from tfxmed.models.resnet_attention import resnet_attention
 from tfxmed.models.small_cnn import small_cnn
 
@@ -49,12 +50,7 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
 
 def layer_output(model: keras.Model, name: str):
     """The output tensor of layer `name` *in this model's graph* (a shared layer has one per call)."""
-    layer = model.get_layer(name)
-    graph = getattr(model, "_functional", None) or model  # a Sequential keeps its graph there
-    for index, node in enumerate(layer._inbound_nodes):
-        if f"{id(layer)}_ib-{index}" in getattr(graph, "_nodes", ()):  # Keras' node key, as in keras.src.ops.function
-            return node.output_tensors[0] if len(node.output_tensors) == 1 else node.output_tensors
-    return layer.output
+    return node_output_in_graph(model, model.get_layer(name))
 
 
 def model_input(model: keras.Model):

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tfxmed.explain.integrated_gradients import path_weights
 from tfxmed.models.factory import default_explain_layer, layer_output, model_input
+from tfxmed.models.keras_internals import loss_tracker
 from tfxmed.training.losses import DISTANCES, explanation_consistency
 
 __all__ = ["ExplanationConsistencyModel"]
@@ -125,7 +126,7 @@ class ExplanationConsistencyModel(keras.Model):
         weights = self.trainable_weights
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         batch = tf.shape(x)[0]
-        self._loss_tracker.update_state(loss * replicas, sample_weight=batch)
+        loss_tracker(self).update_state(loss * replicas, sample_weight=batch)
         self.cls_loss_tracker.update_state(cls_loss * replicas, sample_weight=batch)
         self.exp_loss_tracker.update_state(exp_loss, sample_weight=batch)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
