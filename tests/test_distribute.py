@@ -80,3 +80,38 @@ def test_mirrored_strategy_trains_over_two_logical_cpus(tmp_path, overrides):
     assert math.isfinite(report["loss"])
     if overrides:  # the explanation-consistency train step ran on both replicas
         assert report["exp_loss"] is not None and 0 < report["exp_loss"] < 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', "no 'cluster'"),
+    ('{"cluster": {"worker": ["localhost:1"]}}', "no 'task'"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}', "outside the 1"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "chief", "index": 0}}', "not a job"),
+    ('{"cluster": {"worker": "localhost:1"}, "task": {"type": "worker", "index": 0}}', "host:port"),
+])
+def test_malformed_tf_config_is_refused_with_a_reason(text, message):
+    """Regression (issue 20): a malformed TF_CONFIG gave a traceback."""
+    with pytest.raises(distribute.StrategyError, match=message):
+        distribute.read_tf_config(text)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_peer_that_never_comes_up_times_out_instead_of_hanging():
+    """Regression (issue 20): a two-worker TF_CONFIG whose peer never came up hung for good."""
+    import time
+
+    config = distribute.read_tf_config(json.dumps(
+        {"cluster": {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]},
+         "task": {"type": "worker", "index": 0}}))
+    started = time.monotonic()
+    with pytest.raises(distribute.StrategyError, match="did not come up within 2 s"):
+        distribute.wait_for_peers(config, timeout=2)
+    assert time.monotonic() - started < 10

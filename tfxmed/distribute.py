@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import time
 
 import tensorflow as tf
 
-__all__ = ["STRATEGIES", "StrategyError", "configure_devices", "make_strategy"]
+__all__ = ["STRATEGIES", "StrategyError", "configure_devices", "make_strategy", "read_tf_config", "wait_for_peers"]
 
 STRATEGIES = ("cpu", "gpu", "mirrored", "multiworker", "tpu")
 
@@ -51,12 +54,68 @@ def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
-def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
+def read_tf_config(text: str | None) -> dict:
+    """The parsed $TF_CONFIG of a multi-worker run, checked: JSON, a worker list, a task inside it."""
+    example = json.dumps({"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}})
+    if not text:
+        raise StrategyError(f"--strategy=multiworker needs $TF_CONFIG describing the cluster, e.g. {example}")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StrategyError(f"$TF_CONFIG is not valid JSON ({error.msg} at character {error.pos}); e.g. {example}") from None
+    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
+    if not isinstance(cluster, dict) or not cluster:
+        raise StrategyError(f"$TF_CONFIG has no 'cluster' mapping of job → addresses; e.g. {example}")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
+            raise StrategyError(f"$TF_CONFIG cluster.{job} must be a list of 'host:port' strings, got {addresses!r}")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise StrategyError(f"$TF_CONFIG has no 'task' with 'type' and 'index'; e.g. {example}")
+    if task["type"] not in cluster:
+        raise StrategyError(f"$TF_CONFIG task.type '{task['type']}' is not a job of the cluster ({', '.join(cluster)})")
+    index, size = task["index"], len(cluster[task["type"]])
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < size:
+        raise StrategyError(f"$TF_CONFIG task.index {index!r} is outside the {size} '{task['type']}' address(es)")
+    return config
+
+
+def wait_for_peers(config: dict, timeout: float) -> None:
+    """Waits until every other task of the cluster accepts connections, or raises after `timeout` s."""
+    me = config["cluster"][config["task"]["type"]][config["task"]["index"]]
+    peers = [address for addresses in config["cluster"].values() for address in addresses if address != me]
+    deadline = time.monotonic() + timeout
+    for address in peers:
+        host, _, port = address.rpartition(":")
+        while True:
+            try:
+                with socket.create_connection((host, int(port)), timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise StrategyError(
+                        f"worker {address} of $TF_CONFIG did not come up within {timeout:.0f} s; start every "
+                        "worker (same TF_CONFIG cluster, its own task index) or raise runtime.start_timeout"
+                    ) from None
+                time.sleep(0.5)
+
+
+def _multiworker_strategy(timeout: float) -> tf.distribute.Strategy:
+    config = read_tf_config(os.environ.get("TF_CONFIG"))
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # starts this worker's server
+    # A C++ wait on a missing peer never returns to Python, so a Python SIGTERM handler (TensorFlow's or
+    # ours) would never run: the default action lets a scheduler stop a stuck worker.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    wait_for_peers(config, timeout)
+    return strategy
+
+
+def make_strategy(name: str, tpu: str = "", start_timeout: float = 300.0) -> tf.distribute.Strategy:
     """Returns the strategy called `name`.
 
     - cpu: TensorFlow's default strategy on this host.  - gpu: the first GPU (error if none).
     - mirrored: all GPUs, or all logical CPUs when there is no GPU (see `configure_devices`).
-    - multiworker: MultiWorkerMirroredStrategy configured from $TF_CONFIG.
+    - multiworker: MultiWorkerMirroredStrategy configured from $TF_CONFIG (checked first); every peer
+      must accept connections within `start_timeout` seconds.
     - tpu: TPUStrategy on the TPU named by `tpu` (error, not a hang, when there is none).
     """
     if name == "cpu":
@@ -71,12 +130,7 @@ def make_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise StrategyError(
-                "--strategy=multiworker needs $TF_CONFIG describing the cluster, e.g. "
-                + json.dumps({"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}})
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multiworker_strategy(start_timeout)
     if name == "tpu":
         return _tpu_strategy(tpu)
     raise StrategyError(f"unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}")

@@ -89,10 +89,10 @@ def default_strategy():
 
 @pytest.mark.slow
 def test_random_search_resumes_an_interrupted_trial_and_extends(tiny_search, tmp_path, monkeypatch):
-    import tfxmed.training as training
+    import tfxmed.experiments.tuning as tuning  # where the trials call train
 
     out = str(tmp_path / "random")
-    real_train, calls = training.train, []
+    real_train, calls = tuning.train, []
 
     def killed_on_second(config, strategy, **kwargs):
         calls.append(config.runtime.run_dir)
@@ -100,10 +100,10 @@ def test_random_search_resumes_an_interrupted_trial_and_extends(tiny_search, tmp
             raise KeyboardInterrupt  # like Ctrl-C in the middle of the second trial
         return real_train(config, strategy, **kwargs)
 
-    monkeypatch.setattr(training, "train", killed_on_second)
+    monkeypatch.setattr(tuning, "train", killed_on_second)
     with pytest.raises(KeyboardInterrupt):
         make_tuner(tiny_search, "random", default_strategy(), out, max_trials=2).search()
-    monkeypatch.setattr(training, "train", real_train)
+    monkeypatch.setattr(tuning, "train", real_train)
     first = glob.glob(os.path.join(out, "trials", "*", "trial.json"))
     assert len(first) == 1
     stamp = os.path.getmtime(first[0])
