@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -115,3 +116,15 @@ def test_a_peer_that_never_comes_up_times_out_instead_of_hanging():
     with pytest.raises(distribute.StrategyError, match="did not come up within 2 s"):
         distribute.wait_for_peers(config, timeout=2)
     assert time.monotonic() - started < 10
+
+
+def test_train_with_a_missing_peer_exits_with_a_message(tmp_path):
+    tf_config = {"cluster": {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]},
+                 "task": {"type": "worker", "index": 0}}
+    result = subprocess.run(
+        [sys.executable, "-m", "tfxmed", "train", "--config", TINY_CONFIG, "--strategy=multiworker",
+         "--set", "runtime.start_timeout=3", "--set", f"runtime.run_dir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+    )
+    assert result.returncode == 2 and "did not come up within 3 s" in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written

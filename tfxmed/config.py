@@ -226,6 +226,8 @@ class RuntimeConfig:
     # logical CPU devices to create (lets MirroredStrategy run on a CPU machine)
     cpu_devices: int = _field(1, within="[1, inf)")
     tpu: str = ""  # TPU name or grpc:// address for --strategy=tpu
+    # multiworker: seconds to wait for every peer of $TF_CONFIG to come up before giving up
+    start_timeout: float = _field(300.0, within="(0, inf)")
     seed: int = _field(42, within="[0, 4294967295]")  # NumPy's seed range (keras.utils.set_random_seed)
     run_dir: str = "runs/quickstart"
     mixed_precision: bool = False

@@ -80,33 +80,57 @@ def read_tf_config(text: str | None) -> dict:
 
 
 def wait_for_peers(config: dict, timeout: float) -> None:
-    """Waits until every other task of the cluster accepts connections, or raises after `timeout` s."""
+    """Rendezvous before the strategy starts: listens on this task's port and waits until every other
+    task of the cluster accepts connections (on its own rendezvous listener or its TensorFlow server).
+
+    Raises `StrategyError` after `timeout` seconds. Needed because the strategy's constructor waits in
+    C++, holding the interpreter, until every worker has registered: once it is called, neither a
+    timeout nor a Python signal handler can run.
+    """
     me = config["cluster"][config["task"]["type"]][config["task"]["index"]]
     peers = [address for addresses in config["cluster"].values() for address in addresses if address != me]
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("", int(me.rpartition(":")[2])))
+    except OSError as error:
+        listener.close()
+        raise StrategyError(f"this worker's address {me} from $TF_CONFIG cannot be used: {error.strerror}") from None
+    listener.listen(16)
+    listener.setblocking(False)
     deadline = time.monotonic() + timeout
-    for address in peers:
-        host, _, port = address.rpartition(":")
-        while True:
+    try:
+        waiting = list(peers)
+        while waiting:
+            try:  # answer peers that are probing us, so that they can go on too
+                connection, _ = listener.accept()
+                connection.close()
+            except BlockingIOError:
+                pass
+            host, _, port = waiting[0].rpartition(":")
             try:
-                with socket.create_connection((host, int(port)), timeout=2):
-                    break
+                with socket.create_connection((host, int(port)), timeout=1):
+                    waiting.pop(0)
+                    continue
             except OSError:
-                if time.monotonic() > deadline:
-                    raise StrategyError(
-                        f"worker {address} of $TF_CONFIG did not come up within {timeout:.0f} s; start every "
-                        "worker (same TF_CONFIG cluster, its own task index) or raise runtime.start_timeout"
-                    ) from None
-                time.sleep(0.5)
+                pass
+            if time.monotonic() > deadline:
+                raise StrategyError(
+                    f"worker {waiting[0]} of $TF_CONFIG did not come up within {timeout:.0f} s; start every worker "
+                    "(same cluster, its own task index) or raise runtime.start_timeout"
+                )
+            time.sleep(0.2)
+    finally:
+        listener.close()
 
 
 def _multiworker_strategy(timeout: float) -> tf.distribute.Strategy:
     config = read_tf_config(os.environ.get("TF_CONFIG"))
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()  # starts this worker's server
-    # A C++ wait on a missing peer never returns to Python, so a Python SIGTERM handler (TensorFlow's or
-    # ours) would never run: the default action lets a scheduler stop a stuck worker.
+    # A stuck C++ wait never returns to a Python SIGTERM handler: keep the default action, so a
+    # scheduler can always stop a worker.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     wait_for_peers(config, timeout)
-    return strategy
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def make_strategy(name: str, tpu: str = "", start_timeout: float = 300.0) -> tf.distribute.Strategy:
@@ -114,8 +138,8 @@ def make_strategy(name: str, tpu: str = "", start_timeout: float = 300.0) -> tf.
 
     - cpu: TensorFlow's default strategy on this host.  - gpu: the first GPU (error if none).
     - mirrored: all GPUs, or all logical CPUs when there is no GPU (see `configure_devices`).
-    - multiworker: MultiWorkerMirroredStrategy configured from $TF_CONFIG (checked first); every peer
-      must accept connections within `start_timeout` seconds.
+    - multiworker: MultiWorkerMirroredStrategy configured from $TF_CONFIG (checked first); every worker
+      must come up within `start_timeout` seconds.
     - tpu: TPUStrategy on the TPU named by `tpu` (error, not a hang, when there is none).
     """
     if name == "cpu":

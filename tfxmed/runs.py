@@ -33,7 +33,7 @@ from tfxmed.storage import load_manifest, open_file, write_json_atomic
 __all__ = ["Run", "RunPaths", "claim_run_dir", "load_run", "git_sha", "package_versions", "write_run_info"]
 
 # Runtime keys that may change between a run and its resumption (where and how it runs, not what).
-RESUMABLE_RUNTIME_KEYS = ("strategy", "cpu_devices", "tpu", "run_dir")
+RESUMABLE_RUNTIME_KEYS = ("strategy", "cpu_devices", "tpu", "run_dir", "start_timeout")
 
 PACKAGES = ("tfxmed", "tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "scipy")
 
@@ -116,6 +116,7 @@ def load_run(run_dir: str) -> Run:
     """Loads a run directory written by `python -m tfxmed train`, with errors that say what is missing."""
     import keras  # deferred: reading paths and run info must not pay for TensorFlow
 
+    from tfxmed.models import declare_spec, model_spec
     from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers the custom layers)
 
     paths = RunPaths(run_dir)
@@ -128,7 +129,8 @@ def load_run(run_dir: str) -> Run:
         data_dir = json.load(stream)["data_dir"]
     if not os.path.exists(paths.best_checkpoint):
         raise FileNotFoundError(f"{paths.best_checkpoint} not found: the run saved no best checkpoint yet")
-    model = keras.saving.load_model(paths.best_checkpoint)
+    # Keras does not save the model's ModelSpec (the layers explainers read): it follows from the config.
+    model = declare_spec(keras.saving.load_model(paths.best_checkpoint), model_spec(config.model))
     return Run(paths, config, load_manifest(data_dir), data_dir, model)
 
 

@@ -97,6 +97,6 @@ def strategy_for(config: Experiment):
         fail(str(error))
     try:
         distribute.configure_devices(config.runtime.cpu_devices)
-        return distribute.make_strategy(config.runtime.strategy, config.runtime.tpu)
+        return distribute.make_strategy(config.runtime.strategy, config.runtime.tpu, config.runtime.start_timeout)
     except distribute.StrategyError as error:
         fail(str(error))
