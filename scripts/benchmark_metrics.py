@@ -31,12 +31,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfxmed.config import ModelConfig  # noqa: E402
+from tfxmed.config import ModelConfig, load_config  # noqa: E402
 from tfxmed.data.synthetic import SyntheticSpec, generate  # noqa: E402
 from tfxmed.explain.grad_cam import GradCam  # noqa: E402
 from tfxmed.metrics.faithfulness import deletion_insertion  # noqa: E402
-from tfxmed.models import build_model  # noqa: E402
+from tfxmed.models import build_model, declare_spec, model_spec  # noqa: E402
 from tfxmed.models import layers as _registered  # noqa: E402,F401
+from tfxmed.runs import RunPaths  # noqa: E402
 
 
 def _inputs(count: int, size: int):
@@ -48,12 +49,14 @@ def _inputs(count: int, size: int):
 def _xplique(model_path: str, images, maps, targets, steps: int) -> dict:
     python = os.environ.get("XPLIQUE_PYTHON")
     if not python:
-        return {"error": "not run: set XPLIQUE_PYTHON to a Python with xplique installed (xplique 2.0.2 pins tensorflow<=2.20)"}
+        return {"error": "not run: set XPLIQUE_PYTHON to a Python with xplique installed "
+                          "(xplique 2.0.2 pins tensorflow<=2.20)"}
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_xplique_metrics_peer.py")
     with tempfile.TemporaryDirectory() as folder:
         arrays = os.path.join(folder, "inputs.npz")
         np.savez(arrays, images=images, maps=maps, targets=targets)
-        result = subprocess.run([python, script, model_path, arrays, str(steps)], capture_output=True, text=True, timeout=3000)
+        result = subprocess.run([python, script, model_path, arrays, str(steps)], capture_output=True, text=True,
+                                timeout=3000)
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -70,6 +73,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         if args.checkpoint:
             model_path, model = args.checkpoint, keras.saving.load_model(args.checkpoint)
+            # A run's checkpoint (RUN/checkpoints/best.keras): its config says which layer Grad-CAM explains.
+            config_path = RunPaths(os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))).config
+            if os.path.exists(config_path):
+                declare_spec(model, model_spec(load_config(config_path).model))
         else:
             model = build_model(ModelConfig(), (args.size, args.size, 1), 2, False)
             model_path = os.path.join(folder, "model.keras")
@@ -94,12 +101,14 @@ def main() -> None:
 
     report = {"images": args.images, "size": size, "steps": args.steps, "checkpoint": args.checkpoint,
               "ours": ours, "xplique": theirs,
-              "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__}}
+              "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                          "tensorflow": tf.__version__}}
     if "error" not in theirs:
         their_seconds = theirs["deletion"]["seconds"] + theirs["insertion"]["seconds"]
         report["speedup_vs_xplique"] = their_seconds / ours["seconds_both"]
         report["abs_difference"] = {m: abs(ours[f"{m}_auc"] - theirs[m]["auc"]) for m in ("deletion", "insertion")}
-        report["ties_broken"] = {"ours": ours_jittered, "xplique": {m: theirs_jittered[m]["auc"] for m in ("deletion", "insertion")},
+        report["ties_broken"] = {"ours": ours_jittered,
+                                 "xplique": {m: theirs_jittered[m]["auc"] for m in ("deletion", "insertion")},
                                  "abs_difference": {m: abs(ours_jittered[f"{m}_auc"] - theirs_jittered[m]["auc"])
                                                     for m in ("deletion", "insertion")}}
     print(json.dumps(report, indent=2))

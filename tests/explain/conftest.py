@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+from tfxmed.models import ModelSpec, declare_spec
+
 SPATIAL = np.array([[1.0, 2.0, 0.5, 1.0], [0.0, 1.5, 1.0, 2.0], [1.0, 0.5, 3.0, 1.0], [2.0, 1.0, 0.5, 0.0]], np.float32)
 LOGIT_WEIGHTS = np.array([[2.0, -1.0], [0.5, 3.0]], np.float32)
 
@@ -19,6 +21,8 @@ class SpatialWeighting(keras.layers.Layer):
 def hand_built_model():
     """x → 1x1 conv [1, −1] + ReLU (`features`) → ⊙ SPATIAL → GAP → Dense W (`logits`) → softmax.
 
+    It declares its layers as tfxmed's own models do (`ModelSpec`), so explainers read them.
+
     ∂ logit_c / ∂ A_k(i, j) = W[k, c] · SPATIAL[i, j] / 16 exactly.
     """
     inputs = keras.Input((4, 4, 1))
@@ -28,7 +32,7 @@ def hand_built_model():
     model = keras.Model(inputs, keras.layers.Activation("softmax", name="probabilities")(logits))
     model.get_layer("features").set_weights([np.array([1.0, -1.0], np.float32).reshape(1, 1, 1, 2)])
     model.get_layer("logits").set_weights([LOGIT_WEIGHTS])
-    return model
+    return declare_spec(model, ModelSpec(explain_layer="features", logits_layer="logits"))
 
 
 def activations_and_gradients(images, target):

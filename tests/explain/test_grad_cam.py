@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tfxmed.explain import GradCam, target_weights
+from tfxmed.models import ModelSpec, declare_spec
 
 
 def _hand_built_model():
@@ -15,7 +16,7 @@ def _hand_built_model():
     model = keras.Model(inputs, outputs)
     model.get_layer("features").set_weights([np.array([1.0, -1.0]).reshape(1, 1, 1, 2)])
     model.get_layer("logits").set_weights([np.array([[2.0, -1.0], [0.5, 3.0]])])
-    return model
+    return declare_spec(model, ModelSpec(explain_layer="features"))
 
 
 def test_grad_cam_equals_hand_computed_map(rng):
@@ -36,7 +37,8 @@ def test_batch_invariance_and_per_sample_targets(rng):
     images = rng.normal(size=(5, 4, 4, 1)).astype("float32")
     targets = [0, 1, 1, 0, 1]
     together = GradCam(model, layer="features", batch_size=5)(images, targets)
-    one_by_one = np.concatenate([GradCam(model, layer="features", batch_size=1)(images[i : i + 1], [t]) for i, t in enumerate(targets)])
+    single = GradCam(model, layer="features", batch_size=1)
+    one_by_one = np.concatenate([single(images[i : i + 1], [t]) for i, t in enumerate(targets)])
     np.testing.assert_allclose(together, one_by_one, rtol=1e-5, atol=1e-6)
     assert together.shape == (5, 4, 4)
     assert together.max() <= 1.0 + 1e-6  # normalised

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfxmed.explain.folding import fold_batch_normalization
 from tfxmed.explain.precision import compute_in
 from tfxmed.models.factory import layer_output, model_input
+from tfxmed.models.spec import declared_spec
 
 __all__ = ["Explainer", "target_weights", "score_model", "as_float32"]
 
@@ -23,9 +24,10 @@ __all__ = ["Explainer", "target_weights", "score_model", "as_float32"]
 def score_model(model: keras.Model) -> keras.Model:
     """The model up to its pre-activation scores, in float32.
 
-    Uses the layer named `logits` when present; otherwise, if the last layer applies softmax or
-    sigmoid, warns and explains its input instead. Mixed-precision models (bfloat16 / float16
-    compute) get their scores cast to float32, so targets and maps are float32 whatever the policy.
+    Uses the model's declared `ModelSpec.logits_layer` (`tfxmed.models.spec`). A model without a
+    declaration gets the generic fallback: if its last layer applies softmax or sigmoid, a warning and
+    the input of that activation; otherwise its output as it is. Mixed-precision models (bfloat16 /
+    float16 compute) get their scores cast to float32, so targets and maps are float32 whatever the policy.
     """
     return as_float32(_pre_activation_model(model))
 
@@ -39,16 +41,18 @@ def as_float32(model: keras.Model) -> keras.Model:
 
 
 def _pre_activation_model(model: keras.Model) -> keras.Model:
-    names = [layer.name for layer in model.layers]
-    if "logits" in names:
-        return keras.Model(model_input(model), layer_output(model, "logits"), name=f"{model.name}_logits")
-    last = model.layers[-1]
+    spec = declared_spec(model)
+    if spec is not None:
+        if spec.logits_layer is None:
+            return _graph_of(model)
+        return keras.Model(model_input(model), layer_output(model, spec.logits_layer), name=f"{model.name}_logits")
+    last = model.layers[-1]  # the generic fallback, for models that declare no ModelSpec
     activation = getattr(last, "activation", None)
     activation_name = getattr(activation, "__name__", "")
     if activation_name in ("softmax", "sigmoid"):
         warnings.warn(
             f"model '{model.name}' ends in {activation_name}; explaining the pre-activation scores "
-            "(name the pre-activation layer 'logits' to choose it explicitly)",
+            "(declare the pre-activation layer with tfxmed.models.declare_spec to choose it explicitly)",
             stacklevel=3,
         )
         if isinstance(last, keras.layers.Activation):
@@ -57,6 +61,13 @@ def _pre_activation_model(model: keras.Model) -> keras.Model:
         clone.build(last.input.shape)
         clone.set_weights(last.get_weights())
         return keras.Model(model_input(model), clone(last.input), name=f"{model.name}_logits")
+    return _graph_of(model)
+
+
+def _graph_of(model: keras.Model) -> keras.Model:
+    """`model` itself, or a functional view of a Sequential one (which has no `output` of its own)."""
+    if isinstance(model, keras.Sequential):
+        return keras.Model(model_input(model), model.outputs[0], name=model.name)
     return model
 
 
@@ -84,7 +95,7 @@ class Explainer:
     """Base class. Subclasses implement `explain_batch(images, target_weights) -> maps [n, *spatial]`.
 
     Args:
-        model: a Keras classifier; its `logits` layer (or pre-activation scores) is explained.
+        model: a Keras classifier; its pre-activation scores are explained (see `score_model`).
         batch_size: upper bound on every internal batch.
         precision: "float32" (default), or "bfloat16" / "float16" to run the model's forward and
             backward passes in that dtype (`tfxmed.explain.precision`); maps are float32 either way.
@@ -109,7 +120,7 @@ class Explainer:
         # the cut reads the original graph's tensors, the views rebuild it.
         scores = _pre_activation_model(model)
         if self.fold_batch_norm:
-            scores = fold_batch_normalization(scores, keep=("logits", *self.kept_layers()))
+            scores = fold_batch_normalization(scores, keep=self.kept_layers())
         self.scores = as_float32(compute_in(scores, precision))
         self.num_classes = int(self.scores.output.shape[-1])
         self.input_shape = tuple(model.inputs[0].shape[1:])

@@ -13,7 +13,8 @@ import tensorflow as tf
 from tfxmed.explain.base import Explainer
 from tfxmed.explain.ops import normalize_maps, upsample
 from tfxmed.explain.rewiring import rewire
-from tfxmed.models.factory import default_explain_layer, find_layer, layer_output, model_input
+from tfxmed.models.factory import find_layer, layer_output, model_input
+from tfxmed.models.spec import default_explain_layer
 
 __all__ = ["CamExplainer", "feature_and_output_model"]
 
@@ -56,7 +57,8 @@ class CamExplainer(Explainer):
 
     Args:
         model: the classifier.
-        layer: name of the feature layer (default: `default_explain_layer(model)`).
+        layer: name of the feature layer (default: the model's declared `ModelSpec.explain_layer`, else the
+            last 4-D layer; see `tfxmed.models.spec.default_explain_layer`).
         batch_size: bound on internal batches.
         upsample_to_input: return maps at input resolution (else at feature resolution).
         normalize: scale each map to [0, 1].

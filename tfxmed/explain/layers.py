@@ -55,7 +55,8 @@ class GradCAMLayer(_ExplanationLayer):
     """Grad-CAM maps [N, *spatial] at input resolution, normalised to [0, 1].
 
     Args:
-        model: the classifier.  layer_name: explained layer (default: the model's default).
+        model: the classifier.  layer_name: explained layer (default: the model's declared explain layer,
+            `tfxmed.models.spec.default_explain_layer`).
     """
 
     def __init__(self, model: keras.Model, layer_name: str | None = None, **kwargs):

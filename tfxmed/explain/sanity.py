@@ -17,6 +17,7 @@ from scipy import stats
 from skimage.metrics import structural_similarity
 
 from tfxmed.metrics.maps import minmax_per_map
+from tfxmed.models.spec import declare_spec, declared_spec
 
 __all__ = ["cascading_randomization"]
 
@@ -47,6 +48,8 @@ def cascading_randomization(
     """
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
+    if declared_spec(model) is not None:  # the copy is explained like the model (same layer names)
+        declare_spec(copy, declared_spec(model))
     explainer = make_explainer(copy)
     if targets is None:
         targets = np.argmax(np.asarray(model.predict(images, verbose=0)), axis=-1)

@@ -1,17 +1,27 @@
-"""One place that turns a `ModelConfig` into a Keras model, plus views onto built models."""
+"""One place that turns a `ModelConfig` into a Keras model (and its `ModelSpec`), plus views onto built models."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
 from tfxmed.config import MODEL_NAMES, ModelConfig
 from tfxmed.models.keras_internals import node_output_in_graph
-from tfxmed.models.resnet_attention import resnet_attention
-from tfxmed.models.small_cnn import small_cnn
+from tfxmed.models.resnet_attention import resnet_attention, resnet_attention_spec
+from tfxmed.models.small_cnn import small_cnn, small_cnn_spec
+from tfxmed.models.spec import ModelSpec, declared_spec
 
-__all__ = ["layer_output", "model_input", "build_model", "MODEL_NAMES", "default_explain_layer", "attention_model", "logits_model", "find_layer"]
+__all__ = [
+    "layer_output", "model_input", "build_model", "model_spec", "MODEL_NAMES", "attention_model", "logits_model",
+    "find_layer",
+]
+
+# Each model's `ModelSpec` as a function of its config: what its builder attaches to the model it builds.
+SPECS = {
+    "resnet50_attention": lambda config: resnet_attention_spec(config.attention, config.resnet50_attention.blocks),
+    "small_cnn": lambda config: small_cnn_spec(config.attention),
+}
 
 
 def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: int, multi_label: bool) -> keras.Model:
@@ -32,6 +42,13 @@ def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: in
             model.load_weights(config.weights)
         return model
     raise ValueError(f"model.name must be one of {', '.join(MODEL_NAMES)}; got '{config.name}'")
+
+
+def model_spec(config: ModelConfig) -> ModelSpec:
+    """The `ModelSpec` that `build_model(config, ...)` attaches to its model (and `load_run` re-attaches)."""
+    if config.name not in SPECS:
+        raise ValueError(f"model.name must be one of {', '.join(SPECS)}; got '{config.name}'")
+    return SPECS[config.name](config)
 
 
 def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
@@ -58,23 +75,24 @@ def model_input(model: keras.Model):
     return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
-def default_explain_layer(model: keras.Model) -> str:
-    """The layer Grad-CAM explains by default: the attention output, else the last feature map."""
-    names = [layer.name for layer in model.layers]
-    for candidate in ("csam", "conv4_block6_out", "last_conv_relu"):
-        if candidate in names:
-            return candidate
-    spatial = [layer.name for layer in model.layers if len(getattr(layer, "output", None).shape or ()) == 4]
-    if not spatial:
-        raise ValueError(f"model '{model.name}' has no 4-D feature map to explain")
-    return spatial[-1]
+def _declared(model: keras.Model) -> ModelSpec:
+    spec = declared_spec(model)
+    if spec is None:
+        raise ValueError(f"model '{model.name}' declares no ModelSpec (tfxmed.models.spec): build it with build_model, "
+                         "load it with tfxmed.runs.load_run, or declare_spec() it")
+    return spec
 
 
 def logits_model(model: keras.Model) -> keras.Model:
-    """A view of `model` that outputs the pre-activation `logits` layer."""
-    return keras.Model(model_input(model), layer_output(model, "logits"), name=f"{model.name}_logits")
+    """A view of `model` that outputs its declared pre-activation scores (`ModelSpec.logits_layer`)."""
+    layer = _declared(model).logits_layer
+    outputs = model.output if layer is None else layer_output(model, layer)
+    return keras.Model(model_input(model), outputs, name=f"{model.name}_logits")
 
 
 def attention_model(model: keras.Model) -> keras.Model:
-    """A view of `model` that outputs the CSAM spatial attention map [N, h, w, 1]."""
-    return keras.Model(model_input(model), layer_output(model, "csam_spatial"), name=f"{model.name}_attention")
+    """A view of `model` that outputs its declared attention map [N, h, w, 1] (`ModelSpec.attention_layer`)."""
+    layer = _declared(model).attention_layer
+    if layer is None:
+        raise ValueError(f"model '{model.name}' declares no attention layer (built with attention off?)")
+    return keras.Model(model_input(model), layer_output(model, layer), name=f"{model.name}_attention")

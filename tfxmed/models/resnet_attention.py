@@ -8,15 +8,16 @@ summed over its colour axis).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 from keras import layers
 
 from tfxmed.models.layers import channel_spatial_attention
+from tfxmed.models.spec import ModelSpec, declare_spec
 
-__all__ = ["resnet_attention", "transfer_weights_by_name"]
+__all__ = ["resnet_attention", "resnet_attention_spec", "transfer_weights_by_name"]
 
 BN_EPSILON = 1.001e-5
 # 0.9 rather than Keras' 0.99: moving statistics settle within tens of steps, which short
@@ -48,6 +49,14 @@ def _bottleneck(x, filters: int, stride: int, conv_shortcut: bool, name: str):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
+def resnet_attention_spec(attention: bool = True, blocks: Sequence[int] = (3, 4, 6, 3)) -> ModelSpec:
+    """The layers `resnet_attention(attention=..., blocks=...)` declares: CSAM's output and its spatial map
+    with attention, else the output of the third stage's last block, where CSAM would sit."""
+    if attention:
+        return ModelSpec(explain_layer="csam", attention_layer="csam_spatial")
+    return ModelSpec(explain_layer=f"{STAGE_NAMES[2]}_block{blocks[2]}_out")
+
+
 def resnet_attention(
     input_shape: Sequence[int],
     num_classes: int,
@@ -61,6 +70,8 @@ def resnet_attention(
     name: str = "resnet50_attention",
 ) -> keras.Model:
     """Builds ResNet50 (+ CSAM after stage 3) → GAP → dropout → Dense logits → softmax/sigmoid.
+
+    The model carries its `resnet_attention_spec(attention, blocks)` (`tfxmed.models.spec`).
 
     Args:
         input_shape: (H, W, C); C = 1 for grayscale.
@@ -104,7 +115,7 @@ def resnet_attention(
         transfer_weights_by_name(reference, model)
     elif weights not in ("none", "", None):
         model.load_weights(weights)
-    return model
+    return declare_spec(model, resnet_attention_spec(attention, blocks))
 
 
 def transfer_weights_by_name(source: keras.Model, target: keras.Model) -> list[str]:

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
 
 from tfxmed.models.layers import channel_spatial_attention
 from tfxmed.models.resnet_attention import BN_MOMENTUM
+from tfxmed.models.spec import ModelSpec, declare_spec
 
-__all__ = ["small_cnn"]
+__all__ = ["small_cnn", "small_cnn_spec"]
+
+
+def small_cnn_spec(attention: bool = False) -> ModelSpec:
+    """The layers `small_cnn(attention=...)` declares: CSAM's output and spatial map, else the last conv's ReLU."""
+    if attention:
+        return ModelSpec(explain_layer="csam", attention_layer="csam_spatial")
+    return ModelSpec(explain_layer="last_conv_relu")
 
 
 def small_cnn(
@@ -27,6 +35,7 @@ def small_cnn(
     """Stages of [conv k×k-BN-ReLU] × blocks[i] with max pooling between; last conv is `last_conv`.
 
     CSAM (if `attention`) follows the last stage; GAP → dropout → Dense logits → softmax/sigmoid.
+    The model carries its `small_cnn_spec(attention)` (`tfxmed.models.spec`).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
@@ -47,4 +56,4 @@ def small_cnn(
     outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(
         logits
     )
-    return keras.Model(inputs, outputs, name=name)
+    return declare_spec(keras.Model(inputs, outputs, name=name), small_cnn_spec(attention))

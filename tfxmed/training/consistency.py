@@ -24,8 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.explain.integrated_gradients import path_weights
-from tfxmed.models.factory import default_explain_layer, layer_output, model_input
+from tfxmed.explain.ops import spatial_axes
+from tfxmed.models.factory import layer_output, model_input
 from tfxmed.models.keras_internals import loss_tracker
+from tfxmed.models.spec import declared_spec
 from tfxmed.training.losses import DISTANCES, explanation_consistency
 
 __all__ = ["ExplanationConsistencyModel"]
@@ -35,8 +37,9 @@ class ExplanationConsistencyModel(keras.Model):
     """Trains `classifier` with L_cls + α · d(Grad-CAM, IG) (see the module docstring).
 
     Args:
-        classifier: a model with a `logits` layer and the explained feature layer.
-        layer: the Grad-CAM layer (default: `default_explain_layer(classifier)`).
+        classifier: a model that declares its layers (`tfxmed.models.spec.ModelSpec`; every model
+            `build_model` builds does): its logits layer is read from the declaration.
+        layer: the Grad-CAM layer (default: the declared `ModelSpec.explain_layer`).
         alpha: weight α of the consistency term.
         distance: "l1", "l2" or "cosine" (see `tfxmed.training.losses`).
         ig_steps: trapezoid intervals of the IG path integral.
@@ -52,17 +55,21 @@ class ExplanationConsistencyModel(keras.Model):
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {', '.join(DISTANCES)}; got '{distance}'")
         if ig_steps < 1 or every < 1 or not 0.0 < ig_fraction <= 1.0:
-            raise ValueError(f"need ig_steps >= 1, every >= 1 and 0 < ig_fraction <= 1; got {ig_steps}, {every}, {ig_fraction}")
+            raise ValueError(f"need ig_steps >= 1, every >= 1 and 0 < ig_fraction <= 1; "
+                             f"got {ig_steps}, {every}, {ig_fraction}")
+        spec = declared_spec(classifier)
+        if spec is None:
+            raise ValueError(f"classifier '{classifier.name}' declares no ModelSpec (tfxmed.models.spec), so its "
+                             "logits layer is unknown: build it with build_model or declare_spec() it")
         self.classifier = classifier
-        self.layer = layer or default_explain_layer(classifier)
+        self.layer = layer or spec.explain_layer
         self.alpha, self.distance, self.ig_steps = alpha, distance, ig_steps
         self.ig_fraction, self.ig_gradient, self.every = ig_fraction, ig_gradient, every
         inputs = model_input(classifier)
+        logits = classifier.outputs[0] if spec.logits_layer is None else layer_output(classifier, spec.logits_layer)
         # One forward pass gives the explained activations, the logits and the probabilities.
-        self.explained = keras.Model(
-            inputs, [layer_output(classifier, self.layer), layer_output(classifier, "logits"), classifier.outputs[0]]
-        )
-        self.logits_view = keras.Model(inputs, layer_output(classifier, "logits"))
+        self.explained = keras.Model(inputs, [layer_output(classifier, self.layer), logits, classifier.outputs[0]])
+        self.logits_view = keras.Model(inputs, logits)
         self.cls_loss_tracker = keras.metrics.Mean(name="cls_loss")
         self.exp_loss_tracker = keras.metrics.Mean(name="exp_loss")
         self.built = classifier.built  # all weights are the classifier's (BackupAndRestore needs a built model)
@@ -77,7 +84,7 @@ class ExplanationConsistencyModel(keras.Model):
             activations, logits, probabilities = self.explained(images, training=training)
             score = tf.reduce_sum(tf.cast(logits, tf.float32) * target_weights, axis=-1)
         gradients = tape.gradient(score, activations)
-        channel_weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
+        channel_weights = tf.reduce_mean(gradients, axis=spatial_axes(gradients), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(tf.cast(channel_weights * activations, tf.float32), axis=-1))
         return cam, probabilities
 
