@@ -63,7 +63,8 @@ OURS = [
     ("gradcam", {}, 16, 16), ("gradcampp", {}, 16, 16), ("xgradcam", {}, 16, 16), ("layercam", {}, 16, 16),
     ("hirescam", {}, 16, 16), ("eigencam", {}, 16, 16), ("eigengradcam", {}, 16, 16), ("scorecam", {}, 2, 0),
     ("saliency", {}, 16, 16), ("smoothgrad", {"samples": 16}, 4, 2), ("ig", IG, 4, 2),
-    ("occlusion", {"patch": 8, "stride": 8}, 4, 1), ("lime", {"samples": 128}, 2, 1), ("kernelshap", {"samples": 128}, 2, 1),
+    ("occlusion", {"patch": 8, "stride": 8}, 4, 1), ("lime", {"samples": 128}, 2, 1),
+    ("kernelshap", {"samples": 128}, 2, 1),
 ]
 # The same methods computed in bfloat16 (`precision="bfloat16"`), reported as "<method>@bfloat16".
 LOW_PRECISION = ("gradcam", "gradcampp", "saliency", "smoothgrad", "ig", "occlusion", "lime")
@@ -86,12 +87,14 @@ def _peers_tf_keras_vis(model, images, layer, targets, forward):
     linear = dict(model_modifier=ReplaceToLinear(), clone=True)
     gradcam, gradcampp = Gradcam(model, **linear), GradcamPlusPlus(model, **linear)
     scorecam, saliency = Scorecam(model, **linear), Saliency(model, **linear)
+    score = lambda x: CategoricalScore(list(targets[: len(x)]))  # noqa: E731
+    at_layer = {"penultimate_layer": layer, "seek_penultimate_conv_layer": False}
     jobs = {
-        "Gradcam": (lambda x: gradcam(CategoricalScore(list(targets[: len(x)])), x, penultimate_layer=layer, seek_penultimate_conv_layer=False), 16),
-        "GradcamPlusPlus": (lambda x: gradcampp(CategoricalScore(list(targets[: len(x)])), x, penultimate_layer=layer, seek_penultimate_conv_layer=False), 16),
-        "Scorecam": (lambda x: scorecam(CategoricalScore(list(targets[: len(x)])), x, penultimate_layer=layer, seek_penultimate_conv_layer=False, max_N=-1), 2 if images.shape[1] <= 64 else 0),
-        "Saliency": (lambda x: saliency(CategoricalScore(list(targets[: len(x)])), x), 16),
-        "SmoothGrad": (lambda x: saliency(CategoricalScore(list(targets[: len(x)])), x, smooth_samples=16, smooth_noise=0.15), 4),
+        "Gradcam": (lambda x: gradcam(score(x), x, **at_layer), 16),
+        "GradcamPlusPlus": (lambda x: gradcampp(score(x), x, **at_layer), 16),
+        "Scorecam": (lambda x: scorecam(score(x), x, **at_layer, max_N=-1), 2 if images.shape[1] <= 64 else 0),
+        "Saliency": (lambda x: saliency(score(x), x), 16),
+        "SmoothGrad": (lambda x: saliency(score(x), x, smooth_samples=16, smooth_noise=0.15), 4),
     }
     for name, (run, count) in jobs.items():
         if count == 0:
@@ -101,7 +104,7 @@ def _peers_tf_keras_vis(model, images, layer, targets, forward):
             subset = images[:count]
             if name == "Gradcam":
                 maps[name] = np.asarray(run(subset))
-            seconds = _timed(lambda: run(subset), repeats=1)
+            seconds = _timed(lambda run=run, subset=subset: run(subset), repeats=1)
             results[name] = {"ms_per_image": 1000 * seconds / count, "ratio_to_forward": seconds / count / forward}
         except Exception as error:  # noqa: BLE001
             results[name] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
@@ -111,7 +114,8 @@ def _peers_tf_keras_vis(model, images, layer, targets, forward):
 def _peers_xplique(name: str, size: int, model, ours_gradcam: np.ndarray, ours_ig: np.ndarray) -> dict:
     python = os.environ.get("XPLIQUE_PYTHON")
     if not python:
-        return {"error": "not run: set XPLIQUE_PYTHON to a Python with xplique installed (xplique 2.0.2 pins tensorflow<=2.20)"}
+        return {"error": "not run: set XPLIQUE_PYTHON to a Python with xplique installed "
+                          "(xplique 2.0.2 pins tensorflow<=2.20)"}
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_xplique_peer.py")
     with tempfile.TemporaryDirectory() as folder:
         maps_path, weights_path = os.path.join(folder, "GradCAM.npy"), os.path.join(folder, "model.weights.h5")
@@ -141,7 +145,8 @@ def _relative_gap(reference: np.ndarray, other: np.ndarray) -> float:
 
 def _precision_check(model, images, targets) -> dict:
     """How far bfloat16 maps are from float32 ones (Grad-CAM on 16 images, IG on 2)."""
-    full, low = (make_explainer("gradcam", model, batch_size=16, precision=p)(images, targets) for p in ("float32", "bfloat16"))
+    full, low = (make_explainer("gradcam", model, batch_size=16, precision=p)(images, targets)
+                 for p in ("float32", "bfloat16"))
     difference = np.abs(full - low)
     ig_full, ig_low = (make_explainer("ig", model, batch_size=16, precision=p, **IG) for p in ("float32", "bfloat16"))
     first, second = ig_full(images[:2], targets[:2]), ig_low(images[:2], targets[:2])
@@ -167,21 +172,24 @@ def _speedups(entry: dict) -> dict:
         if xplique_ig:
             summary[f"ig_{precision}_speedup_vs_xplique"] = xplique_ig / ms(entry["ours"][f"ig{suffix}"])
     for method in ("GradCAM", "IntegratedGradients"):  # against xplique given the same weights in mixed_bfloat16
-        theirs, ours = ms(entry["xplique"].get(f"{method}@mixed_bfloat16", {})), "gradcam" if method == "GradCAM" else "ig"
+        theirs = ms(entry["xplique"].get(f"{method}@mixed_bfloat16", {}))
+        ours = "gradcam" if method == "GradCAM" else "ig"
         if theirs:
-            summary[f"{ours}_bfloat16_speedup_vs_xplique_mixed_bfloat16"] = theirs / ms(entry["ours"][f"{ours}@bfloat16"])
+            speedup = theirs / ms(entry["ours"][f"{ours}@bfloat16"])
+            summary[f"{ours}_bfloat16_speedup_vs_xplique_mixed_bfloat16"] = speedup
     return summary
 
 
 def _measure(quick: bool) -> dict:
     keras.utils.set_random_seed(0)
-    report = {"machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
-                          "keras": keras.__version__}, "batch": 16, "models": {}}
+    machine = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
+               "keras": keras.__version__}
+    report = {"machine": machine, "batch": 16, "models": {}}
     for name, model, size in _models(quick):
         images = np.random.default_rng(0).normal(size=(16, size, size, 1)).astype("float32")
         targets = np.ones(16, dtype=int)
-        compiled = tf.function(lambda x: model(x, training=False))
-        forward = _timed(lambda: compiled(images).numpy(), repeats=3) / 16
+        compiled = tf.function(lambda x: model(x, training=False))  # noqa: B023 - used in this iteration only
+        forward = _timed(lambda: compiled(images).numpy(), repeats=3) / 16  # noqa: B023 - called at once
         entry = {"forward_ms_per_image": 1000 * forward, "ours": {}}
         runs = [(method, options, c64, c224) for method, options, c64, c224 in OURS]
         runs += [(f"{method}@bfloat16", {**options, "precision": "bfloat16"}, c64, c224)
@@ -193,7 +201,7 @@ def _measure(quick: bool) -> dict:
                 continue
             explainer = make_explainer(key.split("@")[0], model, batch_size=16, **options)
             subset = images[:count]
-            seconds = _timed(lambda: explainer(subset, targets[:count]), repeats=1)
+            seconds = _timed(lambda: explainer(subset, targets[:count]), repeats=1)  # noqa: B023 - called at once
             entry["ours"][key] = {"ms_per_image": 1000 * seconds / count, "ratio_to_forward": seconds / count / forward}
         entry["bfloat16_vs_float32"] = _precision_check(model, images, targets)
         layer = "csam"
