@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from tests.helpers import REPO
 from tfxmed.config import ModelConfig, SmallCnnConfig
 from tfxmed.data.pipeline import normalize
 from tfxmed.explain import GradCam
+from tfxmed.default_explanation import SERVED_FUSION, Choice, explainer_for
 from tfxmed.errors import OutputExistsError
+from tfxmed.explain.layers import ExplanationLayer
 from tfxmed.exporting import EXPORT_MARKER, export_saved_model
 from tfxmed.models import build_model
 
@@ -23,7 +26,7 @@ LOAD_SCRIPT = textwrap.dedent(
     serving = loaded.signatures["serving_default"](images=images)
     explain = loaded.signatures["explain"](images=images)
     np.savez(sys.argv[3], serving=serving["probabilities"].numpy(),
-             explain=explain["probabilities"].numpy(), gradcam=explain["gradcam"].numpy())
+             explain=explain["probabilities"].numpy(), maps=explain["explanation"].numpy())
     """
 )
 
@@ -52,8 +55,8 @@ def test_saved_model_signatures_match_keras_in_a_fresh_process(tmp_path, rng):
     np.testing.assert_allclose(out["serving"], expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(out["explain"], expected, rtol=1e-4, atol=1e-6)
     maps = GradCam(model)(inputs, expected.argmax(-1))
-    assert out["gradcam"].shape == (3, 24, 24)
-    np.testing.assert_allclose(out["gradcam"], maps, atol=1e-4)
+    assert out["maps"].shape == (3, 24, 24)
+    np.testing.assert_allclose(out["maps"], maps, atol=1e-4)
 
 
 def test_export_never_deletes_a_folder_it_did_not_write(tmp_path):
@@ -81,3 +84,64 @@ def test_export_replaces_its_own_earlier_export_and_fills_an_empty_folder(tmp_pa
     export_saved_model(model, MANIFEST, 24, path)  # ours: replaced whole
     assert os.path.getmtime(os.path.join(path, EXPORT_MARKER)) >= before
     assert sorted(os.listdir(tmp_path)) == ["empty"]  # no temporary or old copy left beside it
+
+
+def test_the_served_fusion_matches_the_offline_one_after_reload_in_a_fresh_process(tmp_path, rng):
+    """explain.method=fusion: the SavedModel serves Grad-CAM + IG (LIME cannot run in a graph)."""
+    model = _tiny_model()
+    choice = Choice("fusion", "csam")
+    path = export_saved_model(model, MANIFEST, 24, str(tmp_path / "fused"), choice)
+    images = rng.random((3, 24, 24, 1)).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    inputs = normalize(tf.constant(images), MANIFEST).numpy()
+    predicted = model.predict(inputs, verbose=0).argmax(-1)
+    offline = explainer_for(model, choice, serving=True)
+    assert offline.weights == SERVED_FUSION and set(offline.explainers) == {"gradcam", "ig"}
+    np.testing.assert_allclose(np.load(tmp_path / "out.npz")["maps"], offline(inputs, predicted), atol=2e-3)
+    marker = json.load(open(os.path.join(path, EXPORT_MARKER)))
+    assert marker["explanation"]["method"] == "fusion" and marker["explanation"]["served_weights"] == SERVED_FUSION
+
+
+def test_host_side_methods_are_refused_for_serving():
+    with pytest.raises(ValueError, match="computes on the host"):
+        ExplanationLayer(_tiny_model(), "lime")
+
+
+BAD_REQUESTS = textwrap.dedent(
+    """
+    import sys, numpy as np, tensorflow as tf
+    loaded = tf.saved_model.load(sys.argv[1])
+    good = np.full((1, 24, 24, 1), 0.5, np.float32)
+    requests = {"rank 3": good[0], "3 channels": np.repeat(good, 3, -1), "empty": good[:0],
+                "inf pixel": np.where(np.arange(576).reshape(1, 24, 24, 1) == 7, np.inf, good).astype(np.float32)}
+    for signature in ("serving_default", "explain"):
+        for name, images in requests.items():
+            try:
+                loaded.signatures[signature](images=tf.constant(images))
+                print(signature, name, "ACCEPTED")
+            except tf.errors.InvalidArgumentError as error:
+                print(signature, name, "REFUSED", " ".join(error.message.split())[:2000])
+    print("still up", float(loaded.signatures["serving_default"](images=tf.constant(good))["probabilities"].numpy().sum()))
+    """
+)
+
+
+def test_bad_requests_get_clear_errors_and_the_process_stays_up(tmp_path):
+    """Regression (issue 20): a rank-3 tensor aborted the server; an inf pixel returned NaN."""
+    path = export_saved_model(_tiny_model(), MANIFEST, 24, str(tmp_path / "sm"))
+    result = subprocess.run([sys.executable, "-c", BAD_REQUESTS, path], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for signature in ("serving_default", "explain"):
+        for name, received in (("rank 3", "[24 24 1]"), ("3 channels", "[1 24 24 3]"), ("empty", "[0 24 24 1]"),
+                               ("inf pixel", "[1 24 24 1] [; all values finite:] [0]")):
+            line = next(line for line in lines if line.startswith(f"{signature} {name} "))
+            assert "REFUSED" in line and "must be a batch [N >= 1, H >= 2, W >= 2, 1] of finite" in line, line
+            assert f"[received shape] {received}" in line, line
+    assert lines[-1].startswith("still up") and float(lines[-1].split()[-1]) == pytest.approx(1.0)

@@ -8,6 +8,7 @@ overlays, arrays and TensorBoard images into RUN/explanations/.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import time
@@ -17,21 +18,24 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.data import pipeline
+from tfxmed.default_explanation import choose, explainer_for, save_choice
 from tfxmed.data.selection import lesion_examples, lesions_first
 from tfxmed.explain import make_explainer
-from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.explain.saving import save_explanations
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
 from tfxmed.metrics.classification import report_auc
+from tfxmed.metrics.diagnostics import map_specificity
 from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
 from tfxmed.metrics.localization import iou, tune_binarization
 from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
-from tfxmed.models import default_explain_layer
 from tfxmed.runs import load_run
 from tfxmed.storage import write_json_atomic
 
-__all__ = ["collect_split", "explain_run", "headline", "evaluate_run", "efficiency"]
+__all__ = ["collect_split", "explain_run", "headline", "evaluate_run", "efficiency", "OVERLAYS_FILE", "MAPS_FILE"]
+
+OVERLAYS_FILE = "explanation_overlays.png"  # in RUN/eval: the default explanation on the first lesion images
+MAPS_FILE = "explanation_maps.npz"
 
 
 def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
@@ -45,7 +49,7 @@ def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
 
 
 def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch_size: int = 32) -> dict:
-    """Parameters, compiled inference (`forward`) and Grad-CAM ms/image on one batch, and peak RSS."""
+    """Parameters, compiled inference (`forward`) and explanation ms/image on one batch, and peak RSS."""
     batch = images[:batch_size]
 
     def per_image_ms(function) -> float:
@@ -58,7 +62,7 @@ def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch
         "parameters": int(model.count_params()),
         "batch": len(batch),
         "inference_ms_per_image": per_image_ms(lambda: forward(batch).numpy()),
-        "gradcam_ms_per_image": per_image_ms(lambda: explainer(batch)),
+        "explanation_ms_per_image": per_image_ms(lambda: explainer(batch)),
         # Whole-process high-water mark (Linux reports KiB): an upper bound, not the model's share.
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
@@ -79,7 +83,8 @@ def _validation_tuned_iou(explainer, val: dict | None, config, maps, masks) -> d
 
 
 def evaluate_run(run_dir: str, split: str = "test") -> dict:
-    """Writes `eval/metrics.json`, ROC and confusion PNGs, Grad-CAM maps and overlays; returns metrics."""
+    """Writes `eval/metrics.json`, ROC and confusion PNGs, the default explanation's choice
+    (`explanation.json`), maps and overlays; returns the metrics."""
     run = load_run(run_dir)
     config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
     out_dir = run.paths.eval_dir
@@ -103,11 +108,13 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     if not multi_label:
         plot_confusion_matrix(report["confusion_matrix"], names, os.path.join(out_dir, "confusion_matrix.png"))
 
-    # Localisation: explain the true class (every positive label) of images that have a lesion mask.
-    layer = config.explain.layer or default_explain_layer(model)
+    # The run's default explanation (explain.method; `auto` chooses on the validation masks), then
+    # localisation: explain the true class (every positive label) of images that have a lesion mask.
+    choice = choose(model, config, val)
+    save_choice(out_dir, choice)
     indices = lesion_examples(data)
     localization = {"num_evaluated": 0}
-    explainer = GradCam(model, layer=layer, batch_size=64)
+    explainer = explainer_for(model, choice, batch_size=64)
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     if len(indices):
         targets = data["label"][indices]
@@ -121,18 +128,19 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         localization.update(_validation_tuned_iou(explainer, val, config, maps, masks))
         localization.update(deletion_insertion(scores, data["image"][indices], maps, targets))
         localization.update(average_drop_increase(scores, data["image"][indices], maps, targets))
-        np.savez_compressed(os.path.join(out_dir, "gradcam_maps.npz"), maps=maps, masks=masks, indices=indices)
+        if len(indices) > 1:
+            localization["specificity"] = map_specificity(maps)
+        np.savez_compressed(os.path.join(out_dir, MAPS_FILE), maps=maps, masks=masks, indices=indices)
         shown = slice(0, config.explain.num_overlays)
         titles = [f"#{i} p={probabilities[i].max():.2f}" for i in indices[shown]]
-        save_overlay_grid(
-            os.path.join(out_dir, "gradcam_overlays.png"), data["image"][indices][shown], maps[shown],
-            masks[shown], titles,
-        )
+        save_overlay_grid(os.path.join(out_dir, OVERLAYS_FILE), data["image"][indices][shown], maps[shown],
+                          masks[shown], titles)
     metrics = {
         "split": split,
         "classification": report,
         "classification_at_validation_threshold": validation_threshold,
-        "localization": {"method": "gradcam", "layer": layer, "binarize": config.explain.binarize,
+        "explanation": dataclasses.asdict(choice),
+        "localization": {"method": choice.method, "layer": choice.layer, "binarize": config.explain.binarize,
                          "binarize_value": config.explain.binarize_value, **localization},
         "efficiency": efficiency(model, data["image"], explainer, forward),
     }
@@ -149,11 +157,13 @@ def headline(metrics: dict) -> dict:
         "accuracy": classification["accuracy"],
         "sensitivity": classification.get("sensitivity"),
         "specificity": classification.get("specificity"),
-        "explanation": localization.get("method"),
+        "explanation": metrics["explanation"]["method"] + (f"@{metrics['explanation']['layer']}"
+                                                            if metrics["explanation"]["layer"] else ""),
         "iou": localization.get("iou_mean"),
         "pointing_game": localization.get("pointing_game"),
         "deletion_auc": localization.get("deletion_auc"),
         "insertion_auc": localization.get("insertion_auc"),
+        "map_specificity": (localization.get("specificity") or {}).get("specificity"),
     }
 
 

@@ -1,8 +1,11 @@
-"""SavedModel export with `serving_default` (probabilities) and `explain` (+ Grad-CAM) signatures.
+"""SavedModel export with `serving_default` (probabilities) and `explain` (+ the default explanation).
 
 Both signatures take float32 images [N, H, W, C] with values in [0, 1] at any H, W; they apply the
 same eval preprocessing as training (resize, normalise with the dataset's μ/σ) inside the graph.
-`explain` returns the Grad-CAM of the predicted class at the caller's input resolution.
+`explain` returns the run's default explanation (`tfxmed.default_explanation`) of the predicted
+class at the caller's input resolution, under `explanation`. Inputs are checked inside the graph
+(rank, channels, a non-empty batch, finite values): a bad request gets an InvalidArgument error that
+says what was expected, and the serving process stays up.
 """
 
 from __future__ import annotations
@@ -14,30 +17,57 @@ import keras
 import tensorflow as tf
 
 from tfxmed.data.pipeline import normalize, preprocess_for_eval
-from tfxmed.explain.layers import GradCAMLayer
-from tfxmed.models import default_explain_layer
+from tfxmed.default_explanation import Choice, choose, explainer_for, load_choice
 from tfxmed.errors import OutputExistsError
+from tfxmed.evaluation import collect_split
+from tfxmed.explain.layers import ExplanationLayer
+from tfxmed.models import default_explain_layer
 from tfxmed.runs import load_run
 from tfxmed.storage import write_json_atomic
 
-__all__ = ["export_run", "export_saved_model", "check_replaceable", "EXPORT_MARKER"]
+__all__ = ["export_run", "export_saved_model", "check_replaceable", "checked_images", "EXPORT_MARKER"]
 
 EXPORT_MARKER = "tfxmed_export.json"  # written into every export: marks the folder as ours to replace
 
 
-def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str, layer: str = "") -> str:
+def checked_images(images: tf.Tensor, channels: int) -> tf.Tensor:
+    """`images` as [N, H, W, channels], or an InvalidArgument error saying what was expected and received.
+
+    One assertion over every condition (separate assertions may run, and report, in any order).
+    """
+    shape = tf.shape(images)
+    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(images, [-1])))  # flat: any rank reduces
+    rank_ok = tf.equal(tf.rank(images), 4)
+    padded = tf.concat([shape, tf.ones([4], tf.int32)], 0)  # any rank: indexable below
+    valid = tf.reduce_all(tf.stack([
+        rank_ok, tf.equal(padded[3], channels), padded[0] > 0, tf.minimum(padded[1], padded[2]) >= 2,
+        finite,
+    ]))
+    check = tf.debugging.Assert(valid, [
+        f"images must be a batch [N >= 1, H >= 2, W >= 2, {channels}] of finite float32 values in [0, 1];",
+        "received shape", shape, "; all values finite:", finite,
+    ], summarize=8)
+    with tf.control_dependencies([check]):
+        return tf.ensure_shape(tf.identity(images), [None, None, None, channels])
+
+
+def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str,
+                       choice: Choice | None = None) -> str:
     """Writes the SavedModel to `path` and returns the path.
 
-    `path` must be new, empty, or an earlier tfxmed export (which is replaced whole, by rename);
-    anything else is refused before any work (`OutputExistsError`).
+    `choice` is the default explanation served by `explain` (default: Grad-CAM at the model's
+    declared layer). `path` must be new, empty, or an earlier tfxmed export (which is replaced whole,
+    by rename); anything else is refused before any work (`OutputExistsError`).
     """
     check_replaceable(path)
+    choice = choice or Choice("gradcam", default_explain_layer(model))
     channels = int(model.inputs[0].shape[-1])
-    gradcam = GradCAMLayer(model, layer_name=layer or default_explain_layer(model))
-    signature = [tf.TensorSpec([None, None, None, channels], tf.float32, name="images")]
+    served = explainer_for(model, choice, serving=True)
+    explanation = ExplanationLayer(model, choice.method, _served_options(choice, served))
+    signature = [tf.TensorSpec(None, tf.float32, name="images")]  # any rank: checked in the graph
 
     def prepare(images):
-        return normalize(preprocess_for_eval(images, image_size), manifest)
+        return normalize(preprocess_for_eval(checked_images(images, channels), image_size), manifest)
 
     def serve(images):
         return {"probabilities": model(prepare(images), training=False)}
@@ -46,9 +76,9 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
         inputs = prepare(images)
         probabilities = model(inputs, training=False)
         predicted = tf.one_hot(tf.argmax(probabilities, axis=-1), tf.shape(probabilities)[-1])
-        maps = gradcam(inputs, predicted)
+        maps = explanation(inputs, predicted)
         maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
-        return {"probabilities": probabilities, "gradcam": maps}
+        return {"probabilities": probabilities, "explanation": maps}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -59,7 +89,9 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     temporary = os.path.join(parent, f".{name}.tfxmed-export-tmp")
     shutil.rmtree(temporary, ignore_errors=True)  # a killed export's own leftover (tfxmed's name)
     archive.write_out(temporary, verbose=False)
-    write_json_atomic({"written_by": "tfxmed", "signatures": ["serving_default", "explain"]},
+    write_json_atomic({"written_by": "tfxmed", "signatures": ["serving_default", "explain"],
+                       "explanation": {"method": choice.method, "layer": choice.layer,
+                                       **({"served_weights": served.weights} if choice.method == "fusion" else {})}},
                       os.path.join(temporary, EXPORT_MARKER))
     if os.path.exists(path):  # an earlier export of ours (checked above): swap, then drop the old one
         previous = os.path.join(parent, f".{name}.tfxmed-export-old")
@@ -70,6 +102,13 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     else:
         os.replace(temporary, path)
     return path
+
+
+def _served_options(choice: Choice, served) -> dict:
+    options = {"layer": choice.layer} if choice.layer and choice.method != "fusion" else {}
+    if choice.method == "fusion":
+        options = {"weights": served.weights, **({"default_layer": choice.layer} if choice.layer else {})}
+    return options
 
 
 def check_replaceable(path: str) -> None:
@@ -88,7 +127,13 @@ def check_replaceable(path: str) -> None:
 
 
 def export_run(run_dir: str, out: str | None = None) -> str:
-    """Exports a run's best checkpoint to `out` (default RUN/saved_model); returns the path."""
+    """Exports a run's best checkpoint to `out` (default RUN/saved_model) with the run's default
+    explanation (as `evaluate` chose it; resolved now on the validation split if not evaluated yet)."""
     run = load_run(run_dir)
+    choice = load_choice(run.paths.eval_dir)
+    if choice is None:
+        needs_val = run.config.explain.method == "auto" and "val" in run.manifest["splits"]
+        val = collect_split(run.data_dir, run.manifest, run.config, "val") if needs_val else None
+        choice = choose(run.model, run.config, val)
     return export_saved_model(run.model, run.manifest, run.config.data.image_size, out or run.paths.saved_model,
-                              run.config.explain.layer)
+                              choice)

@@ -8,7 +8,7 @@ import time
 import tensorflow as tf
 
 from tfxmed.config import Experiment
-from tfxmed.evaluation import evaluate_run, headline
+from tfxmed.evaluation import OVERLAYS_FILE, evaluate_run, headline
 from tfxmed.exporting import export_run
 from tfxmed.reporting import build_report
 from tfxmed.runs import RunPaths
@@ -46,7 +46,7 @@ def run_all(config: Experiment, strategy: tf.distribute.Strategy) -> dict:
             "saved_model": os.path.abspath(saved_model),
             "metrics": paths.metrics,
             "plots": [os.path.join(paths.eval_dir, "roc.png"), os.path.join(paths.eval_dir, "confusion_matrix.png")],
-            "overlays": os.path.join(paths.eval_dir, "gradcam_overlays.png"),
+            "overlays": os.path.join(paths.eval_dir, OVERLAYS_FILE),
             "report": os.path.abspath(report),
         },
     }

@@ -26,10 +26,13 @@ from tfxmed.runs import RunPaths, load_run, write_run_info
 TINY = {"small_cnn": SmallCnnConfig(width=4, blocks=[1, 1]),
         "resnet50_attention": ResNetAttentionConfig(blocks=[1, 1, 2, 1], width=4)}
 EXPECTED = {
-    ("small_cnn", True): ModelSpec("csam", attention_layer="csam_spatial"),
-    ("small_cnn", False): ModelSpec("last_conv_relu"),
-    ("resnet50_attention", True): ModelSpec("csam", attention_layer="csam_spatial"),
-    ("resnet50_attention", False): ModelSpec("conv4_block2_out"),  # the third stage's last block
+    ("small_cnn", True): ModelSpec("csam", attention_layer="csam_spatial",
+                                   candidate_layers=("conv1_1_relu", "last_conv_relu")),
+    ("small_cnn", False): ModelSpec("last_conv_relu", candidate_layers=("conv1_1_relu",)),
+    ("resnet50_attention", True): ModelSpec("csam", attention_layer="csam_spatial",
+                                            candidate_layers=("conv2_block1_out", "conv3_block1_out", "conv4_block2_out")),
+    # without attention: the third stage's last block, with the earlier stages as candidates
+    ("resnet50_attention", False): ModelSpec("conv4_block2_out", candidate_layers=("conv2_block1_out", "conv3_block1_out")),
 }
 
 
@@ -43,7 +46,7 @@ def test_each_builder_declares_its_spec_from_its_arguments(name, attention):
     model = build_model(config, (32, 32, 1), 2, False)
     assert declared_spec(model) == model_spec(config) == EXPECTED[name, attention]
     spec = declared_spec(model)
-    for layer in (spec.explain_layer, spec.logits_layer, spec.attention_layer):
+    for layer in (spec.explain_layer, spec.logits_layer, spec.attention_layer, *spec.candidate_layers):
         assert layer is None or model.get_layer(layer) is not None
     assert default_explain_layer(model) == spec.explain_layer
 

@@ -111,3 +111,36 @@ def test_class_per_folder_dicom_tree_splits_by_header_patient(tmp_path):
     assert all(len(splits) == 1 for splits in split_of.values())  # a patient's images share one split
     blob = b"".join(open(p, "rb").read() for p in glob.glob(str(out / "*")))
     assert b"MRN-" not in blob and b"Doe" not in blob
+
+
+def test_file_names_that_hold_an_mrn_never_reach_skipped_csv_or_the_journal(tmp_path):
+    """Finding 4: a DICOM named by its MRN was listed by name in skipped.csv and .progress.json."""
+    from tfrecords_tools.sources import convert_folder
+    from tfrecords_tools.writer import JOURNAL_NAME
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for label in ("normal", "effusion"):
+        (tmp_path / "tree" / label).mkdir(parents=True)
+        for i in range(4):
+            name = f"MRN-{label[0]}{i}_Doe_Jane.dcm"
+            _write_dicom(tmp_path / "tree" / label / name, rng.integers(0, 4095, (16, 16)), patient_id=f"P{i}")
+            rows.append({"path": f"tree/{label}/{name}", "label": label, "mask": ""})
+        _write_dicom(tmp_path / "tree" / label / "MRN-77_Doe_Jane.dcm", np.zeros((16, 16)), with_pixels=False)
+        rows.append({"path": f"tree/{label}/MRN-77_Doe_Jane.dcm", "label": label, "mask": ""})
+    rows[0]["mask"] = "tree/normal/MRN-77_Doe_Jane.dcm"  # a mask path in a reason would name it too
+    with open(tmp_path / "d.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=["path", "label", "mask"])
+        writer.writeheader()
+        writer.writerows(rows)
+    outputs = {"folder": convert_folder(str(tmp_path / "tree"), str(tmp_path / "folder"), shard_examples=2, salt="s"),
+               "csv": convert_csv(str(tmp_path / "d.csv"), str(tmp_path / "csv"), shard_examples=2, salt="s")}
+    for name, ticks in outputs.items():
+        sum(ticks)
+        out = tmp_path / name
+        skipped = (out / "skipped.csv").read_text()
+        assert load_manifest(str(out))["skipped"] >= 2 and "without pixel data" in skipped
+        for text in (skipped, (out / JOURNAL_NAME).read_text(), (out / "manifest.json").read_text()):
+            assert "MRN" not in text and "Doe" not in text and ".dcm" not in text, name
+    skipped = (tmp_path / "folder" / "skipped.csv").read_text()
+    assert "item 1 of folder normal/,file: DICOM without pixel data" in skipped

@@ -17,7 +17,8 @@ def test_statistics_match_the_manifest_and_cooccurrence_is_consistent(tmp_path, 
         assert report["splits"][split]["with_mask"] == info["with_mask"]
     matrix = np.array(report["train_cooccurrence"]["matrix"])
     assert np.array_equal(matrix, matrix.T)
-    assert matrix.diagonal().tolist() == [manifest["splits"]["train"]["class_counts"][n] for n in manifest["class_names"]]
+    counts = manifest["splits"]["train"]["class_counts"]
+    assert matrix.diagonal().tolist() == [counts[n] for n in manifest["class_names"]]
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
 
     assert main([out, "--grid", str(tmp_path / "cli.png")]) == 0

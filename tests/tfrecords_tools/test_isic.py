@@ -41,7 +41,8 @@ def test_isic_2018_one_hot_with_segmentation_masks(tmp_path, rng):
     total = {c: sum(v["class_counts"][c] for v in manifest["splits"].values()) for c in classes}
     assert total == {c: 3 for c in classes}
     assert sum(v["with_mask"] for v in manifest["splits"].values()) == 3
-    records = [features.parse(raw, 7, 3) for path in glob.glob(str(out / "*.tfrecord")) for raw in tf.data.TFRecordDataset(path)]
+    records = [features.parse(raw, 7, 3)
+               for path in glob.glob(str(out / "*.tfrecord")) for raw in tf.data.TFRecordDataset(path)]
     masked = [r for r in records if r["has_mask"]]
     assert len(masked) == 3 and int(tf.reduce_sum(tf.cast(masked[0]["mask"] > 0, tf.int32))) == 36
 
@@ -92,7 +93,8 @@ def test_isic_images_of_one_lesion_stay_in_one_split(tmp_path, rng):
     with open(tmp_path / "meta.csv", "w", newline="") as stream:
         csv.writer(stream).writerows([["image", "lesion_id"], *metadata])
     out = tmp_path / "out"
-    sum(convert_isic(str(tmp_path / "gt.csv"), str(images), str(out), metadata_csv=str(tmp_path / "meta.csv"), salt="s"))
+    sum(convert_isic(str(tmp_path / "gt.csv"), str(images), str(out), metadata_csv=str(tmp_path / "meta.csv"),
+                     salt="s"))
     assert load_manifest(str(out))["lesion_level"]
     split_of = {}
     for path in glob.glob(str(out / "*.tfrecord")):

@@ -46,7 +46,8 @@ def test_multi_label_official_split_boxes_and_hashed_patients(tmp_path, rng):
     assert manifest["class_names"] == list(FINDINGS) and manifest["multi_label"] and manifest["skipped"] == 2
     counts = {s: v["count"] for s, v in manifest["splits"].items()}
     assert counts["test"] == 4 and counts["train"] + counts["val"] == 20 and counts["val"] > 0
-    assert manifest["splits"]["train"]["class_counts"]["Hernia"] + manifest["splits"]["val"]["class_counts"]["Hernia"] == 5
+    splits = manifest["splits"]
+    assert splits["train"]["class_counts"]["Hernia"] + splits["val"]["class_counts"]["Hernia"] == 5
     examples = []
     for path in glob.glob(str(out / "*.tfrecord")):
         split = os.path.basename(path).split("-")[0]

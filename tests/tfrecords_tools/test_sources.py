@@ -16,50 +16,6 @@ def _drain(ticks):
     return sum(ticks)
 
 
-def _fake_medmnist(path, rng, label_columns=1, classes=2, channels=None):
-    arrays = {}
-    for split, count in (("train", 12), ("val", 4), ("test", 6)):
-        shape = (count, 28, 28) if channels is None else (count, 28, 28, channels)
-        arrays[f"{split}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
-        if label_columns == 1:
-            arrays[f"{split}_labels"] = (np.arange(count) % classes).reshape(-1, 1)
-        else:
-            arrays[f"{split}_labels"] = rng.integers(0, 2, (count, label_columns))
-    np.savez(path, **arrays)
-    return arrays
-
-
-def test_medmnist_binary_keeps_official_splits(tmp_path, rng):
-    path = tmp_path / "pneumoniamnist.npz"
-    arrays = _fake_medmnist(path, rng)
-    assert _drain(sources.convert_medmnist(str(path), str(tmp_path / "out"))) == 22
-    manifest = load_manifest(str(tmp_path / "out"))
-    assert manifest["class_names"] == ["normal", "pneumonia"] and not manifest["multi_label"]
-    assert {s: v["count"] for s, v in manifest["splits"].items()} == {"train": 12, "val": 4, "test": 6}
-    assert manifest["splits"]["test"]["class_counts"] == {"normal": 3, "pneumonia": 3}
-    assert manifest["pixel_mean"][0] == pytest.approx(arrays["train_images"].mean() / 255, abs=1e-9)
-
-
-def test_medmnist_multi_label_and_rgb(tmp_path, rng):
-    path = tmp_path / "chestmnist.npz"
-    arrays = _fake_medmnist(path, rng, label_columns=14)
-    _drain(sources.convert_medmnist(str(path), str(tmp_path / "ml")))
-    manifest = load_manifest(str(tmp_path / "ml"))
-    assert manifest["multi_label"] and manifest["class_names"][0] == "atelectasis"
-    assert manifest["splits"]["train"]["class_counts"]["hernia"] == int(arrays["train_labels"][:, 13].sum())
-    path = tmp_path / "bloodmnist.npz"
-    _fake_medmnist(path, rng, classes=8, channels=3)
-    _drain(sources.convert_medmnist(str(path), str(tmp_path / "rgb")))
-    manifest = load_manifest(str(tmp_path / "rgb"))
-    assert manifest["channels"] == 3 and len(manifest["pixel_mean"]) == 3 and manifest["num_classes"] == 8
-
-
-def test_medmnist_missing_keys_named(tmp_path):
-    np.savez(tmp_path / "bad.npz", train_images=np.zeros((1, 28, 28), np.uint8))
-    with pytest.raises(ValueError, match="not a MedMNIST file.*val_images"):
-        _drain(sources.convert_medmnist(str(tmp_path / "bad.npz"), str(tmp_path / "out")))
-
-
 def test_folder_tree_with_a_corrupt_file(tmp_path, rng):
     root = tmp_path / "tree"
     for name, count in (("normal", 10), ("pneumonia", 10)):
@@ -74,13 +30,14 @@ def test_folder_tree_with_a_corrupt_file(tmp_path, rng):
     assert counts == {"train": 14, "val": 4, "test": 2}  # 70/20/10 per class
     with open(tmp_path / "out" / "skipped.csv") as stream:
         rows = list(csv.DictReader(stream))
-    assert [r["item"] for r in rows] == [os.path.join("normal", "broken.png")]
+    # Named by position (the 11th image file of normal/ in name order), never by a name that may hold an MRN.
+    assert [r["item"] for r in rows] == ["item 11 of folder normal/"]
     assert manifest["skipped"] == 1
     # File and folder names may carry patient names: the records hold only a salted hash of the path.
     shards = [os.path.join(tmp_path, "out", s["file"]) for v in manifest["splits"].values() for s in v["shards"]]
     blob = b"".join(open(path, "rb").read() for path in shards)
     assert os.path.join("pneumonia", "3.png").encode() not in blob and b".png" not in blob
-    with pytest.raises(ValueError, match="broken.png: unreadable image"):
+    with pytest.raises(ValueError, match="item 11 of folder normal/: unreadable image"):
         _drain(sources.convert_folder(str(root), str(tmp_path / "strict"), strict=True))
 
 
@@ -105,3 +62,32 @@ def test_cli_converts_synthetic_with_progress(tmp_path):
     # The default secret is per user, outside the dataset: copying the folder does not ship it.
     assert oct(os.stat(tmp_path / "config" / "tfxmed" / "id_salt").st_mode & 0o777) == "0o600"
     assert not any(name.endswith("salt") for name in os.listdir(tmp_path / "syn"))
+
+
+def test_folder_links_out_of_the_root_are_skipped_unless_allowed(tmp_path, rng, monkeypatch):
+    """The probe's case: a link to /etc/passwd in a class folder was opened; now nothing outside is read."""
+    root, outside = tmp_path / "tree", tmp_path / "outside"
+    (outside / "more").mkdir(parents=True)
+    Image.fromarray(np.full((5, 7), 99, np.uint8)).save(outside / "secret.png")
+    Image.fromarray(np.full((5, 7), 98, np.uint8)).save(outside / "more" / "1.png")
+    for name in ("normal", "pneumonia"):
+        (root / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / name / f"{i}.png")
+    (root / "normal" / "passwd.png").symlink_to("/etc/passwd")
+    (root / "pneumonia" / "x.png").symlink_to(outside / "secret.png")
+    (root / "linked").symlink_to(outside / "more", target_is_directory=True)  # a class folder outside the root
+    reads = []
+    real_read = items._read
+    monkeypatch.setattr(items, "_read", lambda path, channels: reads.append(path) or real_read(path, channels))
+    _drain(sources.convert_folder(str(root), str(tmp_path / "out"), salt="s"))
+    assert reads and all(os.path.realpath(path).startswith(str(root)) for path in reads)
+    with open(tmp_path / "out" / "skipped.csv") as stream:
+        reasons = {row["item"]: row["reason"] for row in csv.DictReader(stream)}
+    assert set(reasons) == {"folder linked/", "item 6 of folder normal/", "item 6 of folder pneumonia/"}
+    assert all("outside the root; pass --allow-outside-root" in reason for reason in reasons.values())
+    assert sum(v["count"] for v in load_manifest(str(tmp_path / "out"))["splits"].values()) == 10
+
+    _drain(sources.convert_folder(str(root), str(tmp_path / "allowed"), salt="s", allow_outside_root=True))
+    manifest = load_manifest(str(tmp_path / "allowed"))
+    assert sum(v["count"] for v in manifest["splits"].values()) == 12 and manifest["skipped"] == 1  # passwd: unreadable

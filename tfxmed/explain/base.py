@@ -106,6 +106,9 @@ class Explainer:
     """
 
     fold_batch_norm = True
+    # False for methods that compute on the host (NumPy, per-image fitting): they cannot sit inside a
+    # SavedModel signature or a compiled (TPU) graph.
+    in_graph = True
     # True when `explain_batch(images, None)` explains each image's predicted class from the scores of
     # its own forward pass, so `targets=None` costs no separate prediction pass.
     predicts_in_graph = False

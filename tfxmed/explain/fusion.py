@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from tfxmed.explain.base import Explainer
 from tfxmed.explain.cam import CamExplainer
-from tfxmed.explain.ops import gaussian_blur
+from tfxmed.explain.ops import gaussian_blur, minmax_maps
 from tfxmed.metrics.maps import minmax_per_map, rank_per_map
 
 __all__ = ["Fusion", "DEFAULT_WEIGHTS", "NORMALIZATIONS"]
@@ -62,6 +63,40 @@ class Fusion:
                 maps = gaussian_blur(tf.constant(maps[..., None]), self.smoothing_sigma).numpy()[..., 0]
             processed[name] = NORMALIZATIONS[self.normalization](maps)
         return processed
+
+    @property
+    def in_graph(self) -> bool:
+        """True when every component computes in-graph and maps are min-max scaled: then the fusion
+        itself runs as one TensorFlow function (`explain_batch`), e.g. in the SavedModel `explain`."""
+        return self.normalization == "minmax" and all(
+            isinstance(e, Explainer) and e.in_graph for e in self.explainers.values())
+
+    @property
+    def scores(self):
+        """The pre-activation scores model (the components explain the same model)."""
+        return next(iter(self.explainers.values())).scores
+
+    @property
+    def compiled_batch(self):
+        """`explain_batch` as one compiled function (built on first use)."""
+        if not hasattr(self, "_compiled_batch"):
+            self._compiled_batch = tf.function(self.explain_batch)
+        return self._compiled_batch
+
+    def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
+        """The same fusion in TensorFlow, for in-graph components (see `in_graph`)."""
+        if not self.in_graph:
+            host = [name for name, e in self.explainers.items() if not getattr(e, "in_graph", False)]
+            raise ValueError(f"this fusion cannot run in a graph: {host or 'rank normalisation'} computes on the "
+                             "host; serve a fusion of in-graph methods, e.g. weights={'gradcam': 0.4, 'ig': 0.4}")
+        total = sum(self.weights.values())
+        fused = 0.0
+        for name, explainer in self.explainers.items():
+            maps = tf.nn.relu(explainer.explain_batch(images, target_weights))
+            if self.smoothing_sigma > 0 and not isinstance(explainer, CamExplainer) and maps.shape.rank == 3:
+                maps = gaussian_blur(maps[..., None], self.smoothing_sigma)[..., 0]
+            fused = fused + (self.weights[name] / total) * minmax_maps(maps)
+        return fused
 
     def __call__(self, images, targets=None) -> np.ndarray:
         components = self.component_maps(images, targets)

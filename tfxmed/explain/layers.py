@@ -2,6 +2,7 @@
 
     maps = GradCAMLayer(classifier, layer_name="csam")(images)            # predicted class
     maps = IntegratedGradientsLayer(classifier, steps=16)(images, targets)  # one-hot / multi-hot targets
+    maps = ExplanationLayer(classifier, "fusion", {"weights": {"gradcam": 0.4, "ig": 0.4}})(images)  # any in-graph method
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import tensorflow as tf
 
 from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.integrated_gradients import IntegratedGradients
+from tfxmed.explain.registry import make_explainer
 
-__all__ = ["GradCAMLayer", "IntegratedGradientsLayer"]
+__all__ = ["GradCAMLayer", "IntegratedGradientsLayer", "ExplanationLayer"]
 
 
 class _ExplanationLayer(keras.layers.Layer):
@@ -87,3 +89,27 @@ class IntegratedGradientsLayer(_ExplanationLayer):
 
     def get_config(self):
         return {**super().get_config(), "steps": self.steps, "rule": self.rule}
+
+
+@keras.saving.register_keras_serializable(package="tfxmed")
+class ExplanationLayer(_ExplanationLayer):
+    """Maps [N, *spatial] of any in-graph method built by `make_explainer(method, model, **options)`.
+
+    Host-side methods (LIME, KernelSHAP, a fusion that includes them) are refused: they fit a
+    surrogate per image in NumPy and cannot run inside a graph or a SavedModel signature.
+    """
+
+    def __init__(self, model: keras.Model, method: str, options: dict | None = None, **kwargs):
+        self.method, self.options = method, dict(options or {})
+        super().__init__(model, **kwargs)
+        probe = self.make_explainer()
+        if not probe.in_graph:
+            raise ValueError(f"explanation method '{method}' computes on the host and cannot be served in a graph; "
+                             "choose an in-graph method (the CAM family, saliency, smoothgrad, ig, occlusion, lrp) "
+                             "or a fusion of them")
+
+    def make_explainer(self):
+        return make_explainer(self.method, self.classifier, batch_size=self.batch_size, **self.options)
+
+    def get_config(self):
+        return {**super().get_config(), "method": self.method, "options": self.options}

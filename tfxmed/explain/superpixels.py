@@ -39,6 +39,8 @@ class SuperpixelExplainer(Explainer):
     `precision` (see `Explainer`).
     """
 
+    in_graph = False  # fits a surrogate per image on the host
+
     def __init__(self, model: keras.Model, samples: int = 256, segmentation: str = "slic", segments: int = 50,
                  fill: float = 0.0, batch_size: int = 64, seed: int = 42, precision: str = "float32"):
         self.samples, self.segmentation, self.segments = samples, segmentation, segments

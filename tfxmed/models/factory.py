@@ -20,7 +20,7 @@ __all__ = [
 # Each model's `ModelSpec` as a function of its config: what its builder attaches to the model it builds.
 SPECS = {
     "resnet50_attention": lambda config: resnet_attention_spec(config.attention, config.resnet50_attention.blocks),
-    "small_cnn": lambda config: small_cnn_spec(config.attention),
+    "small_cnn": lambda config: small_cnn_spec(config.attention, config.small_cnn.blocks),
 }
 
 

@@ -51,10 +51,12 @@ def _bottleneck(x, filters: int, stride: int, conv_shortcut: bool, name: str):
 
 def resnet_attention_spec(attention: bool = True, blocks: Sequence[int] = (3, 4, 6, 3)) -> ModelSpec:
     """The layers `resnet_attention(attention=..., blocks=...)` declares: CSAM's output and its spatial map
-    with attention, else the output of the third stage's last block, where CSAM would sit."""
+    with attention, else the output of the third stage's last block, where CSAM would sit. The first three
+    stages' outputs (finer grids) are candidates for `explain.method: auto`."""
+    stages = tuple(f"{name}_block{count}_out" for name, count in zip(STAGE_NAMES[:3], blocks[:3]))
     if attention:
-        return ModelSpec(explain_layer="csam", attention_layer="csam_spatial")
-    return ModelSpec(explain_layer=f"{STAGE_NAMES[2]}_block{blocks[2]}_out")
+        return ModelSpec(explain_layer="csam", attention_layer="csam_spatial", candidate_layers=stages)
+    return ModelSpec(explain_layer=stages[2], candidate_layers=stages[:2])
 
 
 def resnet_attention(

@@ -14,11 +14,14 @@ from tfxmed.models.spec import ModelSpec, declare_spec
 __all__ = ["small_cnn", "small_cnn_spec"]
 
 
-def small_cnn_spec(attention: bool = False) -> ModelSpec:
-    """The layers `small_cnn(attention=...)` declares: CSAM's output and spatial map, else the last conv's ReLU."""
+def small_cnn_spec(attention: bool = False, blocks: Sequence[int] = ()) -> ModelSpec:
+    """The layers `small_cnn(attention=..., blocks=...)` declares: CSAM's output and spatial map, else the
+    last conv's ReLU; the earlier stages' last ReLUs (finer grids) are candidates for `explain.method: auto`."""
+    stages = tuple(f"conv{stage + 1}_{count}_relu" for stage, count in enumerate(blocks[:-1]))
     if attention:
-        return ModelSpec(explain_layer="csam", attention_layer="csam_spatial")
-    return ModelSpec(explain_layer="last_conv_relu")
+        return ModelSpec(explain_layer="csam", attention_layer="csam_spatial",
+                         candidate_layers=(*stages, "last_conv_relu"))
+    return ModelSpec(explain_layer="last_conv_relu", candidate_layers=stages)
 
 
 def small_cnn(
@@ -35,7 +38,7 @@ def small_cnn(
     """Stages of [conv k×k-BN-ReLU] × blocks[i] with max pooling between; last conv is `last_conv`.
 
     CSAM (if `attention`) follows the last stage; GAP → dropout → Dense logits → softmax/sigmoid.
-    The model carries its `small_cnn_spec(attention)` (`tfxmed.models.spec`).
+    The model carries its `small_cnn_spec(attention, blocks)` (`tfxmed.models.spec`).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
@@ -56,4 +59,4 @@ def small_cnn(
     outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(
         logits
     )
-    return declare_spec(keras.Model(inputs, outputs, name=name), small_cnn_spec(attention))
+    return declare_spec(keras.Model(inputs, outputs, name=name), small_cnn_spec(attention, blocks))

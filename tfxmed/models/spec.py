@@ -31,11 +31,14 @@ class ModelSpec:
         logits_layer: the layer whose output is the pre-activation class scores; None when the model's
             output already is.
         attention_layer: the layer whose output is the attention map [N, h, w, 1], if any.
+        candidate_layers: other feature layers (e.g. earlier stages, finer grids) that
+            `explain.method: auto` may choose on the validation masks.
     """
 
     explain_layer: str
     logits_layer: str | None = "logits"
     attention_layer: str | None = None
+    candidate_layers: tuple[str, ...] = ()
 
 
 def declare_spec(model, spec: ModelSpec):
