@@ -10,18 +10,21 @@ Blank means not mentioned and counts as negative. `frontal_only` keeps `Frontal/
 Splits: `valid.csv` is the test split (the official test labels are not public); `train.csv` patients
 are split into train/val (patient level, stratified on any finding) with k-fold indices. The patient id
 comes from the path (`patientNNNNN`) and is stored only hashed; sex and age are not stored.
+A `Path` that resolves outside `root` (`..`, an absolute path, a symbolic link) skips its row unless
+`allow_outside_root`.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
+from tfrecords_tools.boundary import OUTSIDE_ROOT_HINT, outside_roots, ragged_row, read_table
 from tfrecords_tools.items import Item, patient_split, write_items
+from tfxmed.errors import Refusal
 
 __all__ = ["convert_chexpert", "OBSERVATIONS", "POLICIES"]
 
@@ -42,9 +45,9 @@ def _value(raw: str, column: str) -> int:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"column {column}: unparsable label {raw!r} (expected 1, 0, -1 or blank)") from None
-    if value not in (1.0, 0.0, -1.0):
-        raise ValueError(f"column {column}: label {raw!r} is not 1, 0, -1 or blank")
+        raise ValueError(f"column {column}: unparsable label (expected 1, 0, -1 or blank)") from None
+    if value not in (1.0, 0.0, -1.0):  # the cell's text is not echoed: a shifted row may hold a name there
+        raise ValueError(f"column {column}: label is not 1, 0, -1 or blank")
     return int(value)
 
 
@@ -68,39 +71,49 @@ def _image_path(root: str, path: str) -> str:
 
 def convert_chexpert(
     root: str, out_dir: str, policy: str = "ones", frontal_only: bool = True, val_fraction: float = 0.1,
-    folds: int = 5, seed: int = 42, shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
+    folds: int = 5, seed: int = 42, shard_examples: int = 0, salt: str = "", strict: bool = False,
+    resume: bool = False, workers: int = 0, allow_outside_root: bool = False,
 ) -> Iterator[int]:
     """Converts a CheXpert folder (holding `train.csv` and `valid.csv`)."""
     if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {', '.join(POLICIES)}; got '{policy}'")
+        raise Refusal(f"--policy must be one of {', '.join(POLICIES)}; got '{policy}'")
     items, skipped, filtered = [], [], 0
     for file_name, split in (("train.csv", "train"), ("valid.csv", "test")):
         csv_path = os.path.join(root, file_name)
         if not os.path.exists(csv_path):
-            raise FileNotFoundError(f"{csv_path} not found: expected the CheXpert folder holding train.csv and valid.csv")
-        with open(csv_path, newline="", encoding="utf-8") as stream:
-            reader = csv.DictReader(stream)
-            missing = [c for c in ("Path", *OBSERVATIONS) if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(f"{csv_path}: missing column(s) {missing}")
-            for line, row in enumerate(reader, start=2):
-                ref = f"{file_name}:{line}"
-                if frontal_only and (row.get("Frontal/Lateral") or "Frontal").strip() != "Frontal":
-                    filtered += 1
-                    continue
-                try:
-                    values = [_value(row[name], name) for name in OBSERVATIONS]
-                except ValueError as error:
-                    skipped.append((ref, str(error)))
-                    continue
-                path = _image_path(root, row["Path"])
-                if not os.path.isfile(path):
-                    skipped.append((ref, "missing file (column Path)"))
-                    continue
-                label, weight = _encode(values, policy)
-                match = _PATIENT.search(row["Path"])
-                items.append(Item(ref, path, label, split, patient=match.group(1) if match else "", source=row["Path"],
-                                  label_weight=weight))
+            raise FileNotFoundError(
+                f"{csv_path} not found: expected the CheXpert folder holding train.csv and valid.csv")
+        columns, rows = read_table(csv_path)
+        missing = [c for c in ("Path", *OBSERVATIONS) if c not in columns]
+        if missing:
+            raise Refusal(f"{csv_path}: missing column(s) {missing}")
+        for line, row in enumerate(rows, start=2):
+            ref = f"{file_name}:{line}"
+            if problem := ragged_row(row, "*"):
+                skipped.append((ref, problem))
+                continue
+            if frontal_only and (row.get("Frontal/Lateral") or "Frontal").strip() != "Frontal":
+                filtered += 1
+                continue
+            try:
+                values = [_value(row[name], name) for name in OBSERVATIONS]
+            except ValueError as error:
+                skipped.append((ref, str(error)))
+                continue
+            if not isinstance(row.get("Path"), str) or not row["Path"].strip():
+                skipped.append((ref, "column Path: empty (expected the image path)"))
+                continue
+            path = _image_path(root, row["Path"])
+            if not allow_outside_root and outside_roots(path, [root]):
+                skipped.append((ref, f"column Path: resolves outside the CheXpert folder; {OUTSIDE_ROOT_HINT}"))
+                continue
+            if not os.path.isfile(path):
+                skipped.append((ref, "missing file (column Path)"))
+                continue
+            label, weight = _encode(values, policy)
+            match = _PATIENT.search(row["Path"])
+            items.append(Item(ref, path, label, split, patient=match.group(1) if match else "", source=row["Path"],
+                              label_weight=weight))
     train = [item for item in items if item.split == "train"]
     splits, item_folds = patient_split([i.patient or i.source for i in train],
                                        [int(_any_finding(i.label, policy)) for i in train],
@@ -108,9 +121,11 @@ def convert_chexpert(
     for item, split, fold in zip(train, splits, item_folds):
         item.split, item.fold = split, fold
     names = [f"{n}:{s}" for n in OBSERVATIONS for s in STATES] if policy == "multiclass" else list(OBSERVATIONS)
+    groups = [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(len(OBSERVATIONS))] if policy == "multiclass" else None
     extra = {"uncertainty_policy": policy, "frontal_only": frontal_only, "filtered_lateral": filtered, "folds": folds,
-             "label_groups": [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(len(OBSERVATIONS))] if policy == "multiclass" else None}
-    yield from write_items(items, out_dir, "chexpert", names, True, 1, shard_examples, salt, strict, skipped, extra, resume=resume, workers=workers)
+             "label_groups": groups}
+    yield from write_items(items, out_dir, "chexpert", names, True, 1, shard_examples, salt, strict, skipped, extra,
+                           resume=resume, workers=workers)
 
 
 def _any_finding(label: np.ndarray, policy: str) -> bool:

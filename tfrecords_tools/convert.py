@@ -1,14 +1,19 @@
-"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv,chexpert,nih,isic,tfds} ... --out DIR`."""
+"""Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv,...} ... --out DIR`.
+
+Refused inputs print `error: ...` and exit 2; a full disk or another system error prints what happened
+and that re-running resumes, and exits 1; nothing prints a traceback for a bad input.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from tqdm import tqdm
 
 from tfrecords_tools import sources
+from tfrecords_tools.boundary import claim_output, is_disk_full
 from tfrecords_tools.salt import resolve_salt
 from tfxmed.storage import load_manifest
 
@@ -80,6 +85,8 @@ def _parser(prog: str = "python -m tfrecords_tools.convert") -> argparse.Argumen
     common(tfds)
     for sub in (folder, table, chexpert, nih, isic):
         sub.add_argument("--workers", type=int, default=0, help="processes that read and encode images (0: this one)")
+        sub.add_argument("--allow-outside-root", action="store_true",
+                         help="read files that resolve outside the given folder ('..', absolute paths, symbolic links)")
     for sub in (chexpert, nih, isic):
         sub.add_argument("--folds", type=int, default=5)
         sub.add_argument("--seed", type=int, default=42)
@@ -102,9 +109,10 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
 
         return convert_csv(args.csv_path, args.out, args.image_root, args.channels, folds=args.folds, seed=args.seed,
                            shard_examples=args.shard_examples, salt=salt, strict=args.strict, resume=resume,
-                           workers=args.workers), None
+                           workers=args.workers, allow_outside_root=args.allow_outside_root), None
     public = dict(folds=args.folds, seed=args.seed, shard_examples=args.shard_examples, salt=salt, strict=args.strict,
-                  resume=resume, workers=args.workers) if args.source in ("chexpert", "nih", "isic") else {}
+                  resume=resume, workers=args.workers, allow_outside_root=args.allow_outside_root,
+                  ) if args.source in ("chexpert", "nih", "isic") else {}
     if args.source == "chexpert":
         from tfrecords_tools.chexpert import convert_chexpert
 
@@ -128,25 +136,17 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
         sources.convert_folder(
             args.root, args.out, args.channels, seed=args.seed,
             shard_examples=args.shard_examples, salt=salt, strict=args.strict, resume=resume, workers=args.workers,
+            allow_outside_root=args.allow_outside_root,
         ),
         None,
     )
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m tfrecords_tools.convert") -> int:
-    args = _parser(prog).parse_args(argv)
-    if args.tfds_metadata and args.smote:
-        print("error: --tfds-metadata and --smote cannot be combined (SMOTE shards do not follow TFDS naming)",
-              file=sys.stderr)
-        return 2
-    salt = resolve_salt(args.salt)
-    ticks, total = _ticks(args, salt)
-    try:
-        for _ in tqdm(ticks, total=total, unit="img", desc=f"convert {args.source}", file=sys.stderr):
-            pass
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def _convert(args: argparse.Namespace) -> dict:
+    """Runs the conversion and its --tfds-metadata / --smote steps; returns the manifest."""
+    ticks, total = _ticks(args, resolve_salt(args.salt))
+    for _ in tqdm(ticks, total=total, unit="img", desc=f"convert {args.source}", file=sys.stderr):
+        pass
     if args.tfds_metadata:
         from tfrecords_tools.tfds_io import write_tfds_metadata
 
@@ -154,12 +154,38 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tfrecords_too
     if args.smote:
         from tfrecords_tools.smote import add_smote
 
-        try:
-            print(f"SMOTE: {add_smote(args.out, size=args.smote, seed=getattr(args, 'seed', 42))}", file=sys.stderr)
-        except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    manifest = load_manifest(args.out)
+        print(f"SMOTE: {add_smote(args.out, size=args.smote, seed=getattr(args, 'seed', 42))}", file=sys.stderr)
+    return load_manifest(args.out)
+
+
+def _system_error(error: OSError, out: str) -> str:
+    resumes = f"the shards finished so far are kept and journaled in {out}; re-run the same command to resume " \
+              "(--restart starts over)"
+    if is_disk_full(error):
+        return f"no space left on the device holding {out} ({error.strerror or error}): free some space; {resumes}"
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or error}{where} while converting into {out}; {resumes}"
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m tfrecords_tools.convert") -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.tfds_metadata and args.smote:
+        return _fail("--tfds-metadata and --smote cannot be combined (SMOTE shards do not follow TFDS naming)", 2)
+    try:
+        with claim_output(args.out):  # one conversion per folder, its extra steps included
+            manifest = _convert(args)
+    except (ValueError, FileNotFoundError) as error:  # tfxmed.errors.Refusal is a ValueError
+        return _fail(str(error), 2)
+    except OSError as error:
+        return _fail(_system_error(error, args.out), 1)
+    except KeyboardInterrupt:
+        return _fail(f"interrupted; the shards finished so far are kept in {args.out}: re-run the same command to "
+                     "resume", 130)
     counts = {split: info["count"] for split, info in manifest["splits"].items()}
     print(f"wrote {args.out}: {counts}, classes {manifest['class_names']}")
     return 0

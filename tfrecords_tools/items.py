@@ -4,6 +4,11 @@ A converter turns its layout into `Item`s (image path, label, split, raw patient
 per-label weights) and hands them to `write_items`, which reads each image (Pillow, or pydicom for
 `.dcm`), skips and reports bad ones in `skipped.csv` (or raises with `strict`), hashes patient ids and
 paths, and writes shards + manifest. `patient_split` assigns patient-level splits and k-fold indices.
+
+One image is written at most once, so no image can land in two splits: an item whose file is the same
+file as an earlier item's (same resolved path), or holds the same bytes (same sha256), is skipped and
+reported as a duplicate of the first, which is kept. Items are reported by `Item.ref` (a CSV line or a
+position in a folder), never by a file name, which may carry a patient's name or MRN.
 """
 
 from __future__ import annotations
@@ -12,19 +17,22 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
-from typing import Callable, Iterable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from tfrecords_tools.dicom import is_dicom_path, read_dicom
 from tfrecords_tools.writer import DEFAULT_SHARD_BYTES, DatasetWriter, encode_example, hash_patient_id
+from tfxmed.errors import Refusal
+from tfxmed.storage import file_sha256
 
 __all__ = ["Item", "write_items", "patient_split", "stratified_split", "read_image"]
 
 
 @dataclasses.dataclass
 class Item:
-    ref: str  # how a skipped item is reported, e.g. "train.csv:12" (never a name or a path)
+    ref: str  # how a skipped item is reported, e.g. "train.csv:12", "item 3 of folder normal/" (never a file name)
     path: str  # image file
     label: int | np.ndarray  # class index, or a multi-hot vector
     split: str
@@ -99,10 +107,23 @@ def _read(path: str, channels: int) -> np.ndarray:
     return read_image(path, channels)
 
 
+def _scrub(message: str, *paths) -> str:
+    """`message` without the paths (or file names) it may quote: they may carry identifiers."""
+    for path in paths:
+        if isinstance(path, str) and path:
+            name, resolved = os.path.basename(path), os.path.abspath(path)
+            for form in (path, resolved, *([name] if "." in name and len(name) > 4 else [])):
+                message = message.replace(form, "file")
+    return message
+
+
 def _encode_item(task) -> tuple:
-    """("ok", record, stats) or ("skip", reason) for one item: reading, checking, encoding (any process)."""
+    """("ok", record, stats, sha256) or ("skip", reason) for one item: reading, checking, encoding (any process)."""
     item, channels, num_classes, multi_label, salt = task
     try:
+        if not os.path.isfile(item.path):  # e.g. a FIFO, a folder, or a file deleted since it was listed
+            return "skip", "missing file or not a regular file"
+        digest = file_sha256(item.path)
         image = _read(item.path, channels)
         mask = item.mask
         if isinstance(mask, str):
@@ -112,7 +133,7 @@ def _encode_item(task) -> tuple:
         if mask is not None and np.shape(mask)[:2] != image.shape[:2]:
             raise ValueError(f"mask {np.shape(mask)[:2]} does not match image {image.shape[:2]}")
     except ValueError as error:  # refused DICOM or mismatched mask: say why, without the path
-        return "skip", str(error).replace(item.path, "file")
+        return "skip", _scrub(str(error), item.path, item.mask)
     except Exception as error:  # Pillow and pydicom raise many types for bad files
         return "skip", f"unreadable image or mask: {type(error).__name__}"
     try:
@@ -121,8 +142,8 @@ def _encode_item(task) -> tuple:
             hash_patient_id(item.patient, salt), hash_patient_id(item.source, salt) if item.source else "",
             item.label_weight, item.fold)
     except ValueError as error:  # e.g. a label out of range: this item only, not the whole run
-        return "skip", str(error)
-    return "ok", record, stats
+        return "skip", _scrub(str(error), item.path, item.mask)
+    return "ok", record, stats, digest
 
 
 def _describe_mask(mask) -> object:
@@ -169,32 +190,67 @@ def write_items(
     """
     skipped = list(skipped)
     if strict and skipped:
-        raise ValueError(f"{skipped[0][0]}: {skipped[0][1]}")
+        raise Refusal(f"{skipped[0][0]}: {skipped[0][1]}")
     items = list(items)
-    writer = DatasetWriter(out_dir, dataset_name, class_names, multi_label=multi_label, channels=channels,
-                           shard_bytes=shard_bytes, shard_examples=shard_examples, salt=salt, resume=resume,
-                           fingerprint=_fingerprint(items, dataset_name, skipped, extra))
-    for ref, reason in skipped:
-        writer.note_skipped(ref, reason)
-    pending = []
-    for item in items:
-        if writer.take_covered(item.split):
-            yield 1
-        else:
-            pending.append(item)
-    tasks = ((item, channels, len(class_names), multi_label, writer.salt) for item in pending)
-    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
-    try:
-        results = pool.imap(_encode_item, tasks, chunksize=16) if pool else map(_encode_item, tasks)
-        for item, result in zip(pending, results):
-            if result[0] == "ok":
-                writer.add_encoded(item.split, result[1], result[2])
-            elif strict:
-                raise ValueError(f"{item.ref}: {result[1]}")
-            else:
-                writer.skip(item.split, item.ref, result[1])
-            yield 1
-    finally:
-        if pool:
-            pool.terminate()
-    writer.close(extra)
+    with DatasetWriter(out_dir, dataset_name, class_names, multi_label=multi_label, channels=channels,
+                       shard_bytes=shard_bytes, shard_examples=shard_examples, salt=salt, resume=resume,
+                       fingerprint=_fingerprint(items, dataset_name, skipped, extra)) as writer:
+        for ref, reason in skipped:
+            writer.note_skipped(ref, reason)
+        covered = [writer.take_covered(item.split) for item in items]
+        pending = [item for item, done in zip(items, covered) if not done]
+        written = _Written({ref for ref, _ in writer.skipped})
+        tasks = ((item, channels, len(class_names), multi_label, writer.salt) for item in pending)
+        pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
+        try:
+            results = pool.imap(_encode_item, tasks, chunksize=16) if pool else map(_encode_item, tasks)
+            for item, done in zip(items, covered):
+                if done:  # in a finished shard of an interrupted run: its duplicates must still be found
+                    written.add_covered(item)
+                    yield 1
+                    continue
+                result = next(results)
+                if result[0] == "ok":
+                    result = written.check(item, result[3]) or result
+                if result[0] == "ok":
+                    writer.add_encoded(item.split, result[1], result[2])
+                elif strict:
+                    raise Refusal(f"{item.ref}: {result[1]}")
+                else:
+                    writer.skip(item.split, item.ref, result[1])
+                yield 1
+        finally:
+            if pool:
+                pool.terminate()
+        writer.close(extra)
+
+
+class _Written:
+    """The files and image bytes written so far, so that a second listing of one image is refused."""
+
+    def __init__(self, skipped_refs: set[str]):
+        self.skipped_refs = skipped_refs  # items of resumed shards that were not written
+        self.by_path: dict[str, str] = {}
+        self.by_content: dict[str, str] = {}
+
+    def _register(self, item: Item, digest: str) -> None:
+        self.by_path.setdefault(os.path.realpath(item.path), item.ref)
+        self.by_content.setdefault(digest, item.ref)
+
+    def add_covered(self, item: Item) -> None:
+        if item.ref not in self.skipped_refs:
+            try:
+                self._register(item, file_sha256(item.path))
+            except (OSError, ValueError):  # gone since: nothing later can duplicate what cannot be read
+                pass
+
+    def check(self, item: Item, digest: str) -> tuple[str, str] | None:
+        """("skip", reason) when `item` repeats a written image; else registers it and returns None."""
+        first = self.by_path.get(os.path.realpath(item.path))
+        how = "the same file"
+        if first is None:
+            first, how = self.by_content.get(digest), "identical image bytes"
+        if first is not None:
+            return "skip", f"duplicate of {first} ({how}): an image is written once, so it cannot land in two splits"
+        self._register(item, digest)
+        return None

@@ -9,17 +9,20 @@
   image's lesion mask (so downsized copies of the images work too).
 - Images are found by file name anywhere under the root (`images/`, `images_001/images/`, ...).
 - `Patient ID` is stored only hashed; age, sex and view are not stored.
+- An image found under the root that is a symbolic link to a file outside it skips its row unless
+  `allow_outside_root`.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
+from tfrecords_tools.boundary import OUTSIDE_ROOT_HINT, outside_roots, ragged_row, read_table
 from tfrecords_tools.items import Item, patient_split, write_items
+from tfxmed.errors import Refusal
 
 __all__ = ["convert_nih", "FINDINGS"]
 
@@ -44,14 +47,20 @@ def _boxes(root: str) -> dict[str, list[tuple[float, float, float, float]]]:
     boxes: dict[str, list] = {}
     if not os.path.exists(path):
         return boxes
-    with open(path, newline="", encoding="utf-8") as stream:
-        reader = csv.reader(stream)
-        header = next(reader)
-        column = {name.strip(): i for i, name in enumerate(header)}
-        x, y, w, h = (column[k] for k in ("Bbox [x", "y", "w", "h]"))
-        for row in reader:
-            if row:
-                boxes.setdefault(row[column["Image Index"]], []).append(tuple(float(row[i]) for i in (x, y, w, h)))
+    columns, rows = read_table(path)
+    column = {name.strip(): name for name in columns}
+    keys = ("Image Index", "Bbox [x", "y", "w", "h]")
+    missing = [key for key in keys if key not in column]
+    if missing:
+        raise Refusal(f"{path}: missing column(s) {missing}")
+    for line, row in enumerate(rows, start=2):
+        try:
+            box = tuple(float(row[column[key]]) for key in keys[1:])
+            if not np.isfinite(box).all():
+                raise ValueError
+        except (TypeError, ValueError):
+            raise Refusal(f"{path}:{line}: expected four finite numbers in Bbox [x, y, w, h]") from None
+        boxes.setdefault(row[column["Image Index"]].strip(), []).append(box)
     return boxes
 
 
@@ -77,6 +86,7 @@ class _BoxMask:
 def convert_nih(
     root: str, out_dir: str, val_fraction: float = 0.125, folds: int = 5, seed: int = 42,
     shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
+    allow_outside_root: bool = False,
 ) -> Iterator[int]:
     """Converts an NIH ChestX-ray14 folder (holding `Data_Entry_2017.csv`)."""
     entries = os.path.join(root, ENTRIES)
@@ -93,39 +103,51 @@ def convert_nih(
     boxes = _boxes(root)
     index = {name: i for i, name in enumerate(FINDINGS)}
     items, skipped = [], []
-    with open(entries, newline="", encoding="utf-8") as stream:
-        reader = csv.DictReader(stream)
-        missing = [c for c in ("Image Index", "Finding Labels", "Patient ID") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{entries}: missing column(s) {missing}")
-        for line, row in enumerate(reader, start=2):
-            ref, name = f"{ENTRIES}:{line}", row["Image Index"].strip()
-            findings = [f.strip() for f in row["Finding Labels"].split("|") if f.strip() and f.strip() != "No Finding"]
-            unknown = [f for f in findings if f not in index]
-            if unknown or not row["Finding Labels"].strip():
-                skipped.append((ref, f"column Finding Labels: unknown finding(s) {unknown}" if unknown else "empty label"))
-                continue
-            if name not in files:
-                skipped.append((ref, "missing file (column Image Index)"))
-                continue
-            if test_list is not None and name in test_list:
-                split = "test"
-            elif train_list is not None and name not in train_list:
-                skipped.append((ref, "in neither train_val_list.txt nor test_list.txt"))
-                continue
-            else:
-                split = "train"
-            label = np.zeros(len(FINDINGS), np.float32)
-            label[[index[f] for f in findings]] = 1.0
-            mask = None
-            if name in boxes:
-                mask = _BoxMask(boxes[name])
-            items.append(Item(ref, files[name], label, split, patient=row["Patient ID"].strip(), source=name, mask=mask))
+    columns, rows = read_table(entries)
+    required = ("Image Index", "Finding Labels", "Patient ID")
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise Refusal(f"{entries}: missing column(s) {missing}")
+    for line, row in enumerate(rows, start=2):
+        ref = f"{ENTRIES}:{line}"
+        if problem := ragged_row(row, required):
+            skipped.append((ref, problem))
+            continue
+        name = row["Image Index"].strip()
+        findings = [f.strip() for f in row["Finding Labels"].split("|") if f.strip() and f.strip() != "No Finding"]
+        unknown = [f for f in findings if f not in index]
+        if unknown or not row["Finding Labels"].strip():
+            skipped.append((ref, f"column Finding Labels: unknown finding(s) {unknown}" if unknown
+                            else "empty label"))
+            continue
+        if name not in files:
+            skipped.append((ref, "missing file (column Image Index)"))
+            continue
+        if not allow_outside_root and outside_roots(files[name], [root]):
+            skipped.append((ref, f"column Image Index: a symbolic link to a file outside the root; "
+                                 f"{OUTSIDE_ROOT_HINT}"))
+            continue
+        if test_list is not None and name in test_list:
+            split = "test"
+        elif train_list is not None and name not in train_list:
+            skipped.append((ref, "in neither train_val_list.txt nor test_list.txt"))
+            continue
+        else:
+            split = "train"
+        label = np.zeros(len(FINDINGS), np.float32)
+        label[[index[f] for f in findings]] = 1.0
+        mask = None
+        if name in boxes:
+            mask = _BoxMask(boxes[name])
+        items.append(Item(ref, files[name], label, split, patient=row["Patient ID"].strip(), source=name,
+                          mask=mask))
     pool = [item for item in items if item.split == "train"]
     fractions = (1.0 - val_fraction, val_fraction, 0.0) if test_list is not None else (0.7, 0.2, 0.1)
     splits, item_folds = patient_split([i.patient or i.source for i in pool], [int(i.label.any()) for i in pool],
                                        fractions, folds, seed)
     for item, split, fold in zip(pool, splits, item_folds):
         item.split, item.fold = split, fold
-    extra = {"official_split": test_list is not None, "folds": folds, "with_boxes": sum(i.mask is not None for i in items)}
-    yield from write_items(items, out_dir, "chestxray14", FINDINGS, True, 1, shard_examples, salt, strict, skipped, extra, resume=resume, workers=workers)
+    extra = {"official_split": test_list is not None, "folds": folds,
+             "with_boxes": sum(i.mask is not None for i in items)}
+    yield from write_items(items, out_dir, "chestxray14", FINDINGS, True, 1, shard_examples, salt, strict, skipped,
+                           extra, resume=resume, workers=workers)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from tfrecords_tools.boundary import OUTSIDE_ROOT_HINT, outside_roots
 from tfrecords_tools.dicom import header_patient_id
 from tfrecords_tools.items import Item, patient_split, stratified_split, write_items
 from tfrecords_tools.writer import DatasetWriter
 from tfxmed.data import synthetic
+from tfxmed.errors import Refusal
 from tfxmed.storage import file_sha256
 
 __all__ = [
@@ -60,7 +62,7 @@ def convert_synthetic(
         confounder_strength=confounder_strength,
         seed=seed,
     )
-    writer = DatasetWriter(
+    with DatasetWriter(
         out_dir,
         dataset_name="synthetic",
         class_names=synthetic.class_names(base),
@@ -69,22 +71,22 @@ def convert_synthetic(
         salt=salt,
         resume=resume,
         fingerprint=json.dumps({**base.__dict__, "counts": counts}, sort_keys=True),
-    )
-    for split, count in counts.items():
-        spec = synthetic.SyntheticSpec(**{**base.__dict__, "num_examples": count})
-        batch = synthetic.generate(spec, split)
-        for i in range(count):
-            writer.add(
-                split,
-                batch.images[i],
-                batch.labels[i],
-                mask=batch.masks[i],
-                confounder=None if batch.markers is None else batch.markers[i],
-                patient_id=batch.patient_ids[i],
-                source_id=f"synthetic/{split}/{i:06d}",
-            )
-            yield 1
-    writer.close({"synthetic_spec": {**base.__dict__, "counts": counts}})
+    ) as writer:
+        for split, count in counts.items():
+            spec = synthetic.SyntheticSpec(**{**base.__dict__, "num_examples": count})
+            batch = synthetic.generate(spec, split)
+            for i in range(count):
+                writer.add(
+                    split,
+                    batch.images[i],
+                    batch.labels[i],
+                    mask=batch.masks[i],
+                    confounder=None if batch.markers is None else batch.markers[i],
+                    patient_id=batch.patient_ids[i],
+                    source_id=f"synthetic/{split}/{i:06d}",
+                )
+                yield 1
+        writer.close({"synthetic_spec": {**base.__dict__, "counts": counts}})
 
 
 def _medmnist_class_names(path: str, labels: np.ndarray, multi_label: bool) -> list[str]:
@@ -115,7 +117,7 @@ def convert_medmnist(
     labels = data["train_labels"]
     multi_label = labels.ndim == 2 and labels.shape[1] > 1
     channels = 3 if data["train_images"].ndim == 4 and data["train_images"].shape[-1] == 3 else 1
-    writer = DatasetWriter(
+    with DatasetWriter(
         out_dir,
         dataset_name=os.path.basename(path),
         class_names=_medmnist_class_names(path, labels, multi_label),
@@ -125,15 +127,15 @@ def convert_medmnist(
         salt=salt,
         resume=resume,
         fingerprint=file_sha256(path),
-    )
-    for split in MEDMNIST_SPLITS:
-        images, split_labels = data[f"{split}_images"], data[f"{split}_labels"]
-        for i in range(len(images)):
-            image = images[i] if images[i].ndim == 3 else images[i][..., None]
-            label = split_labels[i] if multi_label else int(np.asarray(split_labels[i]).reshape(-1)[0])
-            writer.add(split, image.astype(np.uint8), label, source_id=f"{split}/{i}")
-            yield 1
-    writer.close()
+    ) as writer:
+        for split in MEDMNIST_SPLITS:
+            images, split_labels = data[f"{split}_images"], data[f"{split}_labels"]
+            for i in range(len(images)):
+                image = images[i] if images[i].ndim == 3 else images[i][..., None]
+                label = split_labels[i] if multi_label else int(np.asarray(split_labels[i]).reshape(-1)[0])
+                writer.add(split, image.astype(np.uint8), label, source_id=f"{split}/{i}")
+                yield 1
+        writer.close()
 
 
 def convert_folder(
@@ -147,42 +149,59 @@ def convert_folder(
     strict: bool = False,
     resume: bool = False,
     workers: int = 0,
+    allow_outside_root: bool = False,
 ) -> Iterator[int]:
     """Converts `root/<class>/*.png` (or `root/<split>/<class>/*`) trees; `.dcm` files are read with pydicom.
 
     Without split folders the items are split per class (`stratified_split`), or by patient (with
-    k-fold indices) when DICOM headers carry PatientIDs. Unreadable images are
-    skipped and listed with the reason in `out_dir/skipped.csv` (or raise with `strict`).
+    k-fold indices) when DICOM headers carry PatientIDs. Unreadable images are skipped and listed with
+    the reason in `out_dir/skipped.csv` (or raise with `strict`) by their position, e.g. "item 3 of
+    folder normal/" (the third image file of `normal/` in name order), never by a file name, which may
+    carry a patient's name or MRN. Files and folders that resolve outside `root` (symbolic links) are
+    skipped the same way unless `allow_outside_root`; an `out_dir` inside `root` is refused (it would
+    be read as a class folder).
     """
+    if not os.path.isdir(root):
+        raise Refusal(f"{root}: not a folder; expected one sub-folder per class (e.g. {root}/normal/*.png)")
+    if not outside_roots(out_dir, [root]):
+        raise Refusal(f"--out {out_dir} is inside the image folder {root}: it would be read as a class; "
+                      "choose an --out outside it")
     split_roots = [s for s in ("train", "val", "test") if os.path.isdir(os.path.join(root, s))]
     layout_root = os.path.join(root, split_roots[0]) if split_roots else root
     class_names = sorted(d for d in os.listdir(layout_root) if os.path.isdir(os.path.join(layout_root, d)))
     if not class_names:
-        raise ValueError(f"{root}: expected one sub-folder per class (e.g. {root}/normal/*.png), found none")
-    items: list[tuple[str, int, str]] = []  # (path, label, split)
+        raise Refusal(f"{root}: expected one sub-folder per class (e.g. {root}/normal/*.png), found none")
+    items: list[tuple[str, str, int, str]] = []  # (ref, path, label, split)
+    refused: list[tuple[str, str]] = []
     for split in split_roots or [""]:
         for label, name in enumerate(class_names):
-            folder = os.path.join(root, split, name)
+            folder, relative = os.path.join(root, split, name), f"{split}/{name}/" if split else f"{name}/"
             if not os.path.isdir(folder):
                 continue
-            for file_name in sorted(os.listdir(folder)):
-                if file_name.lower().endswith(IMAGE_EXTENSIONS):
-                    items.append((os.path.join(folder, file_name), label, split))
+            if not allow_outside_root and outside_roots(folder, [root]):
+                refused.append((f"folder {relative}", f"a symbolic link that resolves outside the root; "
+                                                      f"{OUTSIDE_ROOT_HINT}"))
+                continue
+            names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+            for position, file_name in enumerate(names, start=1):
+                ref, path = f"item {position} of folder {relative}", os.path.join(folder, file_name)
+                if not allow_outside_root and outside_roots(path, [root]):
+                    refused.append((ref, f"a symbolic link that resolves outside the root; {OUTSIDE_ROOT_HINT}"))
+                else:
+                    items.append((ref, path, label, split))
     # DICOM headers name the patient: split by patient then (hashed ids only ever stored).
-    patients = [header_patient_id(path) for path, _, _ in items]
+    patients = [header_patient_id(path) for _, path, _, _ in items]
     folds = [-1] * len(items)
+    labels = [label for _, _, label, _ in items]
     if not split_roots and any(patients):
-        groups = [patient or f"file:{path}" for patient, (path, _, _) in zip(patients, items)]
-        splits, folds = patient_split(groups, [label for _, label, _ in items], fractions, 5, seed)
-        items = [(path, label, split) for (path, label, _), split in zip(items, splits)]
-    elif not split_roots:
-        splits = stratified_split([label for _, label, _ in items], fractions, seed)
-        items = [(path, label, split) for (path, label, _), split in zip(items, splits)]
+        groups = [patient or f"file:{path}" for patient, (_, path, _, _) in zip(patients, items)]
+        splits, folds = patient_split(groups, labels, fractions, 5, seed)
+    else:
+        splits = [split for _, _, _, split in items] if split_roots else stratified_split(labels, fractions, seed)
 
     # Folder and file names often carry patient names or ids: records keep only a salted HMAC of the path.
-    # skipped.csv names a bad file by its relative path, for the user to find it; records never do.
-    records = [Item(ref=os.path.relpath(path, root), path=path, label=label, split=split, patient=patient,
+    records = [Item(ref=ref, path=path, label=label, split=split, patient=patient,
                     source=os.path.relpath(path, root), fold=fold)
-               for (path, label, split), patient, fold in zip(items, patients, folds)]
+               for (ref, path, label, _), split, patient, fold in zip(items, splits, patients, folds)]
     yield from write_items(records, out_dir, os.path.basename(os.path.normpath(root)), class_names, False, channels,
-                           shard_examples, salt, strict, resume=resume, workers=workers)
+                           shard_examples, salt, strict, refused, resume=resume, workers=workers)

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from tfrecords_tools.writer import DatasetWriter
+from tfxmed.errors import Refusal
 from tfxmed.storage import load_manifest
 
 __all__ = ["convert_tfds", "write_tfds_metadata"]
@@ -31,7 +32,8 @@ def _label_feature(info, label_key: str):
         return feature.names, False
     if isinstance(feature, tfds.features.Sequence) and isinstance(feature.feature, tfds.features.ClassLabel):
         return feature.feature.names, True
-    raise ValueError(f"TFDS feature '{label_key}' must be a ClassLabel or a Sequence(ClassLabel); got {type(feature).__name__}")
+    raise Refusal(f"TFDS feature '{label_key}' must be a ClassLabel or a Sequence(ClassLabel); "
+                  f"got {type(feature).__name__}")
 
 
 def convert_tfds(
@@ -46,7 +48,7 @@ def convert_tfds(
         builder.download_and_prepare()
     info = builder.info
     if image_key not in info.features:
-        raise ValueError(f"TFDS dataset '{name}' has no feature '{image_key}'; features: {list(info.features)}")
+        raise Refusal(f"TFDS dataset '{name}' has no feature '{image_key}'; features: {list(info.features)}")
     class_names, multi_label = _label_feature(info, label_key)
     shape = info.features[image_key].shape
     channels = shape[-1] if shape and shape[-1] in (1, 3) else 3
@@ -55,20 +57,26 @@ def convert_tfds(
     if "validation" not in splits and "train" in splits:
         plan["train"], plan["val"] = f"train[:{100 - val_percent}%]", f"train[{100 - val_percent}%:]"
     fingerprint = f"{name}:{info.version}:{plan}:{image_key}:{label_key}:{data_dir}"
-    writer = DatasetWriter(out_dir, f"tfds:{name}", class_names, multi_label=multi_label, channels=channels,
-                           shard_examples=shard_examples, salt=salt, resume=resume, fingerprint=fingerprint)
-    for ours, theirs in plan.items():
-        if theirs.split("[")[0] not in splits:
-            continue
-        for position, example in enumerate(tfds.as_numpy(builder.as_dataset(split=theirs))):
-            image = np.asarray(example[image_key], dtype=np.uint8)
-            image = image[..., :1] if channels == 1 else (np.repeat(image, 3, -1) if image.shape[-1] == 1 else image)
-            label = example[label_key]
-            if multi_label:
-                label = np.eye(len(class_names), dtype=np.float32)[np.asarray(label, int)].sum(0).clip(0, 1)
-            writer.add(ours, image, label, source_id=f"{theirs}/{position}")
-            yield 1
-    writer.close({"tfds": {"name": name, "version": str(info.version), "splits": plan}})
+    with DatasetWriter(out_dir, f"tfds:{name}", class_names, multi_label=multi_label, channels=channels,
+                       shard_examples=shard_examples, salt=salt, resume=resume, fingerprint=fingerprint) as writer:
+        for ours, theirs in plan.items():
+            if theirs.split("[")[0] not in splits:
+                continue
+            for position, example in enumerate(tfds.as_numpy(builder.as_dataset(split=theirs))):
+                image = np.asarray(example[image_key])
+                if image.dtype != np.uint8:  # a cast would wrap 16-bit pixels around silently
+                    raise Refusal(f"TFDS dataset '{name}', split {theirs}, example {position}: feature '{image_key}' "
+                                  f"is {image.dtype}; expected uint8 images")
+                if channels == 1:
+                    image = image[..., :1]
+                elif image.shape[-1] == 1:
+                    image = np.repeat(image, 3, -1)
+                label = example[label_key]
+                if multi_label:
+                    label = np.eye(len(class_names), dtype=np.float32)[np.asarray(label, int)].sum(0).clip(0, 1)
+                writer.add(ours, image, label, source_id=f"{theirs}/{position}")
+                yield 1
+        writer.close({"tfds": {"name": name, "version": str(info.version), "splits": plan}})
 
 
 def write_tfds_metadata(out_dir: str) -> str:
@@ -78,7 +86,7 @@ def write_tfds_metadata(out_dir: str) -> str:
 
     manifest = load_manifest(out_dir)
     if manifest.get("smote"):
-        raise ValueError(f"{out_dir}: SMOTE shards (train-smote-*) do not follow the TFDS file naming; write the "
+        raise Refusal(f"{out_dir}: SMOTE shards (train-smote-*) do not follow the TFDS file naming; write the "
                          "TFDS metadata for a folder converted without --smote")
     classes, channels = manifest["num_classes"], manifest["channels"]
     scalar = lambda: tfds.features.Scalar(dtype=np.int64)  # noqa: E731
@@ -96,7 +104,8 @@ def write_tfds_metadata(out_dir: str) -> str:
         "sample": {"synthetic": scalar()},
     })
     template = tfds.core.ShardedFileTemplate(  # = our train-00000.tfrecord names
-        data_dir=out_dir, template="{SPLIT}-{SHARD_INDEX}.{FILEFORMAT}", dataset_name="tfxmed", filetype_suffix="tfrecord")
+        data_dir=out_dir, template="{SPLIT}-{SHARD_INDEX}.{FILEFORMAT}", dataset_name="tfxmed",
+        filetype_suffix="tfrecord")
     split_infos = [tfds.core.SplitInfo(name=split, shard_lengths=[s["count"] for s in info["shards"]], num_bytes=0,
                                        filename_template=template.replace(split=split))
                    for split, info in manifest["splits"].items()]

@@ -10,22 +10,32 @@ items, plus a fingerprint of the inputs and options and a check value of the sal
 a writer opened with `resume=True` re-verifies those shards and lets the converter skip the items they
 cover, and the finished dataset is byte-identical to an uninterrupted run (the manifest differs only
 in its `created` time).
+
+The writer claims its folder (`boundary.claim_output`): a folder tfxmed did not write is refused, and
+`out_dir/.lock` keeps a second conversion out until `close()` (or leaving a `with DatasetWriter(...)`
+block) releases it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime
+import errno
 import hashlib
 import hmac
+import io
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from tfrecords_tools.boundary import claim_output
 from tfxmed.data import features
-from tfxmed.storage import MANIFEST_NAME, atomic_path, file_sha256, write_json_atomic
+from tfxmed.errors import Refusal
+from tfxmed.storage import MANIFEST_NAME, atomic_path, file_sha256, write_json_atomic, write_text_atomic
 
 __all__ = ["DatasetWriter", "encode_example", "hash_patient_id"]
 
@@ -61,7 +71,8 @@ def encode_example(
     if image.ndim == 2:
         image = image[..., None]
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != channels:
-        raise ValueError(f"image for '{source_id or split}' must be uint8 [H, W, {channels}], got {image.dtype} {image.shape}")
+        raise ValueError(
+            f"image for '{source_id or split}' must be uint8 [H, W, {channels}], got {image.dtype} {image.shape}")
     if multi_label:
         vector = np.asarray(label, dtype=np.float32).reshape(-1)
         if vector.shape != (num_classes,):
@@ -97,6 +108,19 @@ def encode_example(
         stats.update(pixel_sum=pixels.sum(axis=0).tolist(), pixel_sum_squares=(pixels**2).sum(axis=0).tolist(),
                      pixel_count=int(pixels.shape[0]))
     return record, stats
+
+
+def _write_shard(path: str, records: list[bytes]) -> None:
+    """Writes `records` to `path` atomically; TensorFlow's I/O errors become `OSError`s with their errno."""
+    try:
+        with atomic_path(path) as temporary, tf.io.TFRecordWriter(temporary) as writer:
+            for record in records:
+                writer.write(record)
+    except tf.errors.OpError as error:
+        full = isinstance(error, tf.errors.ResourceExhaustedError) or "No space left" in error.message
+        code = errno.ENOSPC if full else errno.EACCES if isinstance(error, tf.errors.PermissionDeniedError) else \
+            errno.EIO
+        raise OSError(code, os.strerror(code) if full else error.message, path) from error
 
 
 def _empty_stats(num_classes: int, channels: int) -> dict:
@@ -171,12 +195,27 @@ class DatasetWriter:
         self._identity = {"fingerprint": fingerprint, "class_names": self.class_names, "channels": channels,
                           "multi_label": multi_label, "shard_examples": shard_examples, "shard_bytes": shard_bytes,
                           "salt_check": hash_patient_id("tfxmed salt check", salt)}
-        os.makedirs(out_dir, exist_ok=True)
-        journal = os.path.join(out_dir, JOURNAL_NAME)
-        if resume:
-            self._resume()
-        elif os.path.exists(journal):
-            os.remove(journal)  # a fresh run: an older journal must never be adopted later
+        self._claim = contextlib.ExitStack()
+        self._claim.enter_context(claim_output(out_dir, writer=True))  # refuses a foreign folder; holds out_dir/.lock
+        try:
+            journal = os.path.join(out_dir, JOURNAL_NAME)
+            if resume:
+                self._resume()
+            elif os.path.exists(journal):
+                os.remove(journal)  # a fresh run: an older journal must never be adopted later
+        except BaseException:
+            self.release()
+            raise
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Releases the output folder's lock (`close` does it too); the shards written so far stay."""
+        self._claim.close()
 
     def _state(self, split: str) -> _SplitState:
         if split not in self._splits:
@@ -192,7 +231,7 @@ class DatasetWriter:
             journal = json.load(stream)
         changed = sorted(key for key, value in self._identity.items() if journal.get(key) != value)
         if changed:
-            raise ValueError(f"{path}: the interrupted conversion in {self.out_dir} differs in {', '.join(changed)} "
+            raise Refusal(f"{path}: the interrupted conversion in {self.out_dir} differs in {', '.join(changed)} "
                              "(other inputs, options or salt); re-run with --restart or use a fresh --out")
         for split, entry in journal["splits"].items():
             state = self._state(split)
@@ -256,9 +295,7 @@ class DatasetWriter:
         if state.buffer:
             name = f"{split}-{len(state.shards):05d}.tfrecord"
             final = os.path.join(self.out_dir, name)
-            with atomic_path(final) as temporary, tf.io.TFRecordWriter(temporary) as writer:
-                for record in state.buffer:
-                    writer.write(record)
+            _write_shard(final, state.buffer)
             state.shards.append({"file": name, "count": len(state.buffer), "sha256": file_sha256(final),
                                  "consumed": state.consumed, "stats": state.pending,
                                  "skipped": state.pending_skipped})
@@ -284,8 +321,12 @@ class DatasetWriter:
 
     def close(self, extra: dict | None = None) -> dict:
         """Flushes every split and writes `manifest.json` (and `skipped.csv`); returns the manifest."""
-        import csv
+        try:
+            return self._close(extra)
+        finally:
+            self.release()
 
+    def _close(self, extra: dict | None) -> dict:
         skipped = self.skipped
         for split in self._splits:
             self._flush(split)
@@ -295,9 +336,13 @@ class DatasetWriter:
             for shard in state.shards:
                 _merge(total, shard["stats"])
             totals[split] = total
+        table = io.StringIO(newline="")
+        csv.writer(table).writerows([("item", "reason"), *skipped])
+        write_text_atomic(table.getvalue(), os.path.join(self.out_dir, "skipped.csv"))
         train = totals.get("train")
         if train is None or train["pixel_count"] == 0:
-            raise ValueError("no training examples were written: the manifest needs the train split's μ/σ")
+            raise Refusal(f"{self.out_dir}: no training examples were written (see skipped.csv for the items "
+                          "refused): the manifest needs the train split's μ/σ")
         mean = np.array(train["pixel_sum"]) / train["pixel_count"]
         std = np.sqrt(np.maximum(np.array(train["pixel_sum_squares"]) / train["pixel_count"] - mean**2, 0.0))
         manifest = {
@@ -322,8 +367,6 @@ class DatasetWriter:
         }
         manifest["skipped"] = len(skipped)
         manifest.update(extra or {})
-        with open(os.path.join(self.out_dir, "skipped.csv"), "w", newline="", encoding="utf-8") as stream:
-            csv.writer(stream).writerows([("item", "reason"), *skipped])
         write_json_atomic(manifest, os.path.join(self.out_dir, MANIFEST_NAME))
         self._closed = True
         return manifest
