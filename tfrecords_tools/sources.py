@@ -1,6 +1,7 @@
 """Converters from source layouts into `DatasetWriter`: synthetic, MedMNIST `.npz`, class-per-folder.
 
 Each converter is a generator of progress ticks so the CLI can draw one progress bar for all of them.
+The MedMNIST converter lives in `tfrecords_tools.medmnist` (with the checks of its arrays).
 """
 
 from __future__ import annotations
@@ -9,15 +10,13 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 
-import numpy as np
-
 from tfrecords_tools.boundary import OUTSIDE_ROOT_HINT, outside_roots
 from tfrecords_tools.dicom import header_patient_id
 from tfrecords_tools.items import Item, patient_split, stratified_split, write_items
+from tfrecords_tools.medmnist import convert_medmnist, medmnist_size
 from tfrecords_tools.writer import DatasetWriter
 from tfxmed.data import synthetic
 from tfxmed.errors import Refusal
-from tfxmed.storage import file_sha256
 
 __all__ = [
     "convert_synthetic",
@@ -28,15 +27,6 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
-MEDMNIST_SPLITS = ("train", "val", "test")
-KNOWN_MEDMNIST_CLASSES = {
-    "pneumoniamnist": ["normal", "pneumonia"],
-    "breastmnist": ["malignant", "normal_or_benign"],
-    "chestmnist": [
-        "atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule", "pneumonia",
-        "pneumothorax", "consolidation", "edema", "emphysema", "fibrosis", "pleural", "hernia",
-    ],
-}
 
 
 def convert_synthetic(
@@ -87,55 +77,6 @@ def convert_synthetic(
                 )
                 yield 1
         writer.close({"synthetic_spec": {**base.__dict__, "counts": counts}})
-
-
-def _medmnist_class_names(path: str, labels: np.ndarray, multi_label: bool) -> list[str]:
-    stem = os.path.basename(path).split(".")[0].split("_")[0].lower()
-    count = labels.shape[1] if multi_label else int(labels.max()) + 1
-    known = KNOWN_MEDMNIST_CLASSES.get(stem)
-    return known if known and len(known) == count else [f"class_{i}" for i in range(count)]
-
-
-def medmnist_size(path: str) -> int:
-    """Number of images over the official splits of a MedMNIST `.npz` (reads only the label arrays)."""
-    with np.load(path) as archive:
-        return sum(len(archive[f"{split}_labels"]) for split in MEDMNIST_SPLITS if f"{split}_labels" in archive)
-
-
-def convert_medmnist(
-    path: str, out_dir: str, shard_examples: int = 0, salt: str = "", resume: bool = False
-) -> Iterator[int]:
-    """Converts a 2-D MedMNIST `.npz` keeping its official train/val/test split.
-
-    Binary and multi-class files have labels [N, 1]; multi-label ones (e.g. ChestMNIST) [N, K].
-    """
-    with np.load(path) as archive:
-        missing = [f"{s}_{k}" for s in MEDMNIST_SPLITS for k in ("images", "labels") if f"{s}_{k}" not in archive]
-        if missing:
-            raise ValueError(f"{path}: not a MedMNIST file, missing keys {missing}")
-        data = {key: archive[key] for key in archive.files}
-    labels = data["train_labels"]
-    multi_label = labels.ndim == 2 and labels.shape[1] > 1
-    channels = 3 if data["train_images"].ndim == 4 and data["train_images"].shape[-1] == 3 else 1
-    with DatasetWriter(
-        out_dir,
-        dataset_name=os.path.basename(path),
-        class_names=_medmnist_class_names(path, labels, multi_label),
-        multi_label=multi_label,
-        channels=channels,
-        shard_examples=shard_examples,
-        salt=salt,
-        resume=resume,
-        fingerprint=file_sha256(path),
-    ) as writer:
-        for split in MEDMNIST_SPLITS:
-            images, split_labels = data[f"{split}_images"], data[f"{split}_labels"]
-            for i in range(len(images)):
-                image = images[i] if images[i].ndim == 3 else images[i][..., None]
-                label = split_labels[i] if multi_label else int(np.asarray(split_labels[i]).reshape(-1)[0])
-                writer.add(split, image.astype(np.uint8), label, source_id=f"{split}/{i}")
-                yield 1
-        writer.close()
 
 
 def convert_folder(
