@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,8 +30,8 @@ def dataset_statistics(data_dir: str, grid_path: str | None = None, samples: int
     manifest = load_manifest(data_dir)
     names, classes = manifest["class_names"], manifest["num_classes"]
     report = {"dataset": manifest["dataset"], "class_names": names, "multi_label": manifest["multi_label"],
-              "channels": manifest["channels"], "pixel_mean": manifest["pixel_mean"], "pixel_std": manifest["pixel_std"],
-              "splits": {}}
+              "channels": manifest["channels"], "pixel_mean": manifest["pixel_mean"],
+              "pixel_std": manifest["pixel_std"], "splits": {}}
     shown: list[tuple[np.ndarray, np.ndarray, str]] = []
     for split, info in manifest["splits"].items():
         labels, folds, with_mask, synthetic = [], [], 0, 0

@@ -69,7 +69,8 @@ def prepare_data(config: Experiment, progress: bool = True) -> str:
             )
         return config.data.tfrecord_dir
     if source == "medmnist" and not os.path.isfile(config.data.npz):
-        raise FileNotFoundError(f"data.npz='{config.data.npz}': no such file (data.source=medmnist needs a MedMNIST .npz)")
+        raise FileNotFoundError(
+            f"data.npz='{config.data.npz}': no such file (data.source=medmnist needs a MedMNIST .npz)")
     directory = dataset_dir(config)
     if os.path.exists(os.path.join(directory, MANIFEST_NAME)):
         return directory

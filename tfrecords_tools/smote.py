@@ -47,7 +47,8 @@ def add_smote(data_dir: str, size: int = 64, k_neighbors: int = 5, seed: int = 4
     counts = np.bincount(labels, minlength=manifest["num_classes"])
     smallest = int(counts[counts > 0].min())
     if smallest < 2:
-        raise ValueError(f"{data_dir}: SMOTE needs at least 2 training images per class; the smallest class has {smallest}")
+        raise ValueError(f"{data_dir}: SMOTE needs at least 2 training images per class; "
+                         f"the smallest class has {smallest}")
     sampler = SMOTE(k_neighbors=min(k_neighbors, smallest - 1), random_state=seed)
     resampled, resampled_labels = sampler.fit_resample(pixels, labels)
     new_pixels, new_labels = resampled[len(pixels):], resampled_labels[len(pixels):]
