@@ -11,9 +11,9 @@ import tensorflow as tf
 from tests.helpers import REPO
 from tfxmed.config import ModelConfig, SmallCnnConfig
 from tfxmed.data.pipeline import normalize
-from tfxmed.explain import GradCam
 from tfxmed.default_explanation import SERVED_FUSION, Choice, explainer_for
 from tfxmed.errors import OutputExistsError
+from tfxmed.explain import GradCam
 from tfxmed.explain.layers import ExplanationLayer
 from tfxmed.exporting import EXPORT_MARKER, export_saved_model
 from tfxmed.models import build_model

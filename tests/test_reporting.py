@@ -50,9 +50,10 @@ def _chromium() -> str | None:
 def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp_path):
     from tfxmed.reporting import build_report
 
-    path = build_report(tiny_run, methods=("gradcam", "ig"), per_gallery=3, out=str(tmp_path / "report.html"))
+    path = build_report(tiny_run, methods=("default", "gradcam", "ig"), per_gallery=3, out=str(tmp_path / "report.html"))
     page = open(path, encoding="utf-8").read()
-    for section in ("config", "diagnostics", "curves", "explanations", "gallery-tp", "gallery-fp", "gallery-fn"):
+    for section in ("config", "diagnostics", "curves", "explanations", "explanation-diagnostics", "gallery-tp",
+                    "gallery-fp", "gallery-fn"):
         assert f'id="{section}"' in page, section
     assert "src=\"file:" not in page and "src=\"http" not in page  # every image is embedded
     images = re.findall(r'<img [^>]*src="data:image/png;base64,', page)
@@ -73,6 +74,7 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp
     assert page.count("No such cases.") == sum(not c for c in cases.values())
     assert re.search(r'<td>gradcam</td><td>\d+</td><td>\d\.\d{3}</td>', page)  # explanation metrics, per method
     assert "<td>ig</td>" in page and "AUC (macro)" in page and "95% CI" in page
+    assert "<td>gradcam@csam (default)</td>" in page and "Spearman, all randomised" in page
 
     browser = _chromium()
     if browser is None:
@@ -97,3 +99,24 @@ def test_report_names_a_missing_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--run", str(tmp_path / "nothing")])
     assert exit_info.value.code == 2 and "config.yaml not found" in capsys.readouterr().err
+
+
+def test_near_constant_maps_raise_the_warning(rng):
+    import keras
+
+    from tfxmed.default_explanation import Choice
+    from tfxmed.explain.sanity import diagnose
+    from tfxmed.reporting import _diagnostics_section
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    blob = np.zeros((8, 8), np.float32)
+    blob[2:5, 3:6] = 1.0
+    constant = lambda m: (lambda images, targets: np.repeat(blob[None], len(images), 0))  # noqa: E731
+    moving = lambda m: (lambda images, targets: images[..., 0])  # noqa: E731
+    images = rng.random((6, 8, 8, 1)).astype("float32")
+    results = {"constant": diagnose(model, constant, images, np.zeros(6, int), checkpoints=2),
+               "moving": diagnose(model, moving, images, np.zeros(6, int), checkpoints=2)}
+    assert results["constant"]["near_constant"] and not results["moving"]["near_constant"]
+    section = _diagnostics_section(results, Choice("gradcam", "features"), 6)
+    assert 'data-method="constant"' in section and 'data-method="moving"' not in section

@@ -4,10 +4,10 @@ import os
 
 import pytest
 
+from tests.helpers import TINY_CONFIG
 from tfxmed.config import load_config
 from tfxmed.errors import RunDirectoryError
 from tfxmed.runs import RunPaths, claim_run_dir, write_run_info
-from tests.helpers import TINY_CONFIG
 
 
 def _config(run_dir, *overrides):

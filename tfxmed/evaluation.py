@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.data import pipeline
-from tfxmed.default_explanation import choose, explainer_for, save_choice
 from tfxmed.data.selection import lesion_examples, lesions_first
+from tfxmed.default_explanation import choose, explainer_for, save_choice
 from tfxmed.explain import make_explainer
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.explain.saving import save_explanations

@@ -23,7 +23,7 @@ from tfxmed.storage import write_text_atomic
 
 __all__ = ["build_report", "gallery_cases", "DEFAULT_METHODS"]
 
-DEFAULT_METHODS = ("gradcam", "ig")
+DEFAULT_METHODS = ("default", "ig")  # "default": the run's default explanation
 GALLERIES = (("tp", "True positives"), ("fp", "False positives"), ("fn", "False negatives"))
 
 
@@ -144,8 +144,14 @@ def _pair(a, b) -> str:
 
 
 def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per_gallery: int = 6,
-                 explain_limit: int = 64, out: str | None = None) -> str:
-    """Writes `RUN/report.html` (or `out`) and returns its path; runs the evaluation first if missing."""
+                 explain_limit: int = 64, out: str | None = None, diagnose_images: int = 16) -> str:
+    """Writes `RUN/report.html` (or `out`) and returns its path; runs the evaluation first if missing.
+
+    `methods` may name "default": the run's default explanation (`tfxmed.default_explanation`), as
+    evaluation chose it. Each method also gets ground-truth-free diagnostics on `diagnose_images`
+    images: map specificity (with a warning for near-constant maps), max-sensitivity and the
+    cascading model-randomisation check.
+    """
     import tensorflow as tf
 
     from tfxmed.data.selection import lesion_examples
@@ -158,18 +164,30 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
 
     run = load_run(run_dir)
     config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
-    from tfxmed.explain import make_explainer
+    from tfxmed.default_explanation import explainer_for, load_choice
+    from tfxmed.explain import METHODS, make_explainer
+    from tfxmed.explain.sanity import diagnose
 
-    # Built up front, so an unknown method name fails before any work.
-    explainers = {method: make_explainer(method, model, default_layer=config.explain.layer, batch_size=32)
-                  for method in methods}
+    unknown = [m for m in methods if m != "default" and m not in METHODS]
+    if unknown:  # before any work
+        raise ValueError(f"unknown explanation method(s) {unknown}; choose from default, {', '.join(METHODS)}")
     eval_dir, metrics_path = run.paths.eval_dir, run.paths.metrics
     metrics = None
     if os.path.exists(metrics_path):
         with open(metrics_path, encoding="utf-8") as stream:
             metrics = json.load(stream)
-    if not metrics or metrics.get("split") != split:
+    if not metrics or metrics.get("split") != split or load_choice(eval_dir) is None:
         metrics = evaluate_run(run_dir, split)
+    choice = load_choice(eval_dir)
+    makers = {}
+    for method in methods:
+        if method == "default":
+            makers[f"{choice.name} (default)"] = lambda m: explainer_for(m, choice)
+        elif method != choice.name:
+            makers[method] = lambda m, method=method: make_explainer(method, m, default_layer=config.explain.layer,
+                                                                     batch_size=32)
+    explainers = {name: make(model) for name, make in makers.items()}
+    methods = list(explainers)
     data = collect_split(data_dir, manifest, config, split)
     probabilities = model.predict(data["image"], batch_size=128, verbose=0)
     multi_label, names = manifest["multi_label"], manifest["class_names"]
@@ -195,6 +213,15 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
         explanation_rows.append([method, len(lesion), local["iou_mean"], local["pointing_game"],
                                  local["energy_pointing_game"], faithful["deletion_auc"], faithful["insertion_auc"],
                                  debiased["road_morf"], debiased["road_lerf"]])
+    # Checks that need no mask, on the first images of the split (the same for every method).
+    sample = np.arange(min(diagnose_images, len(data["image"])))
+    predicted = probabilities[sample].argmax(-1)
+    diagnostics = {name: diagnose(model, make, data["image"][sample], predicted) for name, make in makers.items()} \
+        if len(sample) > 1 else {}
+    audit = None
+    if os.path.exists(os.path.join(eval_dir, "audit.json")):
+        with open(os.path.join(eval_dir, "audit.json"), encoding="utf-8") as stream:
+            audit = json.load(stream)
 
     galleries = {}
     for kind, cases in gallery_cases(labels, probabilities, multi_label, threshold, per_gallery).items():
@@ -211,6 +238,8 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     path = out or run.paths.report
     page = _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir,
                  threshold, methods)
+    page = page.replace("<!--diagnostics-->", _diagnostics_section(diagnostics, choice, len(sample)) +
+                        _audit_section(audit))
     write_text_atomic(page, path)
     return path
 
@@ -221,7 +250,7 @@ table{border-collapse:collapse;margin:.6em 0}
 td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;font-size:.9em}
 th{background:#f3f3f3}.figures{display:flex;flex-wrap:wrap;gap:1em}.figures img{width:330px}
 img.gallery{max-width:100%}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;max-height:24em}
-.note{color:#666;font-size:.85em}"""
+.note{color:#666;font-size:.85em}.warning{background:#fff3cd;border:1px solid #e0c060;padding:.5em}"""
 
 # Marks the page once every embedded image has decoded (a broken one is listed), for people and tests.
 CHECK_IMAGES = """window.addEventListener('load',function(){var imgs=document.images,ok=0,bad=[];
@@ -270,7 +299,7 @@ def _page(run_dir, split, config, manifest, metrics, calibration, explanation_ro
                            "imputation.</p>")
     else:
         explanation.append('<p class="note">This split has no ground-truth masks: localisation metrics need them.</p>')
-    parts.append("".join(explanation) + "</section>")
+    parts.append("".join(explanation) + "</section><!--diagnostics-->")
     for kind, title in GALLERIES:
         uri = galleries.get(kind)
         body = (f'<img class="gallery" alt="{title}" src="{uri}">' if uri else '<p class="note">No such cases.</p>')
@@ -280,3 +309,51 @@ def _page(run_dir, split, config, manifest, metrics, calibration, explanation_ro
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>tfxmed report — {html.escape(config.name)}"
             f"</title><style>{STYLE}</style><script>{CHECK_IMAGES}</script></head><body>{''.join(parts)}</body></html>")
+
+
+def _diagnostics_section(diagnostics: dict, choice, count: int) -> str:
+    """Map specificity, stability and the randomisation check per method, with warnings."""
+    if not diagnostics:
+        return ""
+    rows, warnings = [], []
+    for name, result in diagnostics.items():
+        rows.append([name, result["specificity"], result["mean_correlation_with_mean_map"], result["max_sensitivity"],
+                     result["spearman_logits_randomized"], result["spearman_all_randomized"]])
+        if result["near_constant"]:
+            warnings.append(f'<p class="warning" data-method="{html.escape(name)}">⚠ {html.escape(name)}: the maps '
+                            f"are near-constant (mean correlation {result['mean_correlation_with_mean_map']:.2f} with "
+                            "the mean map over these images): they show where the model looks on every image, not on "
+                            "this one. Do not read them as per-image evidence.</p>")
+    header = ["method", "specificity ↑", "corr. with mean map ↓", "max-sensitivity ↓", "Spearman, logits randomised",
+              "Spearman, all randomised ↓"]
+    return ('<section id="explanation-diagnostics"><h2>Explanation diagnostics</h2>'
+            f'<p class="note">Default explanation: {html.escape(choice.name)} ({html.escape(choice.chosen_by)}). '
+            f"On the first {count} images of the split, predicted class explained. Specificity: 1 − mean Pearson "
+            "correlation of each map with the mean map. Max-sensitivity (Yeh et al., 2019): largest relative change "
+            "of the map under uniform noise of ±0.02. Cascading randomisation (Adebayo et al., 2018): rank "
+            "correlation with the trained model's maps once the layers down to the logits / all layers are "
+            "re-initialised — a method that explains the model drifts towards 0.</p>"
+            + "".join(warnings) + _table(header, rows, "explanation-diagnostics-table") + "</section>")
+
+
+def _audit_section(audit: dict | None) -> str:
+    """The shortcut audit (`python -m tfxmed audit`), when the run has one."""
+    if not audit:
+        return ""
+    rows = [[name, m["threshold"], m["threshold_chosen_by"], m["recall"], m["precision"], m["flag_rate"],
+             m["mean_mass"]["cue"], m["mean_mass"]["lesion"]] for name, m in audit["methods"].items()]
+    header = ["method", "threshold", "chosen by", "flag recall", "flag precision", "flag rate", "mass on cue",
+              "mass on lesion"]
+    galleries = "".join(f'<figure><img class="gallery" alt="flagged by {html.escape(name)}" src="{uri}"><figcaption>'
+                        f"Flagged by {html.escape(name)}</figcaption></figure>"
+                        for name, m in audit["methods"].items() if (uri := _file_uri(m.get("gallery", ""))))
+    return ('<section id="shortcut-audit"><h2>Shortcut audit</h2>'
+            f'<p class="note">{audit["images_with_cue"]} {html.escape(audit["split"])} images carry the spurious cue; '
+            f"removing it (inpainting) changes the decision on {audit['shortcut_driven']} of them. AUC with the cue "
+            f"{_number(audit.get('auc_with_cue'))}, without {_number(audit.get('auc_without_cue'))}. An image is "
+            "flagged when its explanation puts more than the threshold of its mass on the cue.</p>"
+            + _table(header, rows, "audit-table") + galleries + "</section>")
+
+
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.3f}"

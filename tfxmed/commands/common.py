@@ -54,12 +54,12 @@ def parse_experiment(args: argparse.Namespace) -> Experiment:
         fail(f"config error: {error}")
 
 
-def parse_methods(text: str) -> tuple[str, ...]:
-    """'gradcam, ig' → ('gradcam', 'ig'), refusing names no explainer has."""
+def parse_methods(text: str, allow_default: bool = False) -> tuple[str, ...]:
+    """'gradcam, ig' → ('gradcam', 'ig'), refusing names no explainer has ('default' where allowed)."""
     from tfxmed.explain import METHODS
 
     methods = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in METHODS and not (allow_default and m == "default")]
     if not methods or unknown:
         fail(f"unknown explanation method(s) {unknown or [text]}; choose from {', '.join(METHODS)}")
     return methods

@@ -16,12 +16,13 @@ from tfxmed.commands.common import emit, parse_methods, refusals, run_parser
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tfxmed report") -> int:
     parser = run_parser(prog, __doc__)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--methods", default="gradcam,ig", help="explainers shown (see `python -m tfxmed explain`)")
+    parser.add_argument("--methods", default="default,ig",
+                        help="explainers shown; 'default' is the run's default explanation (explain.method)")
     parser.add_argument("--per-gallery", type=int, default=6, help="cases per gallery")
     parser.add_argument("--explain-limit", type=int, default=64, help="lesion images scored per method")
     parser.add_argument("--out", default=None, help="HTML path (default RUN/report.html)")
     args = parser.parse_args(argv)
-    methods = parse_methods(args.methods)
+    methods = parse_methods(args.methods, allow_default=True)
     from tfxmed.reporting import build_report
 
     with refusals(ValueError):

@@ -16,10 +16,11 @@ import numpy as np
 from scipy import stats
 from skimage.metrics import structural_similarity
 
+from tfxmed.metrics.diagnostics import map_specificity, max_sensitivity
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.models.spec import declare_spec, declared_spec
 
-__all__ = ["cascading_randomization"]
+__all__ = ["cascading_randomization", "diagnose"]
 
 
 def _similarity(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
@@ -40,11 +41,14 @@ def cascading_randomization(
     images: np.ndarray,
     targets=None,
     seed: int = 42,
+    checkpoints: int | None = None,
 ) -> list[dict]:
     """[{layer, spearman, ssim}] after randomising each weighted layer, output first (cumulative).
 
     The first row (layer None) compares the trained maps with themselves. `targets` default to the
-    trained model's predicted classes, and stay fixed while the copy is randomised.
+    trained model's predicted classes, and stay fixed while the copy is randomised. `checkpoints`
+    compares only at that many evenly spaced depths (always the logits and the whole model), for
+    deep models where one comparison per layer costs too much.
     """
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
@@ -56,11 +60,32 @@ def cascading_randomization(
     original = np.asarray(explainer(images, targets))
     rng = np.random.default_rng(seed)
     rows = [{"layer": None, "spearman": 1.0, "ssim": 1.0}]
-    for layer in [layer for layer in reversed(copy.layers) if layer.trainable_weights]:
+    weighted = [layer for layer in reversed(copy.layers) if layer.trainable_weights]
+    compared = set(range(len(weighted)))
+    if checkpoints:
+        compared = {int(round(i)) for i in np.linspace(0, len(weighted) - 1, max(2, checkpoints))}
+    for index, layer in enumerate(weighted):
         for weight in layer.trainable_weights:
             value = weight.numpy()
             scale = float(value.std()) or 0.05
             weight.assign(rng.normal(0.0, scale, value.shape).astype(value.dtype))
-        spearman, ssim = _similarity(original, np.asarray(explainer(images, targets)))
-        rows.append({"layer": layer.name, "spearman": spearman, "ssim": ssim})
+        if index in compared:
+            spearman, ssim = _similarity(original, np.asarray(explainer(images, targets)))
+            rows.append({"layer": layer.name, "randomized_layers": index + 1, "spearman": spearman, "ssim": ssim})
     return rows
+
+
+def diagnose(model: keras.Model, make_explainer: Callable[[keras.Model], Callable], images: np.ndarray,
+             targets, checkpoints: int = 3, radius: float = 0.02) -> dict:
+    """Ground-truth-free checks of one method on `images`: map specificity (with the near-constant
+    flag), max-sensitivity under ±`radius` noise, and the cascading randomisation at a few depths."""
+    explainer = make_explainer(model)
+    maps = np.asarray(explainer(images, targets))
+    rows = cascading_randomization(model, make_explainer, images, targets, checkpoints=checkpoints)
+    return {
+        **map_specificity(maps),
+        **max_sensitivity(explainer, images, targets, radius=radius),
+        "randomization": rows,
+        "spearman_logits_randomized": rows[1]["spearman"],
+        "spearman_all_randomized": rows[-1]["spearman"],
+    }
