@@ -47,7 +47,7 @@ def test_training_writes_run_artefacts(tiny_config):
     info = json.load(open(os.path.join(run, "run_info.json")))
     assert info["seed"] == 42 and info["versions"]["keras"] == keras.__version__
     assert os.path.exists(os.path.join(run, "config.yaml"))
-    assert "gradcam/validation" in _image_tags(os.path.join(run, "tensorboard"))
+    assert "explanation/gradcam@csam" in _image_tags(os.path.join(run, "tensorboard"))
     model = keras.saving.load_model(result.best_checkpoint)
     assert model.get_layer("csam_spatial") is not None
 

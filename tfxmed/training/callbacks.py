@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxmed.explain.grad_cam import GradCam
 from tfxmed.explain.overlay import overlay
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import atomic_path, write_json_atomic
 
-__all__ = ["BestCheckpoint", "GradCamImages"]
+__all__ = ["BestCheckpoint", "ExplanationImages"]
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -53,27 +53,28 @@ class BestCheckpoint(keras.callbacks.Callback):
         write_json_atomic({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, self.state_path)
 
 
-class GradCamImages(keras.callbacks.Callback):
-    """Writes Grad-CAM overlays of fixed validation images to TensorBoard after every epoch.
+class ExplanationImages(keras.callbacks.Callback):
+    """Writes overlays of the run's default explanation on fixed validation images to TensorBoard after
+    every epoch (tag `explanation/<method>`). Runs on the host between epochs (never inside the train step).
 
-    Runs on the host between epochs (never inside the train step).
+    `make_explainer(model)` builds the explainer once, on first use (the model is attached after
+    `__init__`); `classifier` is explained instead of the trained model (e.g. a training wrapper).
     """
 
-    def __init__(self, log_dir: str, images: np.ndarray, layer: str | None = None, display: np.ndarray | None = None,
-                 classifier: keras.Model | None = None):
+    def __init__(self, log_dir: str, images: np.ndarray, make_explainer: Callable, name: str = "gradcam",
+                 display: np.ndarray | None = None, classifier: keras.Model | None = None):
         super().__init__()
-        self.classifier = classifier  # explained instead of the trained model (e.g. a training wrapper)
+        self.classifier, self.make_explainer, self.name = classifier, make_explainer, name
         self.images = images
         self.display = images if display is None else display
-        self.layer = layer
-        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "gradcam"))
-        self._explainer = None  # built once, on first use (the model is attached after __init__)
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "explanation"))
+        self._explainer = None
 
     def on_epoch_end(self, epoch, logs=None):
         if self._explainer is None:
-            self._explainer = GradCam(self.classifier or self.model, layer=self.layer, batch_size=len(self.images))
+            self._explainer = self.make_explainer(self.classifier or self.model)
         maps = self._explainer(self.images)
         display = minmax_per_map(self.display, floor=1e-6)
         with self.writer.as_default():
-            tf.summary.image("gradcam/validation", overlay(display, maps), step=epoch, max_outputs=len(maps))
+            tf.summary.image(f"explanation/{self.name}", overlay(display, maps), step=epoch, max_outputs=len(maps))
         self.writer.flush()

@@ -15,10 +15,11 @@ from tfxmed.config import Experiment
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
 from tfxmed.data.selection import lesions_first
-from tfxmed.models import build_model, default_explain_layer
+from tfxmed.default_explanation import choose, explainer_for
+from tfxmed.models import build_model
 from tfxmed.runs import RunPaths, claim_run_dir, write_run_info
 from tfxmed.storage import load_manifest
-from tfxmed.training.callbacks import BestCheckpoint, GradCamImages
+from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy
 
@@ -144,8 +145,10 @@ def train(
     ]
     if config.train.tensorboard_images > 0:
         images, _ = _monitor_images(data_dir, manifest, config)
-        layer = config.explain.layer or default_explain_layer(classifier)
-        callbacks.append(GradCamImages(paths.tensorboard, images, layer, classifier=classifier))
+        # explain.method: auto is chosen on the validation masks at evaluation; until then, its fallback.
+        choice = choose(classifier, config, None)
+        callbacks.append(ExplanationImages(paths.tensorboard, images, lambda m: explainer_for(m, choice, len(images)),
+                                           choice.name, classifier=classifier))
     callbacks.extend(extra_callbacks)
     history = model.fit(
         train_data,
