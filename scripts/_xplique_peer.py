@@ -73,7 +73,8 @@ def main():
     for method, (make, count) in explainers.items():
         try:
             explainer = make(model)
-            run = lambda: np.asarray(explainer.explain(images[:count], targets[:count]))  # noqa: E731
+            run = lambda explainer=explainer, count=count: np.asarray(  # noqa: E731
+                explainer.explain(images[:count], targets[:count]))
             seconds = _timed(run, count)
             results[method] = {"ms_per_image": 1000 * seconds, "ratio_to_forward": seconds / forward}
             if method in ("GradCAM", "IntegratedGradients") and folder:
@@ -88,8 +89,11 @@ def main():
         make, count = explainers[method]
         try:
             explainer = make(low)
-            seconds = _timed(lambda: np.asarray(explainer.explain(images[:count], targets[:count])), count)
-            results[f"{method}@mixed_bfloat16"] = {"ms_per_image": 1000 * seconds, "ratio_to_forward": seconds / forward}
+            seconds = _timed(
+                lambda explainer=explainer, count=count: np.asarray(explainer.explain(images[:count], targets[:count])),
+                count)
+            results[f"{method}@mixed_bfloat16"] = {"ms_per_image": 1000 * seconds,
+                                                   "ratio_to_forward": seconds / forward}
         except Exception as error:  # noqa: BLE001
             results[f"{method}@mixed_bfloat16"] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
     results["forward_ms_per_image"] = 1000 * forward

@@ -65,7 +65,8 @@ def main() -> None:
         entry = {}
         for name, (cam, integrated, precision) in SETUPS.items():
             entry[name] = {
-                "gradcam_ms_per_image": _ms_per_image(cam(model, layer="csam", batch_size=16, precision=precision), images, targets),
+                "gradcam_ms_per_image": _ms_per_image(
+                    cam(model, layer="csam", batch_size=16, precision=precision), images, targets),
                 "ig8_ms_per_image": _ms_per_image(
                     integrated(model, steps=8, batch_size=16, precision=precision), images[:4], targets[:4], repeats=1),
             }

@@ -55,7 +55,8 @@ def test_demo_pipeline_end_to_end(tmp_path):
     # The separate entry points work on the same run directory.
     evaluated = json.loads(_run("tfxmed", "evaluate", "--run", str(run), cwd=REPO).strip().splitlines()[-1])
     assert evaluated["auc"] == pytest.approx(summary["auc"])
-    exported = json.loads(_run("tfxmed", "export", "--run", str(run), "--out", str(tmp_path / "sm"), cwd=REPO).strip().splitlines()[-1])
+    export_output = _run("tfxmed", "export", "--run", str(run), "--out", str(tmp_path / "sm"), cwd=REPO)
+    exported = json.loads(export_output.strip().splitlines()[-1])
     assert os.path.exists(os.path.join(exported["saved_model"], "saved_model.pb"))
 
     # Saved explanations for several methods land in one folder with an index.
@@ -69,8 +70,9 @@ def test_demo_pipeline_end_to_end(tmp_path):
         assert maps.shape == (4, 32, 32) and np.isfinite(maps).all()
         assert all(open(os.path.join(explained["explanations"], f), "rb").read(4) == b"\x89PNG" for f in files)
     assert "<img" in open(explained["index"]).read()
-    low = json.loads(_run("tfxmed", "explain", "--run", str(run), "--methods", "gradcam", "--n", "4", "--precision", "bfloat16",
-                          "--out", str(tmp_path / "bf16"), cwd=REPO).strip().splitlines()[-1])
+    low_output = _run("tfxmed", "explain", "--run", str(run), "--methods", "gradcam", "--n", "4",
+                      "--precision", "bfloat16", "--out", str(tmp_path / "bf16"), cwd=REPO)
+    low = json.loads(low_output.strip().splitlines()[-1])
     full_maps = np.load(os.path.join(explained["explanations"], "gradcam", "maps.npz"))["maps"]
     low_maps = np.load(os.path.join(low["explanations"], "gradcam", "maps.npz"))["maps"]
     assert full_maps.max() > 0 and np.abs(full_maps - low_maps).mean() < 0.05

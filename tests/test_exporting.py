@@ -126,7 +126,8 @@ BAD_REQUESTS = textwrap.dedent(
                 print(signature, name, "ACCEPTED")
             except tf.errors.InvalidArgumentError as error:
                 print(signature, name, "REFUSED", " ".join(error.message.split())[:2000])
-    print("still up", float(loaded.signatures["serving_default"](images=tf.constant(good))["probabilities"].numpy().sum()))
+    probabilities = loaded.signatures["serving_default"](images=tf.constant(good))["probabilities"]
+    print("still up", float(probabilities.numpy().sum()))
     """
 )
 

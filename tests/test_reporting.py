@@ -50,7 +50,8 @@ def _chromium() -> str | None:
 def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp_path):
     from tfxmed.reporting import build_report
 
-    path = build_report(tiny_run, methods=("default", "gradcam", "ig"), per_gallery=3, out=str(tmp_path / "report.html"))
+    path = build_report(
+        tiny_run, methods=("default", "gradcam", "ig"), per_gallery=3, out=str(tmp_path / "report.html"))
     page = open(path, encoding="utf-8").read()
     for section in ("config", "diagnostics", "curves", "explanations", "explanation-diagnostics", "gallery-tp",
                     "gallery-fp", "gallery-fn"):

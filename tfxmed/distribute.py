@@ -56,13 +56,15 @@ def _tpu_strategy(tpu: str) -> tf.distribute.Strategy:
 
 def read_tf_config(text: str | None) -> dict:
     """The parsed $TF_CONFIG of a multi-worker run, checked: JSON, a worker list, a task inside it."""
-    example = json.dumps({"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}})
+    example = json.dumps(
+        {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}})
     if not text:
         raise StrategyError(f"--strategy=multiworker needs $TF_CONFIG describing the cluster, e.g. {example}")
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
-        raise StrategyError(f"$TF_CONFIG is not valid JSON ({error.msg} at character {error.pos}); e.g. {example}") from None
+        raise StrategyError(
+            f"$TF_CONFIG is not valid JSON ({error.msg} at character {error.pos}); e.g. {example}") from None
     cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
     if not isinstance(cluster, dict) or not cluster:
         raise StrategyError(f"$TF_CONFIG has no 'cluster' mapping of job → addresses; e.g. {example}")

@@ -84,7 +84,8 @@ def _audit_images(run, data: dict, explainers: dict) -> dict:
         maps = explainer(images, predicted)
         masses[name] = region_mass(maps[..., None], regions, data["mask"][present] > 0.5)
     return {"probabilities": probabilities, "with_cue": with_cue, "without_cue": without_cue,
-            "shortcut_driven": predicted != without_cue.argmax(-1), "masses": masses, "indices": np.flatnonzero(present)}
+            "shortcut_driven": predicted != without_cue.argmax(-1), "masses": masses,
+            "indices": np.flatnonzero(present)}
 
 
 def _cue_aucs(data: dict, probabilities: np.ndarray, multi_label: bool) -> dict:

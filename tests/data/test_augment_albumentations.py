@@ -31,8 +31,11 @@ def test_geometry_moves_image_and_mask_together():
 def test_brightness_and_contrast_are_not_clipped():
     transform = build_transform(0.0, False, False, 0.2, 0.0, 0.0, 16, seed=0)
     image = np.full((16, 16, 1), 0.95, np.float32)
-    shifts = {float(np.round(albumentations_augment(tf.constant(image), tf.zeros((16, 16, 1)), transform)[0].numpy()[0, 0, 0] - 0.95, 6))
-              for _ in range(20)}
+    shifts = {
+        float(np.round(
+            albumentations_augment(tf.constant(image), tf.zeros((16, 16, 1)), transform)[0].numpy()[0, 0, 0] - 0.95, 6))
+        for _ in range(20)
+    }
     assert len(shifts) > 5 and all(-0.2 <= s <= 0.2 for s in shifts) and max(shifts) > 0.05  # 0.95 + s can pass 1.0
 
 

@@ -50,7 +50,8 @@ def test_input_context_shards_and_splits_the_global_batch(tiny_dataset, manifest
     config = DataConfig(image_size=32, augment=False)
     seen = []
     for pipeline_id in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
         dataset = pipeline.build_dataset(tiny_dataset, manifest, "train", config, False, 16, context)
         batches = list(dataset)
         assert batches[0]["image"].shape[0] == 8  # per-replica share of the global batch

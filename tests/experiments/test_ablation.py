@@ -62,7 +62,8 @@ def test_runner_adds_new_metrics_without_retraining(tmp_path):
     # A run evaluated before deletion/insertion existed: metrics on disk, no new keys.
     old = tmp_path / "backbone" / "seed-1"
     old.mkdir(parents=True)
-    (old / "ablation_metrics.json").write_text(json.dumps({"seed": 1, "ACC": 0.7, "AUC": 0.8, "IoU": 0.1, "pointing game": 0.5}))
+    old_metrics = {"seed": 1, "ACC": 0.7, "AUC": 0.8, "IoU": 0.1, "pointing game": 0.5}
+    (old / "ablation_metrics.json").write_text(json.dumps(old_metrics))
     trained, evaluated = [], []
     metrics = {"classification": {"accuracy": 0.7, "auc": 0.8},
                "localization": {"iou_mean": 0.1, "pointing_game": 0.5, "deletion_auc": 0.3, "insertion_auc": 0.6}}
@@ -76,7 +77,8 @@ def test_runner_adds_new_metrics_without_retraining(tmp_path):
 def _run_tiny(module, tmp_path, *args):
     """Runs `python -m module` on the tiny config for one epoch; returns its JSON summary."""
     result = subprocess.run(
-        [sys.executable, "-m", module, "--config", TINY_CONFIG, *args, "--set", f"data.tfrecord_dir={tmp_path / 'data'}",
+        [sys.executable, "-m", module, "--config", TINY_CONFIG, *args,
+         "--set", f"data.tfrecord_dir={tmp_path / 'data'}",
          "--set", "train.epochs=1", "--set", "train.tensorboard_images=0"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )

@@ -23,8 +23,10 @@ def test_trial_config_applies_values_factors_and_lists_and_rejects_bad_keys(tmp_
         "train.learning_rate": {"type": "float", "min": 1e-4, "max": 1e-2, "sampling": "log"},
         "model.small_cnn.blocks": {"type": "choice", "values": [[1, 1], [2, 2, 2]]},
         "train.consistency.enabled": {"type": "boolean"},
-        "train.consistency.alpha": {"type": "choice", "values": [0.1, 0.3], "when": {"train.consistency.enabled": [True]}},
-        "augment": {"type": "float", "min": 0.0, "max": 1.0, "set": {"data.rotation_degrees": 20, "data.crop_fraction": 0.1}},
+        "train.consistency.alpha": {"type": "choice", "values": [0.1, 0.3],
+                                    "when": {"train.consistency.enabled": [True]}},
+        "augment": {"type": "float", "min": 0.0, "max": 1.0,
+                    "set": {"data.rotation_degrees": 20, "data.crop_fraction": 0.1}},
     }
     spec = load_search(_search_file(tmp_path, space))
     config = trial_config(spec, {"train.learning_rate": 0.003, "model.small_cnn.blocks": "[2, 2, 2]", "augment": 0.5,
@@ -44,7 +46,8 @@ def test_trial_config_applies_values_factors_and_lists_and_rejects_bad_keys(tmp_
     with pytest.raises(ConfigError, match="train.epochs"):  # wrong value type for the target key
         load_search(_search_file(tmp_path, {"train.epochs": {"type": "choice", "values": ["many"]}}))
     with pytest.raises(ConfigError, match="needs a 'step'"):
-        declare_space(load_search(_search_file(tmp_path, {"model.dropout": {"type": "float", "min": 0, "max": 0.5}})), "grid")
+        no_step = {"model.dropout": {"type": "float", "min": 0, "max": 0.5}}
+        declare_space(load_search(_search_file(tmp_path, no_step)), "grid")
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ def _grad_cam_plus_plus(a, g):
 
 
 def _xgrad_cam(a, g):
-    share = np.divide(a, a.sum(axis=(1, 2), keepdims=True), out=np.zeros_like(a), where=a.sum(axis=(1, 2), keepdims=True) != 0)
+    total = a.sum(axis=(1, 2), keepdims=True)
+    share = np.divide(a, total, out=np.zeros_like(a), where=total != 0)
     return _combine((share * g).sum(axis=(1, 2), keepdims=True), a)
 
 
@@ -81,7 +82,8 @@ def test_variants_differ_where_their_formulas_differ(hand_model, rng):
 def test_score_cam_matches_formula(hand_model, rng):
     images = rng.normal(size=(2, 4, 4, 1)).astype("float32")
     target = 1
-    maps = ScoreCam(hand_model, layer="features", upsample_to_input=False, normalize=False, batch_size=1)(images, target)
+    score_cam = ScoreCam(hand_model, layer="features", upsample_to_input=False, normalize=False, batch_size=1)
+    maps = score_cam(images, target)
     activations, _ = activations_and_gradients(images, target)
     expected = []
     for image, features in zip(images, activations):

@@ -18,8 +18,10 @@ def test_layers_inside_a_keras_model_match_the_explainers(hand_model, rng, tmp_p
     one_hot = np.eye(2, dtype=np.float32)[[1, 0, 1]]
     out = explain_model.predict([images, one_hot], verbose=0)
     predicted = hand_model.predict(images, verbose=0).argmax(-1)
-    np.testing.assert_allclose(out["gradcam"], GradCam(hand_model, layer="features")(images, predicted), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out["ig"], IntegratedGradients(hand_model, steps=8)(images, [1, 0, 1]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out["gradcam"], GradCam(hand_model, layer="features")(images, predicted), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out["ig"], IntegratedGradients(hand_model, steps=8)(images, [1, 0, 1]), rtol=1e-5, atol=1e-6)
     # ... and inside a SavedModel signature.
     archive = keras.export.ExportArchive()
     archive.track(explain_model)

@@ -32,7 +32,11 @@ def test_relevance_is_conserved_without_biases(rule, rng):
 
 def test_epsilon_rule_on_a_linear_model_is_gradient_times_input(rng):
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, use_bias=False, name="logits")])
+    model = keras.Sequential([
+        keras.Input((4, 4, 1)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, use_bias=False, name="logits"),
+    ])
     images = rng.normal(size=(2, 4, 4, 1)).astype("float32")
     kernel = model.get_layer("logits").get_weights()[0][:, 2].reshape(4, 4)
     maps = LayerwiseRelevancePropagation(model, epsilon=1e-12)(images, 2)

@@ -35,7 +35,8 @@ def test_view_computes_in_bfloat16_and_shares_variables(small_cnn):
     kernel = dense.kernel.numpy()
     dense.kernel.assign(kernel * 2.0)
     try:
-        assert _relative_gap(small_cnn(images, training=False).numpy(), np.asarray(view(images, training=False), np.float32)) < 0.05
+        reference = small_cnn(images, training=False).numpy()
+        assert _relative_gap(reference, np.asarray(view(images, training=False), np.float32)) < 0.05
     finally:
         dense.kernel.assign(kernel)
     assert compute_in(small_cnn, "float32") is small_cnn
@@ -43,7 +44,8 @@ def test_view_computes_in_bfloat16_and_shares_variables(small_cnn):
 
 def test_grad_cam_in_bfloat16_matches_the_hand_computed_map(hand_model, rng):
     images = rng.normal(size=(3, 4, 4, 1)).astype("float32")
-    maps = GradCam(hand_model, layer="features", upsample_to_input=False, normalize=False, precision="bfloat16")(images, 1)
+    grad_cam = GradCam(hand_model, layer="features", upsample_to_input=False, normalize=False, precision="bfloat16")
+    maps = grad_cam(images, 1)
     activations, gradients = activations_and_gradients(images, 1)
     expected = np.maximum((gradients.mean(axis=(1, 2), keepdims=True) * activations).sum(-1), 0)
     assert maps.dtype == np.float32 and expected.max() > 0

@@ -82,7 +82,8 @@ def test_sanity_check_maps_change_when_weights_are_randomised(rng):
     kernel = np.zeros((3, 3, 1, 8), np.float32)
     kernel[1, 1, 0, :] = np.linspace(1, 2, 8)
     model.get_layer("features").set_weights([kernel, np.full(8, -0.5, np.float32)])
-    model.get_layer("logits").set_weights([np.stack([-np.ones(8), np.ones(8)], 1).astype(np.float32), np.zeros(2, np.float32)])
+    logits_kernel = np.stack([-np.ones(8), np.ones(8)], 1).astype(np.float32)
+    model.get_layer("logits").set_weights([logits_kernel, np.zeros(2, np.float32)])
     images = rng.normal(0, 0.1, size=(4, 16, 16, 1)).astype("float32")
     images[:, 2:6, 2:6] += 1.0
     before = GradCam(model, layer="features")(images, 1)

@@ -26,7 +26,8 @@ def test_calibration_summary_binary_and_multilabel(tmp_path):
     assert summary["lesion"]["brier"] == pytest.approx(np.mean((probabilities[:, 1] - labels) ** 2))
     # Ranking 0.8 (pos), 0.6 (neg), 0.3 (pos), 0.1 (neg): AP = (1/1 + 2/3) / 2
     assert summary["lesion"]["average_precision"] == pytest.approx((1 + 2 / 3) / 2)
-    multi = calibration_summary(np.array([[1, 0], [1, 0]]), np.array([[0.9, 0.2], [0.6, 0.1]]), ["a", "b"], multi_label=True)
+    multi = calibration_summary(
+        np.array([[1, 0], [1, 0]]), np.array([[0.9, 0.2], [0.6, 0.1]]), ["a", "b"], multi_label=True)
     assert multi["b"]["average_precision"] is None and multi["a"]["ece"] == pytest.approx(0.25)
     for plot in (plot_precision_recall, plot_calibration):
         path = tmp_path / f"{plot.__name__}.png"

@@ -186,6 +186,7 @@ def test_tune_binarization_picks_the_value_that_fits_the_masks():
     masks = np.zeros((2, 8, 8), bool)
     masks[:, 2:6, 2:6] = True
     best, scores = tune_binarization(grid, masks)
-    assert best == 0.3 and scores[0.3] == pytest.approx(1.0) and scores[0.1] < 1.0 and scores[0.5] == pytest.approx(0.25)
+    assert (best == 0.3 and scores[0.3] == pytest.approx(1.0) and scores[0.1] < 1.0
+            and scores[0.5] == pytest.approx(0.25))
     with pytest.raises(ValueError, match="otsu"):
         tune_binarization(grid, masks, "otsu")

@@ -47,7 +47,8 @@ def test_rgb_stem_weights_summed_for_grayscale(tmp_path):
     copied = transfer_weights_by_name(source, target)
     assert "conv1_conv" in copied and "conv5_block1_3_conv" in copied
     kernel = source.get_layer("conv1_conv").get_weights()[0]
-    np.testing.assert_allclose(target.get_layer("conv1_conv").get_weights()[0], kernel.sum(axis=2, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(
+        target.get_layer("conv1_conv").get_weights()[0], kernel.sum(axis=2, keepdims=True), rtol=1e-6)
 
 
 def test_local_weights_file_loads(tmp_path, rng):

@@ -29,10 +29,12 @@ EXPECTED = {
     ("small_cnn", True): ModelSpec("csam", attention_layer="csam_spatial",
                                    candidate_layers=("conv1_1_relu", "last_conv_relu")),
     ("small_cnn", False): ModelSpec("last_conv_relu", candidate_layers=("conv1_1_relu",)),
-    ("resnet50_attention", True): ModelSpec("csam", attention_layer="csam_spatial",
-                                            candidate_layers=("conv2_block1_out", "conv3_block1_out", "conv4_block2_out")),
+    ("resnet50_attention", True): ModelSpec(
+        "csam", attention_layer="csam_spatial",
+        candidate_layers=("conv2_block1_out", "conv3_block1_out", "conv4_block2_out")),
     # without attention: the third stage's last block, with the earlier stages as candidates
-    ("resnet50_attention", False): ModelSpec("conv4_block2_out", candidate_layers=("conv2_block1_out", "conv3_block1_out")),
+    ("resnet50_attention", False): ModelSpec(
+        "conv4_block2_out", candidate_layers=("conv2_block1_out", "conv3_block1_out")),
 }
 
 

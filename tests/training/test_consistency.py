@@ -76,7 +76,8 @@ def test_consistency_term_alone_decreases_on_a_fixed_batch(classifier, batch):
 
 def test_fit_logs_both_losses_and_every_k_steps_skips_the_term(classifier, batch):
     images, labels = batch
-    data = tf.data.Dataset.from_tensor_slices((np.repeat(images, 4, 0), np.repeat(labels, 4, 0))).batch(4, drop_remainder=True)
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.repeat(images, 4, 0), np.repeat(labels, 4, 0))).batch(4, drop_remainder=True)
     model = ExplanationConsistencyModel(classifier, layer="csam", ig_steps=2, every=2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.CategoricalCrossentropy(),
                   metrics=[keras.metrics.AUC(name="auc")])
@@ -86,7 +87,8 @@ def test_fit_logs_both_losses_and_every_k_steps_skips_the_term(classifier, batch
     assert {"loss", "cls_loss", "exp_loss", "auc", "val_loss", "val_auc"} <= set(logs)
     assert "val_exp_loss" not in logs
     # The term is on (steps 0 and 2 of 4) and the logged total is L_cls + α·L_exp.
-    assert 0 < logs["exp_loss"][0] and logs["loss"][0] == pytest.approx(logs["cls_loss"][0] + 0.2 * logs["exp_loss"][0], rel=1e-4)
+    assert 0 < logs["exp_loss"][0]
+    assert logs["loss"][0] == pytest.approx(logs["cls_loss"][0] + 0.2 * logs["exp_loss"][0], rel=1e-4)
     assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, classifier.trainable_weights))
 
 

@@ -110,7 +110,8 @@ def _parents_first(spec: SearchSpec) -> list[tuple[str, dict]]:
     """Space entries ordered so that each conditional entry follows the entry it depends on."""
     ordered, placed, pending = [], set(), list(spec.space.items())
     while pending:
-        ready = [(n, e) for n, e in pending if not set(e.get("when") or {}) - placed or set(e.get("when") or {}) - set(spec.space)]
+        ready = [(n, e) for n, e in pending
+                 if not set(e.get("when") or {}) - placed or set(e.get("when") or {}) - set(spec.space)]
         if not ready:
             raise ConfigError(f"{spec.path}: the 'when' conditions of {[n for n, _ in pending]} form a cycle")
         ordered.extend(ready)
@@ -211,7 +212,8 @@ def _log_hparams(log_dir: str, trial_id: str, values: dict, metrics: dict) -> No
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hparams_api
 
-    readable = {name: value if isinstance(value, (bool, int, float, str)) else str(value) for name, value in values.items()}
+    readable = {name: value if isinstance(value, (bool, int, float, str)) else str(value)
+                for name, value in values.items()}
     with tf.summary.create_file_writer(log_dir).as_default():
         hparams_api.hparams(readable, trial_id=trial_id)
         for name, value in metrics.items():
@@ -233,7 +235,8 @@ def make_tuner(spec: SearchSpec, kind: str, strategy, out_dir: str, max_trials: 
     elif kind == "grid":
         oracle = keras_tuner.oracles.GridSearchOracle(max_trials=max_trials, **common)
     else:
-        oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=spec.base.train.epochs, factor=hyperband_factor, **common)
+        oracle = keras_tuner.oracles.HyperbandOracle(
+            max_epochs=spec.base.train.epochs, factor=hyperband_factor, **common)
     return _make_tuner_class()(spec, strategy, out_dir, oracle, verbose)
 
 
@@ -244,8 +247,8 @@ def write_results(tuner, out_dir: str) -> dict:
         values = {name: _decode(trial.hyperparameters.get(name)) for name in tuner.spec.space
                   if trial.hyperparameters.is_active(name)}
         score = trial.metrics.get_best_value(OBJECTIVE) if trial.metrics.exists(OBJECTIVE) else None
-        rows.append({"trial": trial.trial_id, "status": trial.status, OBJECTIVE: score,
-                     "epochs": trial.hyperparameters.values.get("tuner/epochs", tuner.spec.base.train.epochs), **values})
+        epochs = trial.hyperparameters.values.get("tuner/epochs", tuner.spec.base.train.epochs)
+        rows.append({"trial": trial.trial_id, "status": trial.status, OBJECTIVE: score, "epochs": epochs, **values})
     rows.sort(key=lambda row: (row[OBJECTIVE] is None, -(row[OBJECTIVE] or 0.0), row["trial"]))
     columns = ["trial", "status", OBJECTIVE, "epochs", *tuner.spec.space]
     with atomic_path(os.path.join(out_dir, "results.csv")) as temporary, \

@@ -2,7 +2,8 @@
 
     maps = GradCAMLayer(classifier, layer_name="csam")(images)            # predicted class
     maps = IntegratedGradientsLayer(classifier, steps=16)(images, targets)  # one-hot / multi-hot targets
-    maps = ExplanationLayer(classifier, "fusion", {"weights": {"gradcam": 0.4, "ig": 0.4}})(images)  # any in-graph method
+    # any in-graph method
+    maps = ExplanationLayer(classifier, "fusion", {"weights": {"gradcam": 0.4, "ig": 0.4}})(images)
 """
 
 from __future__ import annotations

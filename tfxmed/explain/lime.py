@@ -23,7 +23,9 @@ class Lime(SuperpixelExplainer):
         alpha: ridge regularisation.
     """
 
-    def __init__(self, model: keras.Model, samples: int = 256, kernel_width: float = 0.25, alpha: float = 1.0, **kwargs):
+    def __init__(
+        self, model: keras.Model, samples: int = 256, kernel_width: float = 0.25, alpha: float = 1.0, **kwargs
+    ):
         self.kernel_width, self.alpha = kernel_width, alpha
         super().__init__(model, samples=samples, **kwargs)
 

@@ -24,7 +24,7 @@ def patch_masks(height: int, width: int, patch: int, stride: int) -> np.ndarray:
     if lefts[-1] + patch < width:
         lefts.append(width - patch)
     masks = np.zeros((len(tops) * len(lefts), height, width), np.float32)
-    for index, (top, left) in enumerate((t, l) for t in tops for l in lefts):
+    for index, (top, left) in enumerate((t, left_edge) for t in tops for left_edge in lefts):
         masks[index, top : top + patch, left : left + patch] = 1.0
     return masks
 

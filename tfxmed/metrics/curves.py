@@ -51,7 +51,9 @@ def calibration_summary(labels, probabilities, class_names, multi_label: bool = 
         summary[name] = {
             "brier": _optional_float(sklearn_metrics.brier_score_loss(targets, scores)),
             "ece": expected_calibration_error(targets, scores, bins),
-            "average_precision": _optional_float(sklearn_metrics.average_precision_score(targets, scores)) if defined else None,
+            "average_precision": (
+                _optional_float(sklearn_metrics.average_precision_score(targets, scores)) if defined else None
+            ),
         }
     return summary
 
@@ -77,7 +79,9 @@ def plot_precision_recall(labels, probabilities, class_names, multi_label: bool,
     _save_figure_atomically(figure, path)
 
 
-def plot_calibration(labels, probabilities, class_names, multi_label: bool, path: str | os.PathLike, bins: int = 10) -> None:
+def plot_calibration(
+    labels, probabilities, class_names, multi_label: bool, path: str | os.PathLike, bins: int = 10
+) -> None:
     """Reliability diagram: observed frequency against mean predicted probability per bin."""
     figure = Figure(figsize=(6, 6))
     axes = figure.add_subplot(1, 1, 1)

@@ -11,7 +11,7 @@ high (high mean). Model calls are batched.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -57,7 +57,8 @@ def noisy_linear_impute(image: np.ndarray, removed: np.ndarray, noise: float = 0
         entries_value.append(np.full(int(coupled.sum()), -weight))
     matrix = sparse.csr_matrix(
         (np.concatenate([diagonal, *entries_value]),
-         (np.concatenate([np.arange(len(unknown)), *entries_row]), np.concatenate([np.arange(len(unknown)), *entries_col]))),
+         (np.concatenate([np.arange(len(unknown)), *entries_row]),
+          np.concatenate([np.arange(len(unknown)), *entries_col]))),
         shape=(len(unknown), len(unknown)),
     )
     solution = sparse_linalg.spsolve(matrix.tocsc(), right_side).reshape(len(unknown), channels)
