@@ -76,7 +76,8 @@ def _validation_tuned_iou(explainer, val: dict | None, config, maps, masks) -> d
     chosen = lesion_examples(val)
     if not len(chosen):
         return {}
-    value, _ = tune_binarization(explainer(val["image"][chosen], val["label"][chosen]), val["mask"][chosen] > 0.5, method)
+    val_maps = explainer(val["image"][chosen], val["label"][chosen])
+    value, _ = tune_binarization(val_maps, val["mask"][chosen] > 0.5, method)
     tuned = iou(maps, masks, method, value)
     return {"binarize_value_tuned_on_val": value,
             "iou_mean_val_tuned": float(np.nanmean(tuned)) if np.isfinite(tuned).any() else None}

@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import yaml
 

@@ -49,7 +49,7 @@ def test_backend_checks_and_tpu_refusal():
     result = subprocess.run([sys.executable, "-m", "tfxmed.train", "--config", TINY_CONFIG, "--strategy=tpu",
                              "--set", "data.augment_backend=albumentations"], cwd=REPO, capture_output=True, text=True,
                             timeout=300)
-    assert result.returncode == 2 and "use data.augment_backend=tf with --strategy=tpu" in result.stderr
+    assert result.returncode == 2 and "use 'tf' with runtime.strategy=tpu" in result.stderr
 
 
 def test_pipeline_runs_the_albumentations_backend(tiny_dataset, tiny_config, manifest_of):

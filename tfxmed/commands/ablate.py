@@ -8,7 +8,7 @@ identical budgets for each seed, evaluates each on the test split and writes `ab
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, experiment_parser, parse_experiment, refusals, strategy_for
 

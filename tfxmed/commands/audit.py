@@ -9,7 +9,7 @@ control for a model trained without it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, parse_methods, refusals, run_parser
 

@@ -5,7 +5,7 @@ The same command as `python -m tfrecords_tools.convert`; see its --help for each
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tfxmed convert") -> int:

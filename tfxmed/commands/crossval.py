@@ -8,7 +8,7 @@ Finished folds are kept: re-running continues.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, experiment_parser, fail, parse_experiment, refusals, strategy_for
 

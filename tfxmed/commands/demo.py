@@ -7,7 +7,7 @@ summary of the figures and of where every artefact is.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import experiment_parser, parse_experiment, refusals, strategy_for
 

@@ -6,7 +6,7 @@ default explanation), ROC and confusion-matrix PNGs, maps and overlays.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, refusals, run_parser
 

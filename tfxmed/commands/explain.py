@@ -6,7 +6,7 @@ raw maps, TensorBoard images and an index page into RUN/explanations/.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, parse_methods, refusals, run_parser
 

@@ -6,7 +6,7 @@ signatures; both take float32 images in [0, 1] at any size and preprocess inside
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, refusals, run_parser
 

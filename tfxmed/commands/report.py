@@ -8,7 +8,7 @@ Runs the evaluation first when the run has none.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, parse_methods, refusals, run_parser
 

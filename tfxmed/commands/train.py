@@ -6,7 +6,7 @@ writes the run directory (config, checkpoints, history, TensorBoard). A killed r
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, experiment_parser, parse_experiment, refusals, strategy_for
 

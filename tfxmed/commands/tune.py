@@ -9,7 +9,7 @@ command resumes the search: finished trials are kept, an interrupted one continu
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfxmed.commands.common import emit, experiment_parser, fail, overrides_of, refusals, strategy_for
 
