@@ -146,3 +146,16 @@ def test_bad_requests_get_clear_errors_and_the_process_stays_up(tmp_path):
             assert "REFUSED" in line and "must be a batch [N >= 1, H >= 2, W >= 2, 1] of finite" in line, line
             assert f"[received shape] {received}" in line, line
     assert lines[-1].startswith("still up") and float(lines[-1].split()[-1]) == pytest.approx(1.0)
+
+
+def test_a_product_fusion_is_served_like_it_is_computed_offline(tmp_path, rng):
+    model = _tiny_model()
+    choice = Choice("fusion", "csam", options={"combination": "product"})
+    path = export_saved_model(model, MANIFEST, 24, str(tmp_path / "product"), choice)
+    images = rng.random((2, 24, 24, 1)).astype("float32")
+    loaded = tf.saved_model.load(path)
+    served = loaded.signatures["explain"](images=tf.constant(images))["explanation"].numpy()
+    inputs = normalize(tf.constant(images), MANIFEST).numpy()
+    offline = explainer_for(model, choice, serving=True)
+    assert offline.combination == "product"
+    np.testing.assert_allclose(served, offline(inputs, model.predict(inputs, verbose=0).argmax(-1)), atol=2e-3)

@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from tfxmed.explain import METHODS, CamExplainer, make_explainer
+from tfxmed.explain.fusion import COMBINATIONS
 from tfxmed.metrics.localization import iou, pointing_game
 from tfxmed.models.spec import declared_spec, default_explain_layer
 from tfxmed.storage import write_json_atomic
@@ -48,10 +49,12 @@ class Choice:
     layer: str | None = None
     chosen_by: str = "config"
     candidates: dict = dataclasses.field(default_factory=dict)  # name → validation scores (auto only)
+    options: dict = dataclasses.field(default_factory=dict)  # e.g. a fusion's {"combination": "product"}
 
     @property
     def name(self) -> str:
-        return f"{self.method}@{self.layer}" if self.layer else self.method
+        name = f"{self.method}@{self.layer}" if self.layer else self.method
+        return name + "".join(f"[{value}]" for value in self.options.values())
 
 
 
@@ -60,27 +63,42 @@ def _layer_of(model, config) -> str:
 
 
 def candidates(model, config) -> list[Choice]:
-    """What `auto` compares: CAM methods at each declared layer, IG, SmoothGrad, the served fusion."""
+    """What `auto` compares: CAM methods at each declared layer, IG, SmoothGrad, and the served fusion
+    (Grad-CAM + IG) at each layer, as a weighted mean and as a weighted geometric mean."""
     spec = declared_spec(model)
-    layers = [_layer_of(model, config), *(spec.candidate_layers if spec else ())]
-    found = [Choice(method, layer) for layer in dict.fromkeys(layers) for method in CAM_METHODS]
-    return found + [Choice(method) for method in PIXEL_METHODS] + [Choice("fusion", _layer_of(model, config))]
+    layers = list(dict.fromkeys([_layer_of(model, config), *(spec.candidate_layers if spec else ())]))
+    found = [Choice(method, layer) for layer in layers for method in CAM_METHODS]
+    found += [Choice(method) for method in PIXEL_METHODS]
+    return found + [Choice("fusion", layer, options={"combination": combination})
+                    for layer in layers for combination in COMBINATIONS]
 
 
 def explainer_for(model, choice: Choice, batch_size: int = 32, serving: bool = False):
     """The explainer of `choice`. A fusion is the design's (with LIME) offline, and the in-graph
     `SERVED_FUSION` when serving or when `auto` chose it (auto compares the fusion it can serve)."""
-    options = {}
+    options = dict(choice.options)
     if choice.method == "fusion" and (serving or choice.chosen_by.startswith("auto")):
         options["weights"] = dict(SERVED_FUSION)
     return make_explainer(choice.method, model, default_layer=choice.layer or "", batch_size=batch_size, **options)
 
 
-def _score(model, choice: Choice, images, masks, targets, tolerance: int) -> dict:
-    maps = explainer_for(model, choice)(images, targets)
+def _scores(maps, masks, tolerance: int) -> dict:
     hits = pointing_game(maps, masks, tolerance)
     overlap = iou(maps, masks, "fraction_of_max", 0.5)
     return {"pointing_game": float(np.nanmean(hits)), "iou": float(np.nanmean(overlap))}
+
+
+def _candidate_maps(model, options: list[Choice], images, targets) -> dict[str, np.ndarray]:
+    """Each candidate's maps; a fusion reuses its components' maps (its Grad-CAM and IG are candidates too)."""
+    raw = {}
+    for choice in options:
+        if choice.method != "fusion":
+            raw[choice.name] = explainer_for(model, choice)(images, targets)
+    for choice in options:
+        if choice.method == "fusion":
+            fusion = explainer_for(model, dataclasses.replace(choice, chosen_by="auto"))
+            raw[choice.name] = fusion.fuse({"gradcam": raw[Choice("gradcam", choice.layer).name], "ig": raw["ig"]})
+    return raw
 
 
 def choose(model, config, val: dict | None) -> Choice:
@@ -96,13 +114,12 @@ def choose(model, config, val: dict | None) -> Choice:
     images, masks = val["image"][lesion], val["mask"][lesion] > 0.5
     targets = val["label"][lesion]
     targets = targets if targets.ndim == 2 and targets.sum(1).max() > 1 else targets.argmax(-1)
-    scores = {c.name: (c, _score(model, c, images, masks, targets, config.explain.pointing_tolerance))
-              for c in candidates(model, config)}
-    best_name = max(scores, key=lambda n: (scores[n][1]["pointing_game"], scores[n][1]["iou"]))
-    best = scores[best_name][0]
-    table = {name: result for name, (_, result) in scores.items()}
-    return Choice(best.method, best.layer,
-                  f"auto: best pointing game on {int(lesion.sum())} validation lesion images", table)
+    options = candidates(model, config)
+    maps = _candidate_maps(model, options, images, targets)
+    table = {c.name: _scores(maps[c.name], masks, config.explain.pointing_tolerance) for c in options}
+    best = max(options, key=lambda c: (table[c.name]["pointing_game"], table[c.name]["iou"]))
+    return Choice(best.method, best.layer, f"auto: best pointing game on {int(lesion.sum())} validation lesion images",
+                  table, best.options)
 
 
 def save_choice(eval_dir: str, choice: Choice) -> str:

@@ -91,7 +91,8 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     archive.write_out(temporary, verbose=False)
     write_json_atomic({"written_by": "tfxmed", "signatures": ["serving_default", "explain"],
                        "explanation": {"method": choice.method, "layer": choice.layer,
-                                       **({"served_weights": served.weights} if choice.method == "fusion" else {})}},
+                                       **({"served_weights": served.weights, **choice.options}
+                                          if choice.method == "fusion" else {})}},
                       os.path.join(temporary, EXPORT_MARKER))
     if os.path.exists(path):  # an earlier export of ours (checked above): swap, then drop the old one
         previous = os.path.join(parent, f".{name}.tfxmed-export-old")
@@ -107,7 +108,8 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
 def _served_options(choice: Choice, served) -> dict:
     options = {"layer": choice.layer} if choice.layer and choice.method != "fusion" else {}
     if choice.method == "fusion":
-        options = {"weights": served.weights, **({"default_layer": choice.layer} if choice.layer else {})}
+        options = {"weights": served.weights, **choice.options,
+                   **({"default_layer": choice.layer} if choice.layer else {})}
     return options
 
 
