@@ -24,6 +24,7 @@ from scipy import ndimage
 from skimage.restoration import inpaint_biharmonic
 
 from tfxmed.data.synthetic import marker_region
+from tfxmed.default_explanation import choose, explainer_for, load_choice
 from tfxmed.evaluation import collect_split
 from tfxmed.explain import make_explainer
 from tfxmed.explain.overlay import save_overlay_grid
@@ -104,9 +105,16 @@ def audit_run(run_dir: str, split: str = "test", methods=None, add_marker: bool 
               batch_size: int = 32) -> dict:
     """Audits a run for a shortcut; writes RUN/eval/audit.json (and the flagged gallery) and returns it."""
     run = load_run(run_dir)
-    methods = tuple(methods or (run.config.explain.method if run.config.explain.method != "auto" else "gradcam",))
-    explainers = {name: make_explainer(name, run.model, default_layer=run.config.explain.layer, batch_size=batch_size)
-                  for name in methods}
+    explainers = {}
+    for name in methods or ("default",):
+        if name == "default":  # the run's default explanation, as evaluation chose it (or chosen now)
+            choice = load_choice(run.paths.eval_dir) or choose(
+                run.model, run.config, collect_split(run.data_dir, run.manifest, run.config, "val"))
+            explainers[choice.name] = explainer_for(run.model, choice, batch_size)
+        else:
+            explainers[name] = make_explainer(name, run.model, default_layer=run.config.explain.layer,
+                                              batch_size=batch_size)
+    methods = tuple(explainers)
     multi_label = run.manifest["multi_label"]
     val = _audit_images(run, _cue_images(run, "val", add_marker), explainers)
     data = _cue_images(run, split, add_marker)

@@ -17,11 +17,12 @@ from tfxmed.commands.common import emit, parse_methods, refusals, run_parser
 def main(argv: Sequence[str] | None = None, prog: str = "python -m tfxmed audit") -> int:
     parser = run_parser(prog, __doc__)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--methods", default=None, help="explainers audited (default: the run's explain.method)")
+    parser.add_argument("--methods", default="default",
+                        help="explainers audited; 'default' is the run's default explanation (explain.method)")
     parser.add_argument("--add-marker", action="store_true",
                         help="draw the synthetic corner marker on every image (negative control)")
     args = parser.parse_args(argv)
-    methods = parse_methods(args.methods) if args.methods else None
+    methods = parse_methods(args.methods, allow_default=True)
     from tfxmed.shortcut_audit import audit_run
 
     with refusals(ValueError):
