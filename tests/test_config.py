@@ -240,3 +240,59 @@ def test_each_allowed_value_list_has_one_home():
     assert losses.DISTANCES == config_module.DISTANCES
     assert localization.BINARIZE_METHODS == config_module.BINARIZE_METHODS
     assert set(config_module.EXPLAIN_METHODS) == set(METHODS) | {"auto"}
+
+
+# Property-based (issue 20): any value for any declared key is either refused with a ConfigError that
+# names the key, or loaded and within what the key declares. Nothing else escapes.
+import dataclasses as _dataclasses  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tfxmed import config as _config  # noqa: E402
+
+
+def _resolved_field_types():
+    import typing
+
+    def walk(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for field in _dataclasses.fields(cls):
+            key = f"{prefix}{field.name}"
+            if _dataclasses.is_dataclass(hints[field.name]):
+                yield from walk(hints[field.name], f"{key}.")
+            elif field.metadata.get("choices") or field.metadata.get("within"):
+                yield key, field
+
+    return dict(walk(_config.Experiment))
+
+
+DECLARED = _resolved_field_types()
+VALUES = st.one_of(
+    st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+    st.text(max_size=12), st.sampled_from(["cpu", "auto", "gradcam", "l1", "tf", "synthetic", "1e400", "[1, 2]"]),
+    st.lists(st.integers(-3, 8), max_size=5),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.sampled_from(sorted(DECLARED)), value=VALUES)
+def test_any_value_is_refused_by_name_or_loaded_within_its_declaration(key, value):
+    import json
+    import math
+
+    try:
+        loaded = load_config(TINY_CONFIG, [f"{key}={json.dumps(value)}"])
+    except ConfigError as error:
+        assert key.split(".")[-1] in str(error)
+        return
+    got = loaded
+    for part in key.split("."):
+        got = getattr(got, part)
+    field = DECLARED[key]
+    if field.metadata.get("choices"):
+        assert got in field.metadata["choices"]
+    interval = field.metadata.get("within")
+    if interval is not None:
+        for item in got if isinstance(got, list) else [got]:
+            assert not (isinstance(item, float) and math.isnan(item)) and item in interval

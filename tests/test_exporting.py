@@ -7,6 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import REPO
 from tfxmed.config import ModelConfig, SmallCnnConfig
@@ -159,3 +161,31 @@ def test_a_product_fusion_is_served_like_it_is_computed_offline(tmp_path, rng):
     offline = explainer_for(model, choice, serving=True)
     assert offline.combination == "product"
     np.testing.assert_allclose(served, offline(inputs, model.predict(inputs, verbose=0).argmax(-1)), atol=2e-3)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    path = export_saved_model(_tiny_model(), MANIFEST, 24, str(tmp_path_factory.mktemp("served") / "sm"))
+    return tf.saved_model.load(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(0, 9), min_size=0, max_size=5).map(lambda dims: [d * 3 for d in dims]),
+       poison=st.sampled_from([None, np.nan, np.inf, -np.inf]),
+       signature=st.sampled_from(["serving_default", "explain"]))
+def test_any_request_is_answered_or_refused_clearly(served, shape, poison, signature):
+    """Property (issue 20): any float32 tensor gets either correct outputs or one clear InvalidArgument."""
+    images = np.full(shape, 0.5, np.float32)
+    if poison is not None and images.size:
+        images.reshape(-1)[images.size // 2] = poison
+    valid = len(shape) == 4 and shape[0] > 0 and min(shape[1:3]) >= 2 and shape[3] == 1 and poison is None
+    try:
+        outputs = served.signatures[signature](images=tf.constant(images))
+    except tf.errors.InvalidArgumentError as error:
+        assert not valid and "images must be a batch [N >= 1, H >= 2, W >= 2, 1]" in error.message
+        return
+    assert valid
+    probabilities = outputs["probabilities"].numpy()
+    assert probabilities.shape == (shape[0], 2) and np.allclose(probabilities.sum(-1), 1, atol=1e-5)
+    if signature == "explain":
+        assert outputs["explanation"].shape == tuple(shape[:3]) and np.isfinite(outputs["explanation"]).all()
