@@ -12,7 +12,6 @@ from tests.helpers import TINY_CONFIG
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> str:
     """A converted 32-px synthetic dataset (train 96 / val 32 / test 32) with 2 shards per split."""
@@ -33,6 +32,21 @@ def tiny_config(tmp_path):
     from tfxmed.config import load_config
 
     return load_config(TINY_CONFIG, [f"runtime.run_dir={tmp_path / 'run'}", f"data.tfrecord_dir={tmp_path / 'data'}"])
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """The untrained model of the tiny config (small CNN + CSAM, 32×32×1 inputs, 2 classes), seeded.
+
+    Module-scoped: tests may read it freely; a test that changes its weights should build its own.
+    """
+    import keras
+
+    from tfxmed.config import load_config
+    from tfxmed.models import build_model
+
+    keras.utils.set_random_seed(0)
+    return build_model(load_config(TINY_CONFIG).model, (32, 32, 1), 2, False)
 
 
 @pytest.fixture(scope="session")

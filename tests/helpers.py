@@ -2,7 +2,53 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG = os.path.join(REPO, "configs", "tiny.yaml")
+
+
+def run_tiny_command(module, tmp_path, *args):
+    """Runs `python -m module` on the tiny config for one epoch; returns its JSON summary."""
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--config", TINY_CONFIG, *args,
+         "--set", f"data.tfrecord_dir={tmp_path / 'data'}",
+         "--set", "train.epochs=1", "--set", "train.tensorboard_images=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+
+
+def write_dicom(path, pixels, photometric="MONOCHROME2", slope=1.0, intercept=0.0, window=None, frames=1,
+                with_pixels=True, patient_id="MRN-0042"):
+    """Writes a 12-bit monochrome DICOM file with identifying tags (a patient name, id and institution)."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.InstitutionName = "Doe^Jane", patient_id, "St Elsewhere"
+    ds.Modality = "CR"
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    if with_pixels:
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)

@@ -1,50 +1,43 @@
 """The run's default explanation: chosen by config, or by `auto` on the validation masks."""
 
 import numpy as np
-import pytest
 
 from tests.helpers import TINY_CONFIG
 from tfxmed.config import load_config
 from tfxmed.default_explanation import FALLBACK, SERVED_FUSION, Choice, candidates, choose, explainer_for
 from tfxmed.evaluation import collect_split
 from tfxmed.explain import Fusion, GradCam, IntegratedGradients
-from tfxmed.models import build_model
 from tfxmed.storage import load_manifest
-
-
-@pytest.fixture(scope="module")
-def model():
-    config = load_config(TINY_CONFIG)
-    return build_model(config.model, (32, 32, 1), 2, False)
 
 
 def _config(*overrides):
     return load_config(TINY_CONFIG, list(overrides))
 
 
-def test_a_named_method_is_used_as_configured(model):
-    assert choose(model, _config("explain.method=gradcam"), None) == Choice("gradcam", "csam")
-    assert choose(model, _config("explain.method=gradcam", "explain.layer=conv1_1_relu"), None).layer == "conv1_1_relu"
-    assert choose(model, _config("explain.method=ig"), None) == Choice("ig", None)
-    assert isinstance(explainer_for(model, Choice("gradcam", "csam")), GradCam)
-    assert isinstance(explainer_for(model, Choice("ig")), IntegratedGradients)
+def test_a_named_method_is_used_as_configured(tiny_model):
+    assert choose(tiny_model, _config("explain.method=gradcam"), None) == Choice("gradcam", "csam")
+    layered = _config("explain.method=gradcam", "explain.layer=conv1_1_relu")
+    assert choose(tiny_model, layered, None).layer == "conv1_1_relu"
+    assert choose(tiny_model, _config("explain.method=ig"), None) == Choice("ig", None)
+    assert isinstance(explainer_for(tiny_model, Choice("gradcam", "csam")), GradCam)
+    assert isinstance(explainer_for(tiny_model, Choice("ig")), IntegratedGradients)
 
 
-def test_fusion_is_the_designs_offline_and_gradcam_plus_ig_when_served(model):
-    offline = explainer_for(model, Choice("fusion", "csam"))
-    served = explainer_for(model, Choice("fusion", "csam"), serving=True)
+def test_fusion_is_the_designs_offline_and_gradcam_plus_ig_when_served(tiny_model):
+    offline = explainer_for(tiny_model, Choice("fusion", "csam"))
+    served = explainer_for(tiny_model, Choice("fusion", "csam"), serving=True)
     assert isinstance(offline, Fusion) and set(offline.explainers) == {"gradcam", "ig", "lime"}
     assert served.weights == SERVED_FUSION and served.in_graph and not offline.in_graph
 
 
-def test_auto_picks_the_best_pointing_game_on_validation(model, tiny_dataset):
+def test_auto_picks_the_best_pointing_game_on_validation(tiny_model, tiny_dataset):
     config = _config("explain.method=auto", "explain.pointing_tolerance=2")
     val = collect_split(tiny_dataset, load_manifest(tiny_dataset), config, "val")
-    choice = choose(model, config, val)
-    names = [c.name for c in candidates(model, config)]
+    choice = choose(tiny_model, config, val)
+    names = [c.name for c in candidates(tiny_model, config)]
     assert sorted(choice.candidates) == sorted(names) and "gradcam@conv1_1_relu" in names and "ig" in names
     best = max(choice.candidates.values(), key=lambda r: (r["pointing_game"], r["iou"]))
     assert choice.candidates[choice.name] == best and "validation" in choice.chosen_by
     no_masks = {**val, "has_mask": np.zeros_like(val["has_mask"])}
-    fallback = choose(model, config, no_masks)
+    fallback = choose(tiny_model, config, no_masks)
     assert (fallback.method, fallback.layer) == (FALLBACK, "csam") and "fallback" in fallback.chosen_by

@@ -54,11 +54,3 @@ def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypa
     has_threshold = metrics["classification_at_validation_threshold"] is not None
     assert has_threshold == (kind == "binary")  # Youden on val: binary single-label only
     assert metrics["localization"]["num_evaluated"] == 0  # MedMNIST has no masks: nothing to localise
-
-
-def test_medmnist_source_names_a_missing_file(tmp_path):
-    from tfrecords_tools.prepare import prepare_data
-
-    config = load_config(RECIPE, [f"data.npz={tmp_path / 'absent.npz'}"])
-    with pytest.raises(FileNotFoundError, match="absent.npz"):
-        prepare_data(config)

@@ -1,13 +1,11 @@
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from tests.helpers import REPO, TINY_CONFIG
+from tests.helpers import TINY_CONFIG, run_tiny_command
 from tfxmed.config import load_config
 from tfxmed.experiments.ablation import DEFAULT_VARIANTS, run_ablation
 
@@ -74,34 +72,10 @@ def test_runner_adds_new_metrics_without_retraining(tmp_path):
     assert report["summary"]["backbone"]["insertion"]["mean"] == pytest.approx(0.6)
 
 
-def _run_tiny(module, tmp_path, *args):
-    """Runs `python -m module` on the tiny config for one epoch; returns its JSON summary."""
-    result = subprocess.run(
-        [sys.executable, "-m", module, "--config", TINY_CONFIG, *args,
-         "--set", f"data.tfrecord_dir={tmp_path / 'data'}",
-         "--set", "train.epochs=1", "--set", "train.tensorboard_images=0"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])["summary"]
-
-
 @pytest.mark.slow
 def test_ablate_cli_trains_every_variant(tmp_path):
-    summary = _run_tiny("tfxmed.ablate", tmp_path, "--seeds", "1", "--out", str(tmp_path / "ab"))
+    summary = run_tiny_command("tfxmed.ablate", tmp_path, "--seeds", "1", "--out", str(tmp_path / "ab"))
     assert set(summary) == set(DEFAULT_VARIANTS)
     for name in DEFAULT_VARIANTS:
         assert 0.0 <= summary[name]["AUC"]["mean"] <= 1.0
     assert os.path.exists(tmp_path / "ab" / "plus_attentionplus_L_exp" / "seed-42" / "checkpoints" / "best.keras")
-
-
-@pytest.mark.slow
-def test_crossval_cli_trains_one_model_per_fold(tmp_path):
-    summary = _run_tiny("tfxmed.crossval", tmp_path, "--folds", "2", "--out", str(tmp_path / "cv"))
-    assert 0.0 <= summary["AUC"]["mean"] <= 1.0 and summary["AUC"]["sd"] >= 0.0
-    report = json.load(open(tmp_path / "cv" / "crossval.json"))
-    assert set(report["per_fold"]) == {"fold-0", "fold-1"}
-    for fold in (0, 1):
-        config = open(tmp_path / "cv" / f"fold-{fold}" / "seed-42" / "config.yaml").read()
-        assert "cv_folds: 2" in config and f"cv_fold: {fold}" in config
-    assert "| AUC |" in open(tmp_path / "cv" / "crossval.md").read()

@@ -1,8 +1,13 @@
-"""A hand-built model whose gradients are known in closed form, shared by the explainer tests."""
+"""NumPy references the explainer tests share: a hand-built model whose gradients are known in closed form,
+its activations and gradients, the CAM combination, and small models with known answers.
+
+Fixtures that build these live in tests/explain/conftest.py; test files import the helpers from here.
+"""
+
+from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 
 from tfxmed.models import ModelSpec, declare_spec
 
@@ -42,6 +47,37 @@ def activations_and_gradients(images, target):
     return activations, gradients
 
 
-@pytest.fixture
-def hand_model():
-    return hand_built_model()
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def combine(weights, activations):
+    """The CAM map ReLU(Σ_k w_k A_k) for weights broadcastable to the activations."""
+    return relu((weights * activations).sum(-1))
+
+
+def check_cam_formula(method, formula, model, rng, target):
+    """`method` on the hand-built `model` equals `formula(activations, gradients)` computed in NumPy."""
+    images = rng.normal(size=(3, 4, 4, 1)).astype("float32")
+    maps = method(model, layer="features", upsample_to_input=False, normalize=False)(images, target)
+    activations, gradients = activations_and_gradients(images, target)
+    np.testing.assert_allclose(maps, formula(activations, gradients), rtol=1e-4, atol=1e-6)
+
+
+def smooth_model(input_shape=(8, 8, 1), seed=0):
+    """conv (tanh) → GAP → Dense `logits` (3 classes) → softmax, in 2-D or 3-D: smooth, so IG converges."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(input_shape)
+    conv = keras.layers.Conv2D if len(input_shape) == 3 else keras.layers.Conv3D
+    x = conv(4, 3, padding="same", activation="tanh")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x) if len(input_shape) == 3 else keras.layers.GlobalAveragePooling3D()(x)
+    logits = keras.layers.Dense(3, name="logits")(x)
+    return keras.Model(inputs, keras.layers.Activation("softmax")(logits))
+
+
+def linear_model(size=8, seed=0):
+    """Flatten → Dense `logits` (2 classes): every pixel's contribution to a logit is known exactly."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 1))
+    logits = keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, logits)

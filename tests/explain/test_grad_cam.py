@@ -1,8 +1,13 @@
+"""Grad-CAM: by hand on a GAP model, against its formula on the hand-built model, batched, and the
+randomisation sanity check."""
+
 import keras
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
-from tfxmed.explain import GradCam, target_weights
+from tests.explain.references import check_cam_formula, combine
+from tfxmed.explain import GradCam
 from tfxmed.models import ModelSpec, declare_spec
 
 
@@ -61,17 +66,35 @@ def test_upsampled_to_input_size():
     assert maps.shape == (2, 16, 16)
 
 
-def test_target_forms():
-    assert target_weights(1, 3, 2).tolist() == [[0, 1, 0], [0, 1, 0]]
-    assert target_weights([2, 0], 3, 2).tolist() == [[0, 0, 1], [1, 0, 0]]
-    multi_hot = np.array([[1, 0, 1], [0, 1, 0]], np.float32)
-    np.testing.assert_array_equal(target_weights(multi_hot, 3, 2), multi_hot)
-    with pytest.raises(ValueError, match=r"in \[0, 3\)"):
-        target_weights([3, 0], 3, 2)
-    with pytest.raises(ValueError, match="entries for 2 images"):
-        target_weights([1], 3, 2)
-
-
 def test_missing_layer_is_named():
     with pytest.raises(ValueError, match="no layer named 'nope'"):
         GradCam(_hand_built_model(), layer="nope")
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_grad_cam_matches_formula(target, hand_model, rng):
+    check_cam_formula(GradCam, lambda a, g: combine(g.mean(axis=(1, 2), keepdims=True), a), hand_model, rng, target)
+
+
+def test_sanity_check_maps_change_when_weights_are_randomised(rng):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="features")(inputs)
+    logits = keras.layers.Dense(2, name="logits")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, logits)
+    # "Train" a detector of a bright blob in the top-left: fixed, meaningful weights.
+    kernel = np.zeros((3, 3, 1, 8), np.float32)
+    kernel[1, 1, 0, :] = np.linspace(1, 2, 8)
+    model.get_layer("features").set_weights([kernel, np.full(8, -0.5, np.float32)])
+    logits_kernel = np.stack([-np.ones(8), np.ones(8)], 1).astype(np.float32)
+    model.get_layer("logits").set_weights([logits_kernel, np.zeros(2, np.float32)])
+    images = rng.normal(0, 0.1, size=(4, 16, 16, 1)).astype("float32")
+    images[:, 2:6, 2:6] += 1.0
+    before = GradCam(model, layer="features")(images, 1)
+    assert before[:, 2:6, 2:6].mean() > 3 * before[:, 10:, 10:].mean()  # the blob is found
+    keras.utils.set_random_seed(4)
+    for layer in (model.get_layer("features"), model.get_layer("logits")):
+        layer.set_weights([np.random.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    after = GradCam(model, layer="features")(images, 1)
+    correlation = np.mean([spearmanr(b.ravel(), a.ravel())[0] for b, a in zip(before, after)])
+    assert correlation < 0.5

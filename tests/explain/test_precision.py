@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.explain.conftest import activations_and_gradients
+from tests.explain.references import activations_and_gradients
 from tfxmed.config import ModelConfig, SmallCnnConfig
 from tfxmed.explain import METHODS, GradCam, IntegratedGradients, make_explainer
 from tfxmed.explain.precision import compute_in

@@ -1,11 +1,9 @@
-import dataclasses
 
 import keras
 import numpy as np
 import pytest
 
-from tfxmed.config import ModelConfig, SmallCnnConfig
-from tfxmed.models import attention_model, build_model, default_explain_layer, logits_model
+from tfxmed.models import attention_model, default_explain_layer, logits_model
 from tfxmed.models.resnet_attention import resnet_attention, transfer_weights_by_name
 
 
@@ -34,13 +32,6 @@ def test_outputs_are_probabilities_and_logits_view_matches(resnet, rng):
     assert attention.shape == (2, 2, 2, 1) and np.all((attention > 0) & (attention < 1))
 
 
-def test_multi_label_head_is_sigmoid(rng):
-    config = ModelConfig(name="small_cnn", small_cnn=SmallCnnConfig(blocks=[1, 1]))
-    model = build_model(config, (16, 16, 1), 3, multi_label=True)
-    out = model.predict(rng.normal(size=(4, 16, 16, 1)).astype("float32"), verbose=0)
-    assert out.shape == (4, 3) and not np.allclose(out.sum(-1), 1.0)
-
-
 def test_rgb_stem_weights_summed_for_grayscale(tmp_path):
     source = resnet_attention((32, 32, 3), 2, attention=False, blocks=(1, 1, 1, 1), width=8)
     target = resnet_attention((32, 32, 1), 2, attention=True, blocks=(1, 1, 1, 1), width=8)
@@ -49,18 +40,3 @@ def test_rgb_stem_weights_summed_for_grayscale(tmp_path):
     kernel = source.get_layer("conv1_conv").get_weights()[0]
     np.testing.assert_allclose(
         target.get_layer("conv1_conv").get_weights()[0], kernel.sum(axis=2, keepdims=True), rtol=1e-6)
-
-
-def test_local_weights_file_loads(tmp_path, rng):
-    config = ModelConfig(name="small_cnn", small_cnn=SmallCnnConfig(blocks=[1, 1], width=4))
-    first = build_model(config, (16, 16, 1), 2, False)
-    path = str(tmp_path / "small.weights.h5")
-    first.save_weights(path)
-    second = build_model(dataclasses.replace(config, weights=path), (16, 16, 1), 2, False)
-    x = rng.normal(size=(2, 16, 16, 1)).astype("float32")
-    np.testing.assert_allclose(second.predict(x, verbose=0), first.predict(x, verbose=0), rtol=1e-6)
-
-
-def test_unknown_model_name_lists_choices():
-    with pytest.raises(ValueError, match="resnet50_attention, small_cnn"):
-        build_model(ModelConfig(name="resnet18"), (16, 16, 1), 2, False)

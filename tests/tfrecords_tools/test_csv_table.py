@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tests.helpers import REPO
-from tfrecords_tools.csv_table import convert_csv, patient_split
+from tfrecords_tools.csv_table import convert_csv
 from tfxmed.data import features
 from tfxmed.errors import Refusal
 from tfxmed.storage import load_manifest
@@ -101,15 +101,6 @@ def test_bad_header_names_the_file_and_columns(tmp_path):
     (tmp_path / "bad.csv").write_text("file,diagnosis\nx.png,1\n")
     with pytest.raises(ValueError, match=r"bad.csv: missing column\(s\) \['path', 'label'\]"):
         sum(convert_csv(str(tmp_path / "bad.csv"), str(tmp_path / "out")))
-
-
-def test_patient_split_is_deterministic_and_stratified():
-    patients = [f"p{i // 2}" for i in range(200)]
-    labels = [int(i // 2 % 4 == 0) for i in range(200)]
-    first = patient_split(patients, labels, seed=3)
-    assert first == patient_split(patients, labels, seed=3)
-    positive_patients_in_test = {p for p, s, y in zip(patients, first[0], labels) if s == "test" and y}
-    assert len(positive_patients_in_test) == 25 - round(0.9 * 25)  # the last 10% of the 25 positive patients
 
 
 def test_cli_strict_fails_on_the_first_bad_row(tmp_path):

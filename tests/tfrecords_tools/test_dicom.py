@@ -5,47 +5,22 @@ import numpy as np
 import pytest
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.dataset import FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid  # noqa: E402
 
+from tests.helpers import write_dicom  # noqa: E402
 from tfrecords_tools.csv_table import convert_csv  # noqa: E402
 from tfrecords_tools.dicom import linear_window, read_dicom  # noqa: E402
 from tfxmed.storage import load_manifest  # noqa: E402
 
 
-def _write_dicom(path, pixels, photometric="MONOCHROME2", slope=1.0, intercept=0.0, window=None, frames=1,
-                 with_pixels=True, patient_id="MRN-0042"):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID, ds.InstitutionName = "Doe^Jane", patient_id, "St Elsewhere"
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    if window:
-        ds.WindowCenter, ds.WindowWidth = window
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    if with_pixels:
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
 def test_rescale_window_and_monochrome1_by_hand(tmp_path):
     stored = np.array([[0, 100, 200, 300]], np.uint16).repeat(2, 0)
     # Modality LUT: 2·x − 100 → [−100, 100, 300, 500]; window centre 200.5, width 201 → [100, 301] ↦ [0, 1].
-    _write_dicom(tmp_path / "a.dcm", stored, slope=2.0, intercept=-100.0, window=(200.5, 201))
+    write_dicom(tmp_path / "a.dcm", stored, slope=2.0, intercept=-100.0, window=(200.5, 201))
     image, patient = read_dicom(str(tmp_path / "a.dcm"))
     expected = np.clip((np.array([-100, 100, 300, 500]) - 200) / 200 + 0.5, 0, 1)
     np.testing.assert_array_equal(image[0], np.round(expected * 255).astype(np.uint8))
     assert patient == "MRN-0042" and image.dtype == np.uint8 and image.shape == (2, 4)
-    _write_dicom(tmp_path / "b.dcm", stored, photometric="MONOCHROME1")  # no window: min-max, inverted
+    write_dicom(tmp_path / "b.dcm", stored, photometric="MONOCHROME1")  # no window: min-max, inverted
     inverted, _ = read_dicom(str(tmp_path / "b.dcm"))
     np.testing.assert_array_equal(inverted[0], [255, 170, 85, 0])
 
@@ -60,10 +35,10 @@ def test_csv_with_dicoms_hashes_ids_and_skips_refused_files(tmp_path):
     rng = np.random.default_rng(0)
     rows = []
     for i in range(6):
-        _write_dicom(tmp_path / f"Doe_{i}.dcm", rng.integers(0, 4096, (16, 16)), patient_id=f"MRN-{i // 2}")
+        write_dicom(tmp_path / f"Doe_{i}.dcm", rng.integers(0, 4096, (16, 16)), patient_id=f"MRN-{i // 2}")
         rows.append({"path": f"Doe_{i}.dcm", "label": "a" if i % 2 else "b"})
-    _write_dicom(tmp_path / "multi.dcm", rng.integers(0, 4096, (2, 16, 16)), frames=2)
-    _write_dicom(tmp_path / "empty.dcm", np.zeros((16, 16)), with_pixels=False)
+    write_dicom(tmp_path / "multi.dcm", rng.integers(0, 4096, (2, 16, 16)), frames=2)
+    write_dicom(tmp_path / "empty.dcm", np.zeros((16, 16)), with_pixels=False)
     rows += [{"path": "multi.dcm", "label": "a"}, {"path": "empty.dcm", "label": "b"}]
     with open(tmp_path / "d.csv", "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=["path", "label"])
@@ -95,7 +70,7 @@ def test_class_per_folder_dicom_tree_splits_by_header_patient(tmp_path):
     for label in ("normal", "effusion"):
         (tmp_path / "tree" / label).mkdir(parents=True)
         for i in range(12):
-            _write_dicom(tmp_path / "tree" / label / f"{i}.dcm", rng.integers(0, 4095, (16, 16)),
+            write_dicom(tmp_path / "tree" / label / f"{i}.dcm", rng.integers(0, 4095, (16, 16)),
                          patient_id=f"MRN-{i // 3}")  # three images per patient
     out = tmp_path / "out"
     sum(convert_folder(str(tmp_path / "tree"), str(out), salt="s"))
@@ -124,9 +99,9 @@ def test_file_names_that_hold_an_mrn_never_reach_skipped_csv_or_the_journal(tmp_
         (tmp_path / "tree" / label).mkdir(parents=True)
         for i in range(4):
             name = f"MRN-{label[0]}{i}_Doe_Jane.dcm"
-            _write_dicom(tmp_path / "tree" / label / name, rng.integers(0, 4095, (16, 16)), patient_id=f"P{i}")
+            write_dicom(tmp_path / "tree" / label / name, rng.integers(0, 4095, (16, 16)), patient_id=f"P{i}")
             rows.append({"path": f"tree/{label}/{name}", "label": label, "mask": ""})
-        _write_dicom(tmp_path / "tree" / label / "MRN-77_Doe_Jane.dcm", np.zeros((16, 16)), with_pixels=False)
+        write_dicom(tmp_path / "tree" / label / "MRN-77_Doe_Jane.dcm", np.zeros((16, 16)), with_pixels=False)
         rows.append({"path": f"tree/{label}/MRN-77_Doe_Jane.dcm", "label": label, "mask": ""})
     rows[0]["mask"] = "tree/normal/MRN-77_Doe_Jane.dcm"  # a mask path in a reason would name it too
     with open(tmp_path / "d.csv", "w", newline="") as stream:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.tfrecords_tools.test_dicom import _write_dicom
+from tests.helpers import write_dicom
 from tfrecords_tools import items as items_module
 from tfrecords_tools.csv_table import convert_csv
 from tfrecords_tools.sources import convert_folder
@@ -92,7 +92,7 @@ def test_corrupt_corpus_converts_without_crashing_and_reports_every_bad_file(tmp
     Image.fromarray(deep).save(folder / "deep16.png")
     Image.fromarray(rng.integers(0, 256, (24, 24, 4), dtype=np.uint8)).save(folder / "rgba.png")
     Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(folder / "jpeg_inside.png", format="JPEG")
-    _write_dicom(folder / "fine.dcm", rng.integers(0, 4095, (24, 24)))
+    write_dicom(folder / "fine.dcm", rng.integers(0, 4095, (24, 24)))
     good += ["deep16.png", "rgba.png", "jpeg_inside.png", "fine.dcm"]
     bad = {
         "zero_bytes.png": b"",
@@ -104,8 +104,8 @@ def test_corrupt_corpus_converts_without_crashing_and_reports_every_bad_file(tmp
     }
     for name, content in bad.items():
         (folder / name).write_bytes(content)
-    _write_dicom(folder / "no_pixels.dcm", np.zeros((24, 24)), with_pixels=False)
-    _write_dicom(folder / "frames.dcm", np.zeros((2, 24, 24)), frames=2)
+    write_dicom(folder / "no_pixels.dcm", np.zeros((24, 24)), with_pixels=False)
+    write_dicom(folder / "frames.dcm", np.zeros((2, 24, 24)), frames=2)
     mask = np.zeros((10, 10), np.uint8)
     Image.fromarray(mask).save(folder / "small_mask.png")
     bad_names = [*bad, "no_pixels.dcm", "frames.dcm"]

@@ -41,13 +41,6 @@ def test_folder_tree_with_a_corrupt_file(tmp_path, rng):
         _drain(sources.convert_folder(str(root), str(tmp_path / "strict"), strict=True))
 
 
-def test_stratified_split_is_deterministic_and_stratified():
-    labels = [0] * 50 + [1] * 10
-    first, second = items.stratified_split(labels, seed=1), items.stratified_split(labels, seed=1)
-    assert first == second
-    assert sum(s == "train" for s, y in zip(first, labels) if y == 1) == 7
-
-
 def test_cli_converts_synthetic_with_progress(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tfrecords_tools.convert", "synthetic", "--image-size", "32", "--train", "20",

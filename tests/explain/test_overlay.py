@@ -1,0 +1,40 @@
+"""Heat-map overlays (`tfxmed.explain.overlay`): the jet colours, the blend, and the PNG grid."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfxmed.explain.overlay import colorize, overlay, save_overlay_grid
+
+DARK_BLUE, DARK_RED = (0.0, 0.0, 0.5), (0.5, 0.0, 0.0)  # jet at 0 and at 1
+
+
+def test_colorize_maps_zero_and_one_to_the_ends_of_jet_and_clips():
+    colours = colorize(np.array([[[0.0, 1.0, -3.0, 7.0]]], np.float32)).numpy()
+    assert colours.shape == (1, 1, 4, 3)
+    np.testing.assert_allclose(colours[0, 0], [DARK_BLUE, DARK_RED, DARK_BLUE, DARK_RED], atol=1e-6)
+
+
+def test_overlay_blends_grey_images_as_rgb(rng):
+    images = rng.random((2, 5, 6, 1)).astype(np.float32)
+    maps = rng.random((2, 5, 6)).astype(np.float32)
+    blended = overlay(images, maps, alpha=0.25).numpy()
+    assert blended.shape == (2, 5, 6, 3)
+    expected = 0.75 * np.repeat(images, 3, -1) + 0.25 * colorize(maps).numpy()
+    np.testing.assert_allclose(blended, expected, atol=1e-6)
+    assert 0.0 <= blended.min() and blended.max() <= 1.0
+
+
+@pytest.mark.parametrize(("count", "columns", "size"), [(5, 4, (880, 480)), (3, 3, (660, 240))])
+def test_grid_png_has_one_cell_per_image(tmp_path, rng, count, columns, size):
+    images = rng.normal(size=(count, 16, 16, 1)).astype(np.float32)
+    maps = rng.random((count, 16, 16)).astype(np.float32)
+    masks = np.zeros((count, 16, 16, 1), np.float32)
+    masks[0, 4:8, 4:8] = 1.0
+    path = str(tmp_path / "grid.png")
+    save_overlay_grid(path, images, maps, masks, titles=[f"#{i}" for i in range(count)], columns=columns)
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size == size  # 2.2 × 2.4 inches per cell at 100 dpi
+    assert os.listdir(tmp_path) == ["grid.png"]  # written atomically: no temporary left

@@ -1,0 +1,18 @@
+"""XGrad-CAM on the hand-built model equals its formula computed independently in NumPy."""
+
+import numpy as np
+import pytest
+
+from tests.explain.references import check_cam_formula, combine
+from tfxmed.explain import XGradCam
+
+
+def _xgrad_cam(a, g):
+    total = a.sum(axis=(1, 2), keepdims=True)
+    share = np.divide(a, total, out=np.zeros_like(a), where=total != 0)
+    return combine((share * g).sum(axis=(1, 2), keepdims=True), a)
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_xgrad_cam_matches_formula(target, hand_model, rng):
+    check_cam_formula(XGradCam, _xgrad_cam, hand_model, rng, target)
