@@ -41,17 +41,22 @@ def _tiny_model():
     return build_model(config, (24, 24, 1), 2, False)
 
 
-def test_saved_model_signatures_match_keras_in_a_fresh_process(tmp_path, rng):
-    model, manifest = _tiny_model(), MANIFEST
-    path = export_saved_model(model, manifest, 24, str(tmp_path / "saved_model"))
-    images = rng.random((3, 24, 24, 1)).astype("float32")
+def _served_in_a_fresh_process(path: str, images: np.ndarray, tmp_path) -> dict:
+    """Both signatures' outputs for `images`, from the SavedModel loaded by a new Python process."""
     np.save(tmp_path / "images.npy", images)
     result = subprocess.run(
         [sys.executable, "-c", LOAD_SCRIPT, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    out = np.load(tmp_path / "out.npz")
+    return dict(np.load(tmp_path / "out.npz"))
+
+
+def test_saved_model_signatures_match_keras_in_a_fresh_process(tmp_path, rng):
+    model, manifest = _tiny_model(), MANIFEST
+    path = export_saved_model(model, manifest, 24, str(tmp_path / "saved_model"))
+    images = rng.random((3, 24, 24, 1)).astype("float32")
+    out = _served_in_a_fresh_process(path, images, tmp_path)
     inputs = normalize(tf.constant(images), manifest).numpy()
     expected = model.predict(inputs, verbose=0)
     np.testing.assert_allclose(out["serving"], expected, rtol=1e-4, atol=1e-6)
@@ -94,17 +99,12 @@ def test_the_served_fusion_matches_the_offline_one_after_reload_in_a_fresh_proce
     choice = Choice("fusion", "csam")
     path = export_saved_model(model, MANIFEST, 24, str(tmp_path / "fused"), choice)
     images = rng.random((3, 24, 24, 1)).astype("float32")
-    np.save(tmp_path / "images.npy", images)
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_SCRIPT, path, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    out = _served_in_a_fresh_process(path, images, tmp_path)
     inputs = normalize(tf.constant(images), MANIFEST).numpy()
     predicted = model.predict(inputs, verbose=0).argmax(-1)
     offline = explainer_for(model, choice, serving=True)
     assert offline.weights == SERVED_FUSION and set(offline.explainers) == {"gradcam", "ig"}
-    np.testing.assert_allclose(np.load(tmp_path / "out.npz")["maps"], offline(inputs, predicted), atol=2e-3)
+    np.testing.assert_allclose(out["maps"], offline(inputs, predicted), atol=2e-3)
     marker = json.load(open(os.path.join(path, EXPORT_MARKER)))
     assert marker["explanation"]["method"] == "fusion" and marker["explanation"]["served_weights"] == SERVED_FUSION
 

@@ -83,18 +83,8 @@ def encode_example(
         if not 0 <= index < num_classes:
             raise ValueError(f"label for '{source_id}' must be in [0, {num_classes}), got {label}")
         vector = np.eye(num_classes, dtype=np.float32)[index]
-    if mask is not None:
-        mask = np.asarray(mask)
-        mask = mask[..., None] if mask.ndim == 2 else mask
-        if mask.shape[:2] != image.shape[:2]:
-            raise ValueError(f"mask for '{source_id}' has shape {mask.shape}, image {image.shape}")
-        mask = np.where(mask > 0, 255, 0).astype(np.uint8)
-    if confounder is not None:
-        confounder = np.asarray(confounder)
-        confounder = confounder[..., None] if confounder.ndim == 2 else confounder
-        if confounder.shape[:2] != image.shape[:2]:
-            raise ValueError(f"confounder mask for '{source_id}' has shape {confounder.shape}, image {image.shape}")
-        confounder = np.where(confounder > 0, 255, 0).astype(np.uint8)
+    mask = _binary_mask(mask, image, "mask", source_id)
+    confounder = _binary_mask(confounder, image, "confounder mask", source_id)
     record = features.serialize(features.RecordFields(
         image=image, label_vector=vector, label_index=index, mask=mask, confounder=confounder,
         label_weight=None if label_weight is None else np.asarray(label_weight, np.float32),
@@ -121,6 +111,17 @@ def _write_shard(path: str, records: list[bytes]) -> None:
         code = errno.ENOSPC if full else errno.EACCES if isinstance(error, tf.errors.PermissionDeniedError) else \
             errno.EIO
         raise OSError(code, os.strerror(code) if full else error.message, path) from error
+
+
+def _binary_mask(mask, image: np.ndarray, what: str, source_id: str) -> np.ndarray | None:
+    """uint8 [H, W, 1] of 0/255 from any mask the size of `image` (None stays None)."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    mask = mask[..., None] if mask.ndim == 2 else mask
+    if mask.shape[:2] != image.shape[:2]:
+        raise ValueError(f"{what} for '{source_id}' has shape {mask.shape}, image {image.shape}")
+    return np.where(mask > 0, 255, 0).astype(np.uint8)
 
 
 def _empty_stats(num_classes: int, channels: int) -> dict:
