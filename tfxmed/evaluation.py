@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfxmed.data import pipeline
 from tfxmed.data.selection import lesion_examples, lesions_first
-from tfxmed.default_explanation import choose, explainer_for, save_choice
+from tfxmed.default_explanation import Choice, choose, explainer_for, save_choice
 from tfxmed.explain import make_explainer
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.explain.saving import save_explanations
@@ -158,8 +158,7 @@ def headline(metrics: dict) -> dict:
         "accuracy": classification["accuracy"],
         "sensitivity": classification.get("sensitivity"),
         "specificity": classification.get("specificity"),
-        "explanation": metrics["explanation"]["method"] + (f"@{metrics['explanation']['layer']}"
-                                                            if metrics["explanation"]["layer"] else ""),
+        "explanation": Choice(**metrics["explanation"]).name,
         "iou": localization.get("iou_mean"),
         "pointing_game": localization.get("pointing_game"),
         "deletion_auc": localization.get("deletion_auc"),
