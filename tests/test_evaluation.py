@@ -10,10 +10,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tests.helpers import TINY_CONFIG
+from tfxmed import calibration
 from tfxmed.config import load_config
 from tfxmed.default_explanation import load_choice
 from tfxmed.evaluation import MAPS_FILE, OVERLAYS_FILE, collect_split, evaluate_run, headline
-from tfxmed.runs import RunPaths, write_run_info
+from tfxmed.metrics.curves import expected_calibration_error
+from tfxmed.models.factory import logits_model
+from tfxmed.runs import RunPaths, load_run, write_run_info
 from tfxmed.storage import load_manifest
 
 
@@ -69,3 +72,25 @@ def test_localisation_is_evaluated_on_exactly_the_lesion_images(evaluated):
     assert 0.0 <= local["deletion_auc"] <= 1.0 and 0.0 <= local["insertion_auc"] <= 1.0
     with open(os.path.join(RunPaths(run_dir).eval_dir, OVERLAYS_FILE), "rb") as png:
         assert png.read(4) == b"\x89PNG"
+
+
+def test_probabilities_are_calibrated_on_validation_and_the_fit_is_kept(evaluated, tiny_dataset, tiny_model):
+    run_dir, metrics, test = evaluated
+    recorded = metrics["calibration"]
+    saved = json.load(open(RunPaths(run_dir).calibration))
+    assert recorded["method"] == saved["method"] == "temperature" and saved["fitted_on"].startswith("val (")
+    # The fit is the one the validation split gives.
+    config = load_config(RunPaths(run_dir).config)
+    val = collect_split(tiny_dataset, load_manifest(tiny_dataset), config, "val")
+    expected = calibration.fit(logits_model(tiny_model).predict(val["image"], verbose=0), val["label"], False)
+    assert saved["temperature"] == pytest.approx(expected["temperature"], rel=1e-6)
+    # Reported probabilities are the calibrated ones: same AUC, ECE before and after both recorded.
+    probabilities = calibration.apply(saved, logits_model(tiny_model).predict(test["image"], verbose=0), False)
+    labels = np.argmax(test["label"], -1)
+    assert metrics["classification"]["auc"] == pytest.approx(roc_auc_score(labels, probabilities[:, 1]), abs=1e-6)
+    name = load_manifest(tiny_dataset)["class_names"][1]
+    assert recorded["after"][name]["ece"] == pytest.approx(expected_calibration_error(labels, probabilities[:, 1]))
+    assert headline(metrics)["ece"] == recorded["after"][name]["ece"]
+    assert headline(metrics)["ece_uncalibrated"] == recorded["before"][name]["ece"]
+    # A second run of the same checkpoint reuses the saved fit rather than fitting again.
+    assert calibration.run_calibration(load_run(run_dir), val=lambda: pytest.fail("refitted")) == saved

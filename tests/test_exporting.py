@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import REPO
+from tfxmed.calibration import apply
 from tfxmed.config import ModelConfig, SmallCnnConfig
 from tfxmed.data.pipeline import normalize
 from tfxmed.default_explanation import SERVED_FUSION, Choice, explainer_for
@@ -19,6 +20,7 @@ from tfxmed.explain import GradCam
 from tfxmed.explain.layers import ExplanationLayer
 from tfxmed.exporting import EXPORT_MARKER, export_saved_model
 from tfxmed.models import build_model
+from tfxmed.models.factory import logits_model
 
 LOAD_SCRIPT = textwrap.dedent(
     """
@@ -33,7 +35,7 @@ LOAD_SCRIPT = textwrap.dedent(
 )
 
 
-MANIFEST = {"pixel_mean": [0.4], "pixel_std": [0.2]}
+MANIFEST = {"pixel_mean": [0.4], "pixel_std": [0.2], "multi_label": False}
 
 
 def _tiny_model():
@@ -64,6 +66,21 @@ def test_saved_model_signatures_match_keras_in_a_fresh_process(tmp_path, rng):
     maps = GradCam(model)(inputs, expected.argmax(-1))
     assert out["maps"].shape == (3, 24, 24)
     np.testing.assert_allclose(out["maps"], maps, atol=1e-4)
+
+
+def test_the_saved_model_returns_calibrated_probabilities_after_reload(tmp_path, rng):
+    model, manifest = _tiny_model(), MANIFEST
+    fitted = {"method": "temperature", "temperature": 2.5}
+    path = export_saved_model(model, manifest, 24, str(tmp_path / "saved_model"), calibration=fitted)
+    images = rng.random((4, 24, 24, 1)).astype("float32")
+    out = _served_in_a_fresh_process(path, images, tmp_path)
+    logits = logits_model(model).predict(normalize(tf.constant(images), manifest).numpy(), verbose=0)
+    expected = apply(fitted, logits, multi_label=False)
+    np.testing.assert_allclose(out["serving"], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["explain"], expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(expected, model.predict(normalize(tf.constant(images), manifest).numpy(), verbose=0))
+    with open(os.path.join(path, EXPORT_MARKER), encoding="utf-8") as stream:
+        assert json.load(stream)["calibration"] == fitted
 
 
 def test_export_never_deletes_a_folder_it_did_not_write(tmp_path):

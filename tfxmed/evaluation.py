@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxmed import calibration as calibration_lib
 from tfxmed.data import pipeline
 from tfxmed.data.selection import lesion_examples, lesions_first
 from tfxmed.default_explanation import Choice, choose, explainer_for, save_choice
@@ -25,6 +26,7 @@ from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.explain.saving import save_explanations
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
 from tfxmed.metrics.classification import report_auc
+from tfxmed.metrics.curves import calibration_summary
 from tfxmed.metrics.diagnostics import map_specificity
 from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
 from tfxmed.metrics.localization import iou, tune_binarization
@@ -91,17 +93,24 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     out_dir = run.paths.eval_dir
     os.makedirs(out_dir, exist_ok=True)
     data = collect_split(data_dir, manifest, config, split)
-    probabilities = model.predict(data["image"], batch_size=128, verbose=0)
     multi_label, names = manifest["multi_label"], manifest["class_names"]
+    # The validation split, read once: it fits the calibration and picks the decision threshold and the
+    # IoU binarisation value.
+    val = collect_split(data_dir, manifest, config, "val") if split != "val" and "val" in manifest["splits"] else None
+    calibration = calibration_lib.run_calibration(
+        run, val if val is not None else lambda: collect_split(data_dir, manifest, config, "val"))
+    probabilities = calibration_lib.predict(model, data["image"], calibration, multi_label)
     labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
     report = classification_report(labels, probabilities, names, multi_label=multi_label)
     report["auc_ci"] = bootstrap_ci(lambda y, p: report_auc(y, p, multi_label), labels, probabilities)
-    # The validation split, read once: it picks the decision threshold and the IoU binarisation value.
-    val = collect_split(data_dir, manifest, config, "val") if split != "val" and "val" in manifest["splits"] else None
+    uncalibrated = model.predict(data["image"], batch_size=128, verbose=0)
+    calibration_report = {**calibration, "split": split,
+                          "before": calibration_summary(labels, uncalibrated, names, multi_label),
+                          "after": calibration_summary(labels, probabilities, names, multi_label)}
     validation_threshold = None
     if not multi_label and len(names) == 2 and val is not None:
         # Threshold chosen on validation (Youden's J), then applied once to this split.
-        val_probabilities = model.predict(val["image"], batch_size=128, verbose=0)
+        val_probabilities = calibration_lib.predict(model, val["image"], calibration, multi_label)
         threshold = youden_threshold(np.argmax(val["label"], axis=-1), val_probabilities[:, 1])
         validation_threshold = {"method": "youden on val", "threshold": threshold,
                                 "report": classification_report(labels, probabilities, names, threshold=threshold)}
@@ -140,6 +149,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         "split": split,
         "classification": report,
         "classification_at_validation_threshold": validation_threshold,
+        "calibration": calibration_report,
         "explanation": dataclasses.asdict(choice),
         "localization": {"method": choice.method, "layer": choice.layer, "binarize": config.explain.binarize,
                          "binarize_value": config.explain.binarize_value, **localization},
@@ -164,7 +174,14 @@ def headline(metrics: dict) -> dict:
         "deletion_auc": localization.get("deletion_auc"),
         "insertion_auc": localization.get("insertion_auc"),
         "map_specificity": (localization.get("specificity") or {}).get("specificity"),
+        "ece": _mean_ece(metrics.get("calibration", {}).get("after")),
+        "ece_uncalibrated": _mean_ece(metrics.get("calibration", {}).get("before")),
     }
+
+
+def _mean_ece(summary: dict | None) -> float | None:
+    """Mean ECE over a `calibration_summary`'s classes (the positive class only, for binary)."""
+    return float(np.mean([c["ece"] for c in summary.values()])) if summary else None
 
 
 def explain_run(run_dir: str, methods, count: int = 32, split: str = "test", target: str = "predicted",
@@ -177,7 +194,9 @@ def explain_run(run_dir: str, methods, count: int = 32, split: str = "test", tar
     data = collect_split(run.data_dir, run.manifest, run.config, split)
     indices = lesions_first(data, count)
     images = data["image"][indices]
-    probabilities = run.model.predict(images, verbose=0)
+    calibration = calibration_lib.run_calibration(
+        run, lambda: collect_split(run.data_dir, run.manifest, run.config, "val"))
+    probabilities = calibration_lib.predict(run.model, images, calibration, run.manifest["multi_label"])
     targets = data["label"][indices] if target == "true" else probabilities
     if not run.manifest["multi_label"] or target == "predicted":
         targets = targets.argmax(-1)

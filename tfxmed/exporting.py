@@ -1,5 +1,7 @@
 """SavedModel export with `serving_default` (probabilities) and `explain` (+ the default explanation).
 
+Both return the run's calibrated probabilities (`tfxmed.calibration`, fitted on validation).
+
 Both signatures take float32 images [N, H, W, C] with values in [0, 1] at any H, W; they apply the
 same eval preprocessing as training (resize, normalise with the dataset's μ/σ) inside the graph.
 `explain` returns the run's default explanation (`tfxmed.default_explanation`) of the predicted
@@ -16,12 +18,14 @@ import shutil
 import keras
 import tensorflow as tf
 
+from tfxmed import calibration as calibration_lib
 from tfxmed.data.pipeline import normalize, preprocess_for_eval
 from tfxmed.default_explanation import Choice, choose, explainer_for, load_choice
 from tfxmed.errors import OutputExistsError
 from tfxmed.evaluation import collect_split
 from tfxmed.explain.layers import ExplanationLayer
 from tfxmed.models import default_explain_layer
+from tfxmed.models.factory import logits_model
 from tfxmed.runs import load_run
 from tfxmed.storage import write_json_atomic
 
@@ -56,15 +60,18 @@ def checked_images(images: tf.Tensor, channels: int) -> tf.Tensor:
 
 
 def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str,
-                       choice: Choice | None = None) -> str:
+                       choice: Choice | None = None, calibration: dict | None = None) -> str:
     """Writes the SavedModel to `path` and returns the path.
 
     `choice` is the default explanation served by `explain` (default: Grad-CAM at the model's
-    declared layer). `path` must be new, empty, or an earlier tfxmed export (which is replaced whole,
-    by rename); anything else is refused before any work (`OutputExistsError`).
+    declared layer). `calibration` (`tfxmed.calibration`; default: none) is applied to the
+    probabilities both signatures return. `path` must be new, empty, or an earlier tfxmed export
+    (which is replaced whole, by rename); anything else is refused before any work (`OutputExistsError`).
     """
     check_replaceable(path)
     choice = choice or Choice("gradcam", default_explain_layer(model))
+    calibration = calibration or calibration_lib.IDENTITY
+    scores = logits_model(model) if calibration["method"] != "none" else None
     channels = int(model.inputs[0].shape[-1])
     served = explainer_for(model, choice, serving=True)
     explanation = ExplanationLayer(model, choice.method, _served_options(choice, served))
@@ -73,12 +80,17 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     def prepare(images):
         return normalize(preprocess_for_eval(checked_images(images, channels), image_size), manifest)
 
+    def calibrated(inputs):
+        if scores is None:
+            return model(inputs, training=False)
+        return calibration_lib.apply_tf(calibration, scores(inputs, training=False), manifest["multi_label"])
+
     def serve(images):
-        return {"probabilities": model(prepare(images), training=False)}
+        return {"probabilities": calibrated(prepare(images))}
 
     def explain(images):
         inputs = prepare(images)
-        probabilities = model(inputs, training=False)
+        probabilities = calibrated(inputs)
         predicted = tf.one_hot(tf.argmax(probabilities, axis=-1), tf.shape(probabilities)[-1])
         maps = explanation(inputs, predicted)
         maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
@@ -96,7 +108,8 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     write_json_atomic({"written_by": "tfxmed", "signatures": ["serving_default", "explain"],
                        "explanation": {"method": choice.method, "layer": choice.layer,
                                        **({"served_weights": served.weights, **choice.options}
-                                          if choice.method == "fusion" else {})}},
+                                          if choice.method == "fusion" else {})},
+                       "calibration": calibration},
                       os.path.join(temporary, EXPORT_MARKER))
     if os.path.exists(path):  # an earlier export of ours (checked above): swap, then drop the old one
         previous = os.path.join(parent, f".{name}.tfxmed-export-old")
@@ -136,10 +149,11 @@ def export_run(run_dir: str, out: str | None = None) -> str:
     """Exports a run's best checkpoint to `out` (default RUN/saved_model) with the run's default
     explanation (as `evaluate` chose it; resolved now on the validation split if not evaluated yet)."""
     run = load_run(run_dir)
+    has_val = "val" in run.manifest["splits"]
+    read_val = lambda: collect_split(run.data_dir, run.manifest, run.config, "val") if has_val else None  # noqa: E731
+    calibration = calibration_lib.run_calibration(run, read_val)
     choice = load_choice(run.paths.eval_dir)
     if choice is None:
-        needs_val = run.config.explain.method == "auto" and "val" in run.manifest["splits"]
-        val = collect_split(run.data_dir, run.manifest, run.config, "val") if needs_val else None
-        choice = choose(run.model, run.config, val)
+        choice = choose(run.model, run.config, read_val() if run.config.explain.method == "auto" else None)
     return export_saved_model(run.model, run.manifest, run.config.data.image_size, out or run.paths.saved_model,
-                              choice)
+                              choice, calibration)

@@ -154,6 +154,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     """
     import tensorflow as tf
 
+    from tfxmed import calibration as calibration_lib
     from tfxmed.data.selection import lesion_examples
     from tfxmed.evaluation import collect_split, evaluate_run
     from tfxmed.metrics import localization_summary
@@ -189,8 +190,10 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     explainers = {name: make(model) for name, make in makers.items()}
     methods = list(explainers)
     data = collect_split(data_dir, manifest, config, split)
-    probabilities = model.predict(data["image"], batch_size=128, verbose=0)
     multi_label, names = manifest["multi_label"], manifest["class_names"]
+    # Calibrated as evaluate calibrated them (RUN/calibration.json, fitted on validation).
+    probabilities = calibration_lib.predict(model, data["image"], calibration_lib.run_calibration(
+        run, lambda: collect_split(data_dir, manifest, config, "val")), multi_label)
     labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
     plot_precision_recall(labels, probabilities, names, multi_label, os.path.join(eval_dir, "precision_recall.png"))
     plot_calibration(labels, probabilities, names, multi_label, os.path.join(eval_dir, "calibration.png"))
@@ -260,6 +263,19 @@ if(bad.length){var p=document.createElement('p');p.textContent='Images that fail
 p.className='note';document.body.prepend(p)}});"""
 
 
+def _calibration_note(calibration: dict | None) -> str:
+    """One sentence: how the report's probabilities were calibrated (tfxmed.calibration)."""
+    if not calibration or calibration["method"] == "none":
+        reason = (calibration or {}).get("reason", "no calibration recorded")
+        return f'<p class="note">Probabilities are the model\'s own (uncalibrated: {html.escape(reason)}).</p>'
+    if calibration["method"] == "temperature":
+        how = f"temperature scaling, T = {calibration['temperature']:.3f}"
+    else:
+        how = "per-label Platt scaling"
+    return (f'<p class="note">Probabilities are calibrated by {how}, fitted on {html.escape(calibration["fitted_on"])}'
+            " (AUC unchanged: the scaling keeps each score's order).</p>")
+
+
 def _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir, threshold,
           methods) -> str:
     report = metrics["classification"]
@@ -277,8 +293,12 @@ def _page(run_dir, split, config, manifest, metrics, calibration, explanation_ro
         diagnostic.append(f"<h3>At the threshold chosen on validation ({html.escape(validated['method'])}: "
                           f"{validated['threshold']:.3f})</h3>")
         diagnostic.append(_table(["metric", "value", "95% CI"], _diagnostic_rows(validated["report"], names)))
-    diagnostic.append(_table(["class", "Brier", "ECE", "average precision"],
-                             [[n, c["brier"], c["ece"], c["average_precision"]] for n, c in calibration.items()],
+    diagnostic.append(_calibration_note(metrics.get("calibration")))
+    before = (metrics.get("calibration") or {}).get("before") or {}
+    diagnostic.append(_table(["class", "Brier", "ECE", "Brier (uncalibrated)", "ECE (uncalibrated)",
+                              "average precision"],
+                             [[n, c["brier"], c["ece"], before.get(n, {}).get("brier"), before.get(n, {}).get("ece"),
+                               c["average_precision"]] for n, c in calibration.items()],
                              "calibration-table"))
     parts.append("".join(diagnostic) + "</section>")
     figures = [(title, _file_uri(os.path.join(eval_dir, file))) for title, file in (

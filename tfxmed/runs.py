@@ -5,6 +5,7 @@
     RUN/checkpoints/best.keras     the best classifier (by validation AUC), plus best.keras.json
     RUN/backup/                    BackupAndRestore state of an unfinished run
     RUN/history.csv                one row per epoch
+    RUN/calibration.json           temperature (or per-label Platt) scaling fitted on validation
     RUN/tensorboard/               scalars, Grad-CAM images, explanations
     RUN/eval/                      metrics.json, ROC / confusion PNGs, maps and overlays
     RUN/explanations/              `python -m tfxmed explain` output
@@ -72,6 +73,10 @@ class RunPaths:
         return self._join("tensorboard")
 
     @property
+    def calibration(self) -> str:
+        return self._join("calibration.json")
+
+    @property
     def eval_dir(self) -> str:
         return self._join("eval")
 
@@ -94,6 +99,7 @@ class RunPaths:
     def artefacts(self) -> list[str]:
         """Everything training and the run commands write here (and nothing else)."""
         return [self.config, self.run_info, os.path.dirname(self.best_checkpoint), self.backup, self.history,
+                self.calibration,
                 self.tensorboard, self.eval_dir, self.explanations, self.saved_model, self.report]
 
 

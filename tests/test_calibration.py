@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.metrics import roc_auc_score as roc_auc
+
+from tfxmed import calibration
+from tfxmed.metrics.curves import expected_calibration_error
+
+
+def _overconfident_binary(rng, n=4000, true_temperature=3.0):
+    """Logits whose probabilities are right only after dividing by `true_temperature`."""
+    true_logit = rng.normal(0.0, 1.5, n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    logits = np.stack([np.zeros(n), true_logit * true_temperature], axis=1)
+    return logits, np.eye(2)[labels]
+
+
+def test_temperature_scaling_recovers_the_temperature_and_lowers_ece_without_changing_auc(rng):
+    logits, onehot = _overconfident_binary(rng)
+    fitted = calibration.fit(logits, onehot, multi_label=False)
+    assert fitted["method"] == "temperature"
+    assert fitted["temperature"] == pytest.approx(3.0, rel=0.15)
+    assert fitted["val_nll_after"] < fitted["val_nll_before"]
+    raw = calibration.apply({"method": "none"}, logits, False)[:, 1]
+    calibrated = calibration.apply(fitted, logits, False)[:, 1]
+    labels = onehot[:, 1]
+    assert expected_calibration_error(labels, calibrated) < 0.03 < expected_calibration_error(labels, raw)
+    assert roc_auc(labels, calibrated) == pytest.approx(roc_auc(labels, raw), abs=1e-12)
+    np.testing.assert_array_equal(calibrated > 0.5, raw > 0.5)  # the decision at argmax is unchanged
+
+
+def test_platt_scaling_calibrates_each_label_separately(rng):
+    n = 4000
+    truth = rng.normal(0, 1.5, (n, 2))
+    labels = (rng.random((n, 2)) < 1 / (1 + np.exp(-truth))).astype(float)
+    logits = np.stack([truth[:, 0] * 0.4 + 1.0, truth[:, 1] * 2.5], axis=1)  # under- and over-confident
+    fitted = calibration.fit(logits, labels, multi_label=True)
+    assert fitted["method"] == "platt"
+    assert fitted["scale"][0] == pytest.approx(2.5, rel=0.2) and fitted["bias"][0] == pytest.approx(-2.5, abs=0.4)
+    assert fitted["scale"][1] == pytest.approx(0.4, rel=0.2) and abs(fitted["bias"][1]) < 0.2
+    probabilities = calibration.apply(fitted, logits, True)
+    for k in range(2):
+        assert expected_calibration_error(labels[:, k], probabilities[:, k]) < 0.03
+
+
+def test_the_graph_version_matches_numpy(rng):
+    logits = rng.normal(0, 3, (16, 3)).astype("float32")
+    for fitted, multi_label in (({"method": "temperature", "temperature": 2.5}, False),
+                                ({"method": "platt", "scale": [0.5, 2.0, 1.0], "bias": [0.1, -1.0, 0.0]}, True),
+                                ({"method": "none"}, False)):
+        np.testing.assert_allclose(calibration.apply_tf(fitted, tf.constant(logits), multi_label).numpy(),
+                                   calibration.apply(fitted, logits, multi_label), atol=1e-6)
+
+
+def test_bad_requests_are_refused_with_the_reason(rng):
+    logits, onehot = _overconfident_binary(rng, n=50)
+    with pytest.raises(ValueError, match="unknown"):
+        calibration.fit(logits, onehot, False, method="isotonic")
+    with pytest.raises(ValueError, match="multi-label"):
+        calibration.fit(logits, onehot, False, method="platt")
+    with pytest.raises(ValueError, match=r"\[N, K\]"):
+        calibration.fit(logits[:, 0], onehot, False)
+    assert calibration.fit(logits, onehot, False, method="none") == {"method": "none"}

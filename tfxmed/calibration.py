@@ -1,0 +1,146 @@
+"""Calibrated probabilities: temperature scaling (single-label) and per-label Platt scaling (multi-label).
+
+Clinicians read a probability as a risk, so every probability that leaves tfxmed (evaluate, the
+report, the SavedModel signatures) is calibrated on the validation split:
+
+- single-label (softmax): one temperature T, p = softmax(z / T) (Guo et al., 2017). T > 0 rescales all
+  logits alike, so the ranking, the argmax and the AUC are unchanged; only the confidence moves.
+- multi-label (one sigmoid per label): per label, p = σ(a·z + b) with a > 0 (Platt, 1999; "vector
+  scaling" with a bias). Monotone per label, so each label's AUC is unchanged.
+
+Both are fitted by minimising the validation negative log-likelihood. A run's calibration is fitted
+once and kept in RUN/calibration.json (`run_calibration`), so evaluate, report and export apply the
+same numbers. Explanations are unaffected: they explain logits, and a positive rescaling of a logit
+(plus a bias) leaves every normalised map the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from scipy import optimize, special
+
+from tfxmed.config import CALIBRATION_METHODS
+
+__all__ = ["fit", "apply", "apply_tf", "predict", "run_calibration", "IDENTITY", "CALIBRATION_METHODS"]
+
+IDENTITY = {"method": "none"}
+
+
+def _nll_softmax(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
+    log_probabilities = special.log_softmax(logits / temperature, axis=-1)
+    return float(-np.mean(np.sum(targets * log_probabilities, axis=-1)))
+
+
+def _nll_sigmoid(logit: np.ndarray, target: np.ndarray, scale: float, bias: float) -> float:
+    z = scale * logit + bias
+    return float(np.mean(np.logaddexp(0.0, z) - target * z))  # −[y log σ(z) + (1−y) log(1−σ(z))]
+
+
+def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str = "auto") -> dict:
+    """Fits a calibration on (validation) `logits` [N, K] and 0/1 `labels` (one-hot or multi-hot [N, K]).
+
+    Returns a JSON-ready dict: {"method": "temperature", "temperature": T} or {"method": "platt",
+    "scale": [a_k], "bias": [b_k]}, with the validation NLL before and after.
+    """
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method '{method}' unknown; choose from {', '.join(CALIBRATION_METHODS)}")
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.float64)
+    if logits.ndim != 2 or logits.shape != labels.shape:
+        raise ValueError(f"logits {logits.shape} and labels {labels.shape} must both be [N, K]")
+    if method == "none" or not len(logits):
+        return dict(IDENTITY)
+    method = ("platt" if multi_label else "temperature") if method == "auto" else method
+    if method == "temperature":
+        if multi_label:
+            raise ValueError("temperature scaling is for single-label (softmax) models; use platt for multi-label")
+        # One parameter: a bounded search over log T (T in [e^-4, e^4]).
+        result = optimize.minimize_scalar(lambda log_t: _nll_softmax(logits, labels, np.exp(log_t)),
+                                          bounds=(-4.0, 4.0), method="bounded")
+        temperature = float(np.exp(result.x))
+        return {"method": "temperature", "temperature": temperature,
+                "val_nll_before": _nll_softmax(logits, labels, 1.0),
+                "val_nll_after": _nll_softmax(logits, labels, temperature)}
+    if not multi_label:
+        raise ValueError("platt scaling is for multi-label (sigmoid) models; use temperature for single-label")
+    scales, biases, before, after = [], [], [], []
+    for k in range(logits.shape[1]):
+        z, y = logits[:, k], labels[:, k]
+        # a = exp(s) keeps each label's scores in the same order.
+        result = optimize.minimize(lambda p, z=z, y=y: _nll_sigmoid(z, y, np.exp(p[0]), p[1]), x0=[0.0, 0.0],
+                                   method="L-BFGS-B", bounds=[(-4.0, 4.0), (-20.0, 20.0)])
+        scales.append(float(np.exp(result.x[0])))
+        biases.append(float(result.x[1]))
+        before.append(_nll_sigmoid(z, y, 1.0, 0.0))
+        after.append(_nll_sigmoid(z, y, scales[-1], biases[-1]))
+    return {"method": "platt", "scale": scales, "bias": biases,
+            "val_nll_before": float(np.mean(before)), "val_nll_after": float(np.mean(after))}
+
+
+def apply(calibration: dict, logits: np.ndarray, multi_label: bool) -> np.ndarray:
+    """Calibrated probabilities [N, K] from logits (NumPy); method "none" gives the model's own."""
+    logits = np.asarray(logits, np.float64)
+    method = calibration["method"]
+    if method == "temperature":
+        logits = logits / calibration["temperature"]
+    elif method == "platt":
+        logits = logits * np.asarray(calibration["scale"]) + np.asarray(calibration["bias"])
+    elif method != "none":
+        raise ValueError(f"calibration method '{method}' unknown; choose from {', '.join(CALIBRATION_METHODS)}")
+    probabilities = special.expit(logits) if multi_label else special.softmax(logits, axis=-1)
+    return probabilities.astype(np.float32)
+
+
+def apply_tf(calibration: dict, logits, multi_label: bool):
+    """The same as `apply`, in TensorFlow (for the SavedModel's signatures: constants in the graph)."""
+    import tensorflow as tf
+
+    logits = tf.cast(logits, tf.float32)
+    if calibration["method"] == "temperature":
+        logits = logits / tf.constant(calibration["temperature"], tf.float32)
+    elif calibration["method"] == "platt":
+        logits = logits * tf.constant(calibration["scale"], tf.float32) + tf.constant(calibration["bias"], tf.float32)
+    return tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits, axis=-1)
+
+
+def predict(model, images: np.ndarray, calibration: dict, multi_label: bool, batch_size: int = 128) -> np.ndarray:
+    """Calibrated probabilities of a tfxmed classifier (its declared logits, then `apply`)."""
+    from tfxmed.models.factory import logits_model
+
+    logits = logits_model(model).predict(images, batch_size=batch_size, verbose=0)
+    return apply(calibration, logits, multi_label)
+
+
+def run_calibration(run, val) -> dict:
+    """The run's calibration: RUN/calibration.json, or fitted now on the validation split and saved.
+
+    `val`: the validation split as `tfxmed.evaluation.collect_split` returns it, or a function that
+    reads it (called only when a fit is needed). A run without a validation split, or with
+    `train.calibration: none`, is left uncalibrated.
+    """
+    from tfxmed.storage import file_sha256, open_file, write_json_atomic
+
+    path = run.paths.calibration
+    method = run.config.train.calibration
+    checkpoint = file_sha256(run.paths.best_checkpoint)
+    if os.path.exists(path):
+        with open_file(path) as stream:
+            saved = json.load(stream)
+        if saved.get("requested") == method and saved.get("checkpoint_sha256") == checkpoint:
+            return saved  # fitted for this very checkpoint and setting
+    if method == "none":
+        calibration = {**IDENTITY, "reason": "train.calibration: none"}
+    elif "val" not in run.manifest["splits"]:
+        calibration = {**IDENTITY, "reason": "no validation split to fit on"}
+    else:
+        val = val() if callable(val) else val
+        from tfxmed.models.factory import logits_model
+
+        logits = logits_model(run.model).predict(val["image"], batch_size=128, verbose=0)
+        calibration = {**fit(logits, val["label"], run.manifest["multi_label"], method),
+                       "fitted_on": f"val ({len(logits)} images)"}
+    calibration.update(requested=method, checkpoint_sha256=checkpoint)
+    write_json_atomic(calibration, path)
+    return calibration
