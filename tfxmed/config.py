@@ -164,9 +164,15 @@ class TrainConfig:
     # > 0: keep an exponential moving average of the weights (Adam's use_ema); validation, the best
     # checkpoint and the final model use the averaged weights.
     ema_momentum: float = field(0.0, within="[0, 1)")
-    early_stopping_patience: int = field(10, within="[0, inf)")
     tensorboard_images: int = field(4, within="[0, inf)")
     steps_per_epoch: int = field(0, within="[0, inf)")  # 0: one full pass over the training split
+    # A budget in optimisation steps (tfxmed.training.loop.step_budget): epochs × steps per pass, raised to
+    # min_steps and capped at max_steps (0: no bound); `epochs` then counts validation rounds, each of
+    # total / epochs steps. Small datasets get enough updates; large ones a bounded time.
+    min_steps: int = field(0, within="[0, inf)")
+    max_steps: int = field(0, within="[0, inf)")
+    # Early stopping watches validation AUC (as the best checkpoint does) with this patience in epochs.
+    early_stopping_patience: int = field(10, within="[0, inf)")
     # TensorBoard profile of these global training batches, "start,stop" (1-based, e.g. "10,20") or "N";
     # empty: off. Written to RUN/tensorboard/train/plugins/profile/<time>/<host>.xplane.pb.
     profile_batches: str = ""
@@ -257,6 +263,9 @@ def _check_across(config: Experiment) -> Experiment:
                           f"got {data.cv_fold}")
     if not data.cv_folds and data.cv_fold != -1:
         raise ConfigError(f"data.cv_fold: must stay -1 without data.cv_folds (k-fold off), got {data.cv_fold}")
+    train = config.train
+    if train.min_steps and train.max_steps and train.min_steps > train.max_steps:
+        raise ConfigError(f"train.min_steps: must be <= train.max_steps={train.max_steps}, got {train.min_steps}")
     if data.source == "tfrecords" and not data.tfrecord_dir:
         raise ConfigError("data.tfrecord_dir: data.source=tfrecords needs the converted TFRecords' folder, got ''")
     _check_device_graphs(config)

@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from tfxmed import distribute
+from tfxmed.config import TrainConfig
 from tfxmed.training import train
+from tfxmed.training.loop import StepBudget, step_budget
 
 
 class _Killed(RuntimeError):
@@ -87,3 +89,40 @@ def test_ema_weights_are_validated_and_checkpointed(tiny_config, tmp_path):
     for images, labels, _ in val.take(max(manifest["splits"]["val"]["count"] // config.data.batch_size, 1)):
         auc.update_state(labels, model(images, training=False))
     assert float(auc.result()) == pytest.approx(result.history["val_auc"][best_epoch], abs=1e-4)
+
+
+@pytest.mark.parametrize("train_count, expected_total", [
+    (500, 600),  # 7 steps a pass: 10 passes would be 70 updates, so the floor lifts it
+    (4707, 730),  # 73 steps a pass × 10 epochs, inside the bounds
+    (100_000, 1500),  # 1,562 steps a pass: capped
+])
+def test_the_step_budget_scales_with_dataset_size(train_count, expected_total):
+    budget = step_budget(train_count, 64, TrainConfig(epochs=10, min_steps=600, max_steps=1500))
+    assert budget.epochs == 10 and budget.steps_per_pass == max(train_count // 64, 1)
+    assert budget.total_steps == expected_total
+
+
+def test_without_bounds_the_budget_is_epochs_of_passes():
+    assert step_budget(300, 64, TrainConfig(epochs=3)) == StepBudget(3, 4, 4)
+    assert step_budget(300, 64, TrainConfig(epochs=3, steps_per_epoch=2)).total_steps == 6
+
+
+class _CountBatches(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+@pytest.mark.slow
+def test_training_runs_the_budgeted_number_of_steps(tiny_config):
+    # 2 epochs of 1 step would be 2 updates; the floor of 7 makes it 2 rounds of ceil(7 / 2) = 4.
+    tiny_config.train.epochs, tiny_config.train.steps_per_epoch, tiny_config.train.min_steps = 2, 1, 7
+    tiny_config.train.tensorboard_images = 0
+    counter = _CountBatches()
+    train(tiny_config, distribute.make_strategy("cpu"), extra_callbacks=[counter], verbose=0)
+    info = json.load(open(os.path.join(tiny_config.runtime.run_dir, "run_info.json")))
+    assert info["step_budget"]["steps_per_epoch"] == 4 and info["step_budget"]["total_steps"] == 8
+    assert counter.batches == 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 
@@ -11,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrecords_tools.prepare import prepare_data
-from tfxmed.config import Experiment
+from tfxmed.config import Experiment, TrainConfig
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
 from tfxmed.data.selection import lesions_first
@@ -23,7 +24,7 @@ from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy
 
-__all__ = ["TrainResult", "train", "compile_model"]
+__all__ = ["TrainResult", "StepBudget", "step_budget", "train", "compile_model"]
 
 
 @dataclasses.dataclass
@@ -34,6 +35,37 @@ class TrainResult:
     best_checkpoint: str
     best_val_auc: float | None
     epochs_run: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StepBudget:
+    """How long training runs: `epochs` validation rounds of `steps_per_epoch` optimisation steps."""
+
+    epochs: int
+    steps_per_epoch: int
+    steps_per_pass: int  # steps in one pass over the training split
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def step_budget(train_count: int, batch_size: int, train: TrainConfig) -> StepBudget:
+    """The optimisation-step budget for `train_count` training examples (`train.min_steps`/`max_steps`).
+
+    Without bounds: `train.epochs` passes (or `train.epochs` × `train.steps_per_epoch` if that is set).
+    With them, the total is clipped to [min_steps, max_steps] and spread over `train.epochs` rounds, so a
+    dataset of 500 images trains as many steps as the floor asks and a huge one stops at the cap, with
+    validation, checkpointing and early stopping still `train.epochs` times.
+    """
+    per_pass = max(train_count // batch_size, 1)
+    per_epoch = train.steps_per_epoch or per_pass
+    total = train.epochs * per_epoch
+    if train.min_steps:
+        total = max(total, train.min_steps)
+    if train.max_steps:
+        total = min(total, train.max_steps)
+    return StepBudget(train.epochs, max(math.ceil(total / train.epochs), 1), per_pass)
 
 
 def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_per_epoch: int) -> None:
@@ -104,11 +136,6 @@ def train(
     claim_run_dir(run_dir, config, overwrite)
     data_dir = prepare_data(config, progress=verbose > 0)
     manifest = load_manifest(data_dir)
-    write_run_info(
-        config, run_dir,
-        {"data_dir": os.path.abspath(data_dir), "replicas": strategy.num_replicas_in_sync,
-         "strategy": config.runtime.strategy},
-    )
     train_count, val_count = manifest["splits"]["train"]["count"], manifest["splits"]["val"]["count"]
     if config.data.cv_folds > 0:  # k-fold: both come from the pooled train+val records (expected sizes)
         pooled, folds = train_count + val_count, config.data.cv_folds
@@ -118,7 +145,14 @@ def train(
         raise ValueError(
             f"data.batch_size={batch} must be divisible by the {strategy.num_replicas_in_sync} replicas"
         )
-    steps_per_epoch = config.train.steps_per_epoch or max(train_count // batch, 1)
+    budget = step_budget(train_count, batch, config.train)
+    steps_per_epoch = budget.steps_per_epoch
+    write_run_info(
+        config, run_dir,
+        {"data_dir": os.path.abspath(data_dir), "replicas": strategy.num_replicas_in_sync,
+         "strategy": config.runtime.strategy,
+         "step_budget": {**dataclasses.asdict(budget), "total_steps": budget.total_steps}},
+    )
     validation_steps = max(val_count // batch, 1)
 
     seed = config.runtime.seed
@@ -139,7 +173,7 @@ def train(
         keras.callbacks.BackupAndRestore(paths.backup),
         *ema,
         best,
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.train.early_stopping_patience),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.train.early_stopping_patience),
         keras.callbacks.CSVLogger(paths.history, append=True),
         keras.callbacks.TensorBoard(paths.tensorboard, update_freq="epoch"),
     ]
