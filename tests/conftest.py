@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny converted synthetic dataset, a tiny config and a tiny model."""
+"""Shared fixtures: a tiny converted synthetic dataset, a tiny config and a tiny model, a tiny run and a
+synthetic reader study."""
 
 from __future__ import annotations
 
@@ -59,3 +60,29 @@ def manifest_of():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def synthetic(tmp_path) -> str:
+    """A fresh synthetic reader study (no model): 4 cases × (gradcam, ig, fusion) in a temporary folder."""
+    from tfxmed.reader_study.load import synthetic_study
+
+    return synthetic_study(str(tmp_path / "study.db"), cases=4)
+
+
+@pytest.fixture(scope="session")
+def study_run(tmp_path_factory, tiny_dataset) -> str:
+    """A run directory of the tiny config whose best checkpoint is the untrained tiny model (no training)."""
+    import keras
+
+    from tfxmed.config import load_config
+    from tfxmed.models import build_model
+    from tfxmed.runs import RunPaths, write_run_info
+
+    run_dir = str(tmp_path_factory.mktemp("study_run") / "run")
+    config = load_config(TINY_CONFIG, [f"runtime.run_dir={run_dir}", f"data.tfrecord_dir={tiny_dataset}"])
+    write_run_info(config, run_dir, {"data_dir": tiny_dataset})
+    os.makedirs(os.path.dirname(RunPaths(run_dir).best_checkpoint))
+    keras.utils.set_random_seed(0)
+    build_model(config.model, (32, 32, 1), 2, False).save(RunPaths(run_dir).best_checkpoint)
+    return run_dir

@@ -111,7 +111,7 @@ def test_modules_stay_small():
     assert too_long == {}
 
 
-COMMANDS = ("train", "evaluate", "explain", "export", "report", "audit", "tune", "ablate", "crossval", "demo")
+COMMANDS = ("train", "evaluate", "explain", "export", "report", "audit", "study", "tune", "ablate", "crossval", "demo")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -149,7 +149,7 @@ def test_every_command_answers_help_in_both_forms(command):
 # Modules without a mirroring test file, each with why. Every other module `tfxmed/a/b.py` has
 # `tests/a/test_b.py` (and `tfrecords_tools/b.py` has `tests/tfrecords_tools/test_b.py`); package
 # `__init__`s re-export names (the dispatcher in `tfxmed/commands/__init__.py` is tested above).
-ALIASES = ("train", "evaluate", "export", "report", "audit", "tune", "ablate", "crossval", "demo")
+ALIASES = ("train", "evaluate", "export", "report", "audit", "study", "tune", "ablate", "crossval", "demo")
 COMMAND_MODULES = ("train", "evaluate", "explain", "export", "report", "audit", "tune", "ablate", "crossval", "demo",
                    "convert", "inspect_records")
 WITHOUT_MIRROR = {

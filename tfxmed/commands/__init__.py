@@ -22,6 +22,7 @@ COMMANDS = {
     "export": ("export", "SavedModel with serving_default and explain signatures"),
     "report": ("report", "one self-contained HTML report of a run"),
     "audit": ("audit", "shortcut audit: decisions without the spurious cue, explanation mass on it"),
+    "study": ("study", "reader study: clinicians rate explanations (trust 1–5) in a browser; κ and HTS"),
     "tune": ("tune", "KerasTuner hyperparameter search"),
     "ablate": ("ablate", "ablation over variants and seeds with paired tests"),
     "crossval": ("crossval", "k-fold cross-validation by patient"),
