@@ -15,6 +15,7 @@ from tfxmed.config import load_config
 from tfxmed.default_explanation import load_choice
 from tfxmed.evaluation import MAPS_FILE, OVERLAYS_FILE, collect_split, evaluate_run, headline
 from tfxmed.metrics.curves import expected_calibration_error
+from tfxmed.metrics.statistics import youden_threshold
 from tfxmed.models.factory import logits_model
 from tfxmed.runs import RunPaths, load_run, write_run_info
 from tfxmed.storage import load_manifest
@@ -94,3 +95,19 @@ def test_probabilities_are_calibrated_on_validation_and_the_fit_is_kept(evaluate
     assert headline(metrics)["ece_uncalibrated"] == recorded["before"][name]["ece"]
     # A second run of the same checkpoint reuses the saved fit rather than fitting again.
     assert calibration.run_calibration(load_run(run_dir), val=lambda: pytest.fail("refitted")) == saved
+
+
+def test_the_decision_threshold_is_chosen_on_validation_and_reported_beside_argmax(evaluated, tiny_dataset):
+    run_dir, metrics, test = evaluated
+    run = load_run(run_dir)
+    val = collect_split(tiny_dataset, run.manifest, run.config, "val")
+    saved = json.load(open(RunPaths(run_dir).calibration))
+    val_scores = calibration.predict(run.model, val["image"], saved, False)[:, 1]
+    chosen = metrics["classification_at_validation_threshold"]
+    assert chosen["method"] == "youden on val"
+    assert chosen["threshold"] == pytest.approx(youden_threshold(np.argmax(val["label"], -1), val_scores))
+    test_scores = calibration.predict(run.model, test["image"], saved, False)[:, 1]
+    labels = np.argmax(test["label"], -1)
+    assert chosen["report"]["accuracy"] == pytest.approx(np.mean((test_scores >= chosen["threshold"]) == labels))
+    # Accuracy at argmax (the MedMNIST protocol) stays beside it.
+    assert metrics["classification"]["accuracy"] == pytest.approx(np.mean((test_scores >= 0.5) == labels))

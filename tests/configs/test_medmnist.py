@@ -1,4 +1,4 @@
-"""configs/medmnist.yaml, unchanged but for the epoch budget, on generated .npz files of each flavour."""
+"""configs/medmnist.yaml, unchanged but for the step budget, on generated .npz files of each flavour."""
 
 import os
 
@@ -41,8 +41,8 @@ def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypa
     monkeypatch.chdir(tmp_path)  # the converted records land in ./data/<stem>-<hash>
     npz = tmp_path / f"{kind}mnist.npz"
     _learnable_npz(npz, rng, kind)
-    config = load_config(RECIPE, [f"data.npz={npz}", "train.epochs=4", f"runtime.run_dir={tmp_path / 'run'}",
-                                  "train.tensorboard_images=0"])
+    config = load_config(RECIPE, [f"data.npz={npz}", "train.epochs=4", "train.min_steps=0",
+                                  f"runtime.run_dir={tmp_path / 'run'}", "train.tensorboard_images=0"])
     result = train(config, tf.distribute.get_strategy(), verbose=0)
     assert os.path.basename(result.data_dir).startswith(f"{kind}mnist-")
     metrics = evaluate_run(str(tmp_path / "run"), "test")
@@ -53,4 +53,6 @@ def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypa
     assert len(report["auc_per_class"]) == classes
     has_threshold = metrics["classification_at_validation_threshold"] is not None
     assert has_threshold == (kind == "binary")  # Youden on val: binary single-label only
+    # Probabilities calibrated on val: one temperature for softmax heads, Platt per label for sigmoid ones.
+    assert metrics["calibration"]["method"] == ("platt" if kind == "multi_label" else "temperature")
     assert metrics["localization"]["num_evaluated"] == 0  # MedMNIST has no masks: nothing to localise
