@@ -227,7 +227,7 @@ def test_each_allowed_value_list_has_one_home():
     """config.py cannot import TensorFlow; where a list lives in a TF module, the two are pinned equal."""
     from tfrecords_tools import prepare
     from tfxmed import distribute
-    from tfxmed.data import augment_albumentations
+    from tfxmed.data import augment_albumentations, features
     from tfxmed.explain.registry import METHODS
     from tfxmed.metrics import localization
     from tfxmed.models import factory
@@ -236,6 +236,7 @@ def test_each_allowed_value_list_has_one_home():
     assert factory.MODEL_NAMES is config_module.MODEL_NAMES  # imported from config
     assert prepare.SOURCES is config_module.DATA_SOURCES
     assert augment_albumentations.AUGMENT_BACKENDS == config_module.AUGMENT_BACKENDS
+    assert features.ENCODINGS == config_module.RECORD_ENCODINGS
     assert distribute.STRATEGIES == config_module.STRATEGIES
     assert losses.DISTANCES == config_module.DISTANCES
     assert localization.BINARIZE_METHODS == config_module.BINARIZE_METHODS
@@ -296,3 +297,42 @@ def test_any_value_is_refused_by_name_or_loaded_within_its_declaration(key, valu
     if interval is not None:
         for item in got if isinstance(got, list) else [got]:
             assert not (isinstance(item, float) and math.isnan(item)) and item in interval
+
+
+# runtime.jit_compile and train.profile_batches (issue 17 §2, §6): checked when the config loads.
+@pytest.mark.parametrize("override, message", [
+    ("runtime.jit_compile=1", r"runtime\.jit_compile: 1 is not allowed; choose one of auto, true, false"),
+    ("runtime.jit_compile=maybe", r"runtime\.jit_compile: 'maybe' is not allowed; choose one of auto, true, false"),
+    ("train.profile_batches=20,10", r"train\.profile_batches: expected '' \(off\), 'N' or 'start,stop'"),
+    ("train.profile_batches=0", r"train\.profile_batches: .* got '0'"),
+])
+def test_jit_compile_and_profile_batches_are_checked_at_load(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(TINY_CONFIG, [override])
+
+
+def test_jit_compile_values_load():
+    assert load_config(TINY_CONFIG).runtime.jit_compile == "auto"
+    assert load_config(TINY_CONFIG, ["runtime.jit_compile=true"]).runtime.jit_compile is True
+    assert load_config(TINY_CONFIG, ["runtime.jit_compile=false"]).runtime.jit_compile is False
+    assert load_config(TINY_CONFIG, ["train.profile_batches=10,20"]).train.profile_batches == "10,20"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["runtime.strategy=tpu", "runtime.jit_compile=false"], r"runtime\.jit_compile: false is impossible with "
+                                                            r"runtime\.strategy=tpu"),
+    (["runtime.jit_compile=true", "explain.method=lime"], r"explain\.method: 'lime' fits a surrogate per image on "
+                                                          r"the host .* which runtime\.jit_compile=true needs"),
+    (["runtime.strategy=tpu", "explain.method=kernelshap"], r"explain\.method: 'kernelshap' .* which "
+                                                            r"runtime\.strategy=tpu needs"),
+])
+def test_what_cannot_compile_with_xla_is_refused_at_load(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(TINY_CONFIG, overrides)
+
+
+def test_host_side_methods_are_the_explainers_that_compute_outside_a_graph():
+    from tfxmed.explain import METHODS
+
+    host_side = {name for name, method in METHODS.items() if name != "fusion" and not method.in_graph}
+    assert host_side == set(config_module.HOST_SIDE_METHODS)

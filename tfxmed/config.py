@@ -175,7 +175,7 @@ class TrainConfig:
     early_stopping_patience: int = field(10, within="[0, inf)")
     # TensorBoard profile of these global training batches, "start,stop" (1-based, e.g. "10,20") or "N";
     # empty: off. Written to RUN/tensorboard/train/plugins/profile/<time>/<host>.xplane.pb.
-    profile_batches: str = ""
+    profile_batches: str | int = ""
     # Probabilities that leave tfxmed are calibrated on the validation split (tfxmed.calibration):
     # auto = temperature scaling (single-label) or per-label Platt scaling (multi-label); none = raw.
     calibration: str = field("auto", choices=CALIBRATION_METHODS)
@@ -226,8 +226,9 @@ class Experiment:
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
 
-def _profile_range(text: str) -> tuple[int, int] | None:
-    """train.profile_batches "start,stop" or "N" → (start, stop); "" → None; else a ConfigError."""
+def _profile_range(value: str | int) -> tuple[int, int] | None:
+    """train.profile_batches "start,stop" or N → (start, stop); "" → None; else a ConfigError."""
+    text = str(value)
     if not text.strip():
         return None
     parts = [part.strip() for part in text.split(",")]

@@ -73,13 +73,15 @@ def candidates(model, config) -> list[Choice]:
                     for layer in layers for combination in COMBINATIONS]
 
 
-def explainer_for(model, choice: Choice, batch_size: int = 32, serving: bool = False):
+def explainer_for(model, choice: Choice, batch_size: int = 32, serving: bool = False, jit_compile: bool = False):
     """The explainer of `choice`. A fusion is the design's (with LIME) offline, and the in-graph
-    `SERVED_FUSION` when serving or when `auto` chose it (auto compares the fusion it can serve)."""
+    `SERVED_FUSION` when serving, XLA-compiled (`jit_compile`, which no host-side LIME survives) or
+    chosen by `auto` (auto compares the fusion it can serve)."""
     options = dict(choice.options)
-    if choice.method == "fusion" and (serving or choice.chosen_by.startswith("auto")):
+    if choice.method == "fusion" and (serving or jit_compile or choice.chosen_by.startswith("auto")):
         options["weights"] = dict(SERVED_FUSION)
-    return make_explainer(choice.method, model, default_layer=choice.layer or "", batch_size=batch_size, **options)
+    return make_explainer(choice.method, model, default_layer=choice.layer or "", batch_size=batch_size,
+                          jit_compile=jit_compile, **options)
 
 
 def _scores(maps, masks, tolerance: int) -> dict:

@@ -46,3 +46,63 @@ def test_grad_cam_and_integrated_gradients_on_3d_volumes(rng):
     np.testing.assert_allclose(raw, np.maximum((activations * weights).sum(-1), 0), rtol=1e-4, atol=1e-6)
     assert GradCam(model, layer="features")(volumes, 1).shape == (2, 8, 8, 8)
     assert np.all(IntegratedGradients(model, steps=64).completeness_error(volumes, 1) < 0.02)
+
+
+# XLA (issue 17 §2): every in-graph explainer compiles with jit_compile=True, as a TPU needs, and gives the
+# maps of the uncompiled graph; host-side methods are refused by name. SmoothGrad is compared without noise:
+# XLA's stateless generators are not TensorFlow's kernels, so under XLA the same seed draws other noise
+# (even with alg="philox"; still deterministic).
+XLA_OPTIONS = {
+    "ig": {"steps": 4}, "smoothgrad": {"samples": 2, "noise_level": 0.0}, "occlusion": {"patch": 8, "stride": 8},
+    "fusion": {"weights": {"gradcam": 0.4, "ig": 0.4}, "options": {"ig": {"steps": 4}}},
+}
+IN_GRAPH = ("gradcam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "eigengradcam", "scorecam",
+            "saliency", "smoothgrad", "ig", "occlusion", "lrp", "fusion")
+
+
+def _must_compile(function, *args) -> bool:
+    """Whether a tf.function's graph is marked for XLA: `jit_compile=True`, which fails loudly when XLA
+    cannot compile the graph instead of running it uncompiled."""
+    return function.get_concrete_function(*args).function_def.attr["_XlaMustCompile"].b
+
+
+@pytest.fixture(scope="module")
+def chain_model():
+    """The tiny model without attention: a chain of layers, which LRP supports."""
+    from tfxmed.models.small_cnn import small_cnn
+
+    keras.utils.set_random_seed(0)
+    return small_cnn((32, 32, 1), 2, width=8)
+
+
+# The slowest XLA compiles on CPU (5-15 s each on a shared 2-core machine) are marked slow; CI runs them all.
+SLOW_XLA = ("eigencam", "eigengradcam", "lrp", "occlusion", "fusion")
+
+
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW_XLA else m for m in IN_GRAPH])
+def test_in_graph_explainers_compile_with_xla_and_match(method, tiny_model, chain_model, rng):
+    from tfxmed.explain import METHODS, make_explainer
+
+    model = chain_model if method == "lrp" else tiny_model
+    images = rng.random((3, 32, 32, 1)).astype(np.float32)
+    targets = np.array([0, 1, 1])
+    compiled = make_explainer(method, model, batch_size=8, jit_compile=True, **XLA_OPTIONS.get(method, {}))
+    plain = make_explainer(method, model, batch_size=8, **XLA_OPTIONS.get(method, {}))
+    weights = target_weights(targets, 2, 3)
+    assert compiled.jit_compile and _must_compile(compiled.compiled_batch, images, weights)
+    assert not _must_compile(plain.compiled_batch, images, weights)
+    expected, got = plain(images, targets), compiled(images, targets)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * max(1e-6, float(np.abs(expected).max())))
+    assert set(IN_GRAPH) == {name for name, m in METHODS.items() if name == "fusion" or m.in_graph}
+
+
+@pytest.mark.parametrize("method", ["lime", "kernelshap"])
+def test_host_side_methods_are_refused_under_xla_by_name(method, tiny_model):
+    from tfxmed.explain import make_explainer
+
+    with pytest.raises(ValueError, match=f"explanation method '{method}' fits a surrogate per image on the host"):
+        make_explainer(method, tiny_model, jit_compile=True)
+    with pytest.raises(ValueError, match="explanation method 'lime' fits a surrogate"):
+        make_explainer("fusion", tiny_model, jit_compile=True)  # the design's fusion includes LIME
+    with pytest.raises(ValueError, match="explanation method 'Lime' fits a surrogate"):
+        make_explainer("lime", tiny_model).with_jit_compile()

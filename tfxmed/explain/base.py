@@ -18,7 +18,7 @@ from tfxmed.explain.precision import compute_in
 from tfxmed.models.factory import layer_output, model_input
 from tfxmed.models.spec import declared_spec
 
-__all__ = ["Explainer", "target_weights", "score_model", "as_float32"]
+__all__ = ["Explainer", "target_weights", "score_model", "as_float32", "host_side_message"]
 
 
 def score_model(model: keras.Model) -> keras.Model:
@@ -71,6 +71,13 @@ def _graph_of(model: keras.Model) -> keras.Model:
     return model
 
 
+def host_side_message(method: str) -> str:
+    """Why a host-side method cannot be XLA-compiled, and what to use instead."""
+    return (f"explanation method '{method}' fits a surrogate per image on the host (NumPy/scikit-learn) and cannot "
+            "be compiled with XLA (runtime.jit_compile=true or a TPU); choose an in-graph method: the CAM family, "
+            "saliency, smoothgrad, ig, occlusion, lrp, or a fusion of them")
+
+
 def target_weights(targets, num_classes: int, count: int, predicted: np.ndarray | None = None) -> np.ndarray:
     """Turns any accepted target form into float weights [count, num_classes]."""
     if targets is None:
@@ -107,8 +114,10 @@ class Explainer:
 
     fold_batch_norm = True
     # False for methods that compute on the host (NumPy, per-image fitting): they cannot sit inside a
-    # SavedModel signature or a compiled (TPU) graph.
+    # SavedModel signature or an XLA-compiled (TPU) graph, and `with_jit_compile` refuses them.
     in_graph = True
+    # True once `with_jit_compile()`: the compiled functions below are XLA-compiled (`jit_compile=True`).
+    jit_compile = False
     # True when `explain_batch(images, None)` explains each image's predicted class from the scores of
     # its own forward pass, so `targets=None` costs no separate prediction pass.
     predicts_in_graph = False
@@ -131,12 +140,31 @@ class Explainer:
             tf.TensorSpec((None, *self.input_shape), tf.float32),
             tf.TensorSpec((None, self.num_classes), tf.float32),
         ]
-        self.compiled_batch = tf.function(self.explain_batch, input_signature=self._signature)
+        self.build_functions()
+
+    def compiled(self, function, input_signature) -> tf.types.experimental.PolymorphicFunction:
+        """`function` as a `tf.function`, XLA-compiled after `with_jit_compile()` (once per batch shape)."""
+        return tf.function(function, input_signature=input_signature, jit_compile=self.jit_compile or None)
+
+    def build_functions(self) -> None:
+        """(Re)builds the compiled functions; a subclass with functions of its own extends this."""
+        self.compiled_batch = self.compiled(self.explain_batch, self._signature)
         # Eager calls of a deep Keras model cost milliseconds of Python per call: host-side methods
         # (LIME, KernelSHAP, target selection) score through this one compiled function instead.
         images_only = self._signature[:1]
-        self._compiled_scores = tf.function(lambda x: self.scores(x, training=False), input_signature=images_only)
-        self._compiled_predicted = tf.function(lambda x: self.explain_batch(x, None), input_signature=images_only)
+        self._compiled_scores = self.compiled(lambda x: self.scores(x, training=False), images_only)
+        self._compiled_predicted = self.compiled(lambda x: self.explain_batch(x, None), images_only)
+
+    def with_jit_compile(self, enabled: bool = True) -> Explainer:
+        """Compiles this explainer's graphs with XLA, as a TPU needs (`runtime.jit_compile`); returns self.
+
+        Host-side methods (`in_graph = False`: LIME, KernelSHAP) are refused with a ValueError naming them.
+        """
+        if enabled and not self.in_graph:
+            raise ValueError(host_side_message(type(self).__name__))
+        self.jit_compile = bool(enabled)
+        self.build_functions()
+        return self
 
     def kept_layers(self) -> tuple[str, ...]:
         """Names of layers that batch-normalisation folding must not merge away."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from tfxmed.explain.base import Explainer
+from tfxmed.explain.base import Explainer, host_side_message
 from tfxmed.explain.cam import CamExplainer
 from tfxmed.explain.ops import gaussian_blur, minmax_maps
 from tfxmed.metrics.maps import minmax_per_map, rank_per_map
@@ -101,11 +101,29 @@ class Fusion:
         """The pre-activation scores model (the components explain the same model)."""
         return next(iter(self.explainers.values())).scores
 
+    jit_compile = False
+
+    def with_jit_compile(self, enabled: bool = True) -> Fusion:
+        """Compiles the fusion and each component with XLA (see `Explainer.with_jit_compile`); returns self.
+
+        Refused, naming them, when a component computes on the host (the design's fusion includes LIME).
+        """
+        if enabled and not self.in_graph:
+            host = [name for name, e in self.explainers.items() if not getattr(e, "in_graph", False)]
+            raise ValueError(host_side_message(host[0]) if host else
+                             "a fusion with normalization='rank' computes on the host and cannot be compiled with XLA; "
+                             "use normalization='minmax'")
+        for explainer in self.explainers.values():
+            explainer.with_jit_compile(enabled)
+        self.jit_compile = bool(enabled)
+        self.__dict__.pop("_compiled_batch", None)
+        return self
+
     @property
     def compiled_batch(self):
-        """`explain_batch` as one compiled function (built on first use)."""
+        """`explain_batch` as one compiled function (built on first use; XLA after `with_jit_compile()`)."""
         if not hasattr(self, "_compiled_batch"):
-            self._compiled_batch = tf.function(self.explain_batch)
+            self._compiled_batch = tf.function(self.explain_batch, jit_compile=self.jit_compile or None)
         return self._compiled_batch
 
     def explain_batch(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:

@@ -64,7 +64,10 @@ class IntegratedGradients(GradientExplainer):
             raise ValueError(f"baseline must be 'zero', 'blurred' or an array; got '{baseline}'")
         self.baseline = baseline
         super().__init__(model, batch_size, precision)
-        self._compiled_attributions = tf.function(self.integrated_gradients, input_signature=self._signature)
+
+    def build_functions(self) -> None:
+        super().build_functions()
+        self._compiled_attributions = self.compiled(self.integrated_gradients, self._signature)
 
     def baselines(self, images: tf.Tensor) -> tf.Tensor:
         if isinstance(self.baseline, str):

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.explain.base import Explainer
+from tfxmed.explain.ops import chunked_map
 
 __all__ = ["Occlusion", "patch_masks"]
 
@@ -50,13 +51,12 @@ class Occlusion(Explainer):
         def one_image(inputs):
             image, target = inputs
             base = tf.reduce_sum(self.scores(image[None], training=False)[0] * target)
-            drops = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-            for start in tf.range(0, tf.shape(self.masks)[0], self.batch_size):
-                masks = self.masks[start : start + self.batch_size][..., None]
+
+            def drops(masks):
+                masks = masks[..., None]
                 occluded = image[None] * (1.0 - masks) + self.fill * masks
-                scores = tf.reduce_sum(self.scores(occluded, training=False) * target, axis=-1)
-                drops = drops.write(drops.size(), base - scores)
-            drops = drops.concat()
-            return tf.einsum("p,phw->hw", drops, self.masks) / self.coverage
+                return base - tf.reduce_sum(self.scores(occluded, training=False) * target, axis=-1)
+
+            return tf.tensordot(chunked_map(drops, self.masks, self.batch_size), self.masks, axes=1) / self.coverage
 
         return tf.map_fn(one_image, (images, target_weights), fn_output_signature=tf.float32)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-__all__ = ["spatial_axes", "upsample", "normalize_maps", "minmax_maps", "gaussian_blur"]
+__all__ = ["spatial_axes", "upsample", "normalize_maps", "minmax_maps", "gaussian_blur", "chunked_map"]
 
 
 def spatial_axes(features: tf.Tensor) -> list[int]:
@@ -50,6 +50,22 @@ def minmax_maps(maps: tf.Tensor) -> tf.Tensor:
     low = tf.reduce_min(maps, axis=axes, keepdims=True)
     high = tf.reduce_max(maps, axis=axes, keepdims=True)
     return tf.math.divide_no_nan(maps - low, high - low)
+
+
+def chunked_map(function, items: tf.Tensor, chunk: int) -> tf.Tensor:
+    """`function` over `items` [n, ...] in chunks of `chunk` along the first axis, outputs concatenated [n, ...].
+
+    Shapes stay static, as XLA (a TPU) needs: `n` must be known, `items` are zero-padded to a whole number
+    of chunks and the padding's outputs dropped (at most `chunk - 1` wasted rows). `function` returns a
+    float32 tensor whose first axis is its input's.
+    """
+    count = items.shape[0]
+    if count <= chunk:
+        return function(items)
+    chunks = -(-count // chunk)
+    padded = tf.pad(items, [[0, chunks * chunk - count]] + [[0, 0]] * (len(items.shape) - 1))
+    outputs = tf.map_fn(function, tf.reshape(padded, [chunks, chunk, *items.shape[1:]]), fn_output_signature=tf.float32)
+    return tf.reshape(outputs, [chunks * chunk, *outputs.shape[2:]])[:count]
 
 
 def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:

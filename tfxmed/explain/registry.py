@@ -6,6 +6,7 @@ import inspect
 
 import keras
 
+from tfxmed.explain.base import host_side_message
 from tfxmed.explain.eigen_cam import EigenCam, EigenGradCam
 from tfxmed.explain.fusion import DEFAULT_WEIGHTS, Fusion
 from tfxmed.explain.grad_cam import GradCam
@@ -42,15 +43,24 @@ METHODS = {
 }
 
 
-def make_explainer(name: str, model: keras.Model, default_layer: str = "", **options):
+def make_explainer(name: str, model: keras.Model, default_layer: str = "", jit_compile: bool = False, **options):
     """Builds the explainer called `name` (see `METHODS`) with its keyword options.
 
     `default_layer` (e.g. a run's `explain.layer`) is passed as `layer` to the methods that take one
     and ignored by the others; an explicit `layer=` option is passed as given. "fusion" takes
     `weights` (method → λ), per-method `options`, `batch_size`, `precision` and `Fusion`'s own options.
+    `jit_compile=True` compiles the explainer with XLA (`Explainer.with_jit_compile`); host-side methods
+    (LIME, KernelSHAP) are then refused by name.
     """
     if name not in METHODS:
         raise ValueError(f"unknown explanation method '{name}'; choose from {', '.join(METHODS)}")
+    if jit_compile and name != "fusion" and not METHODS[name].in_graph:
+        raise ValueError(host_side_message(name))
+    explainer = _build(name, model, default_layer, **options)
+    return explainer.with_jit_compile() if jit_compile else explainer
+
+
+def _build(name: str, model: keras.Model, default_layer: str = "", **options):
     if name == "fusion":
         return _fusion(model, default_layer, **options)
     parameters = inspect.signature(METHODS[name]).parameters

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfxmed.explain.cam import CamExplainer
-from tfxmed.explain.ops import minmax_maps, upsample
+from tfxmed.explain.ops import chunked_map, minmax_maps, upsample
 
 __all__ = ["ScoreCam"]
 
@@ -22,13 +22,12 @@ class ScoreCam(CamExplainer):
 
     def _masked_scores(self, image: tf.Tensor, masks: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
         """Target probability for `image` masked by each of `masks` [C, *spatial] → [C]."""
-        masked = image[None] * masks[..., None]
-        probabilities = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-        for start in tf.range(0, tf.shape(masks)[0], self.batch_size):
-            logits = self.scores(masked[start : start + self.batch_size], training=False)
+        def probabilities(chunk):
+            logits = self.scores(image[None] * chunk[..., None], training=False)
             probability = tf.sigmoid(logits) if logits.shape[-1] == 1 else tf.nn.softmax(logits)
-            probabilities = probabilities.write(probabilities.size(), tf.reduce_sum(probability * target, axis=-1))
-        return probabilities.concat()
+            return tf.reduce_sum(probability * target, axis=-1)
+
+        return chunked_map(probabilities, masks, self.batch_size)
 
     def explain_batch(self, images, target_weights):
         activations, _ = self.feature_model(images, training=False)
@@ -42,7 +41,8 @@ class ScoreCam(CamExplainer):
             masks = upsample(features, spatial)  # [C, *spatial]
             masks = minmax_maps(masks)  # each channel's mask scaled to [0, 1]
             weights = tf.nn.softmax(self._masked_scores(image, masks, target))
-            return tf.nn.relu(tf.einsum("c,c...->...", weights, features))
+            # Σ_k w_k A^k (a tensordot: XLA cannot legalise the ellipsis einsum "c,c...->...")
+            return tf.nn.relu(tf.tensordot(weights, features, axes=1))
 
         maps = tf.map_fn(
             one_image, (images, channels_first, target_weights),

@@ -23,6 +23,7 @@ from tfxmed.storage import load_manifest
 from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy
+from tfxmed.training.xla import check_model_compiles, jit_compile_enabled, keras_jit_compile
 
 __all__ = ["TrainResult", "StepBudget", "step_budget", "train", "compile_model"]
 
@@ -68,8 +69,10 @@ def step_budget(train_count: int, batch_size: int, train: TrainConfig) -> StepBu
     return StepBudget(train.epochs, max(math.ceil(total / train.epochs), 1), per_pass)
 
 
-def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_per_epoch: int) -> None:
-    """Adam (β1, β2) with cosine-decayed LR, label-smoothed cross-entropy, macro AUC."""
+def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_per_epoch: int,
+                  jit_compile: bool | str = "auto") -> None:
+    """Adam (β1, β2) with cosine-decayed LR, label-smoothed cross-entropy, macro AUC; the train and evaluation
+    steps XLA-compiled per `jit_compile` (`tfxmed.training.xla.keras_jit_compile`)."""
     train = config.train
     total_steps = max(train.epochs * steps_per_epoch, 1)
     warmup = train.warmup_epochs * steps_per_epoch
@@ -90,7 +93,8 @@ def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_
         accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
     # One-vs-rest macro AUC; for a 2-class softmax both columns give the positive-class AUC.
     auc = keras.metrics.AUC(name="auc", multi_label=True, num_labels=num_classes)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy, auc], weighted_metrics=[])
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy, auc], weighted_metrics=[], jit_compile=jit_compile)
+    check_model_compiles(model, jit_compile)
 
 
 def _monitor_images(data_dir: str, manifest: dict, config: Experiment) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +116,19 @@ def _with_consistency(classifier: keras.Model, config: Experiment) -> keras.Mode
         distance=options.distance, ig_steps=options.ig_steps, ig_fraction=options.ig_fraction,
         ig_gradient=options.ig_gradient, every=options.every,
     )
+
+
+def _profile_batches(config: Experiment, total_steps: int) -> str | int:
+    """TensorBoard's `profile_batch` for `train.profile_batches` (0: off); refuses a range past the run's end."""
+    text = str(config.train.profile_batches).strip()
+    if not text:
+        return 0
+    start = int(text.split(",")[0])
+    if start > total_steps:
+        raise ValueError(f"train.profile_batches={text!r} starts after the run's last batch ({total_steps} = "
+                         f"{config.train.epochs} epochs x {total_steps // config.train.epochs} steps); profile earlier "
+                         "batches or train longer")
+    return text if "," in text else int(text)
 
 
 def train(
@@ -159,10 +176,11 @@ def train(
     train_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "train", config.data, True, seed)
     val_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "val", config.data, False, seed)
     input_shape = (config.data.image_size, config.data.image_size, pipeline.input_channels(config.data, manifest))
+    profile = _profile_batches(config, config.train.epochs * steps_per_epoch)  # refused before the model is built
     with strategy.scope():
         classifier = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"])
         model = _with_consistency(classifier, config)
-        compile_model(model, config, manifest, steps_per_epoch)
+        compile_model(model, config, manifest, steps_per_epoch, keras_jit_compile(config.runtime.jit_compile, strategy))
 
     paths = RunPaths(run_dir)
     best_path = paths.best_checkpoint
@@ -175,13 +193,15 @@ def train(
         best,
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.train.early_stopping_patience),
         keras.callbacks.CSVLogger(paths.history, append=True),
-        keras.callbacks.TensorBoard(paths.tensorboard, update_freq="epoch"),
+        keras.callbacks.TensorBoard(paths.tensorboard, update_freq="epoch", profile_batch=profile),
     ]
     if config.train.tensorboard_images > 0:
         images, _ = _monitor_images(data_dir, manifest, config)
         # explain.method: auto is chosen on the validation masks at evaluation; until then, its fallback.
         choice = choose(classifier, config, None)
-        callbacks.append(ExplanationImages(paths.tensorboard, images, lambda m: explainer_for(m, choice, len(images)),
+        jit = jit_compile_enabled(config.runtime.jit_compile, strategy)
+        callbacks.append(ExplanationImages(paths.tensorboard, images,
+                                           lambda m: explainer_for(m, choice, len(images), jit_compile=jit),
                                            choice.name, classifier=classifier))
     callbacks.extend(extra_callbacks)
     history = model.fit(
