@@ -1,10 +1,18 @@
 """The readers' pages (`tfxmed.reader_study.server`) through Flask's test client: signing in, blinded
 pages, CSRF, refusals with clear 4xx, the image route against path traversal, readers seeing only their
-own ratings, and a real threaded server whose log never holds a token."""
+own ratings, and a real threaded server whose log never holds a token.
 
+Then in a real headless Chromium (Debian's chromium and chromium-driver, via Selenium): two readers sign
+in with their links, rate with the mouse and the keyboard, one closes the browser and resumes, and the
+database and the results hold exactly what was clicked. A screenshot of the rating page is saved (set
+TFXMED_STUDY_SCREENSHOT=PATH to keep a copy, e.g. docs/images/reader_study.png)."""
+
+import csv
 import json
 import logging
+import os
 import re
+import shutil
 import urllib.request
 
 import pytest
@@ -155,3 +163,147 @@ def test_a_threaded_server_keeps_tokens_out_of_its_log(synthetic, caplog):
                                          headers={"Accept": "application/json"})
         assert json.loads(opener.open(request).read())["next"] == "/item/1"
     assert "/login/<token>" in caplog.text and token not in caplog.text
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                   reason="needs Debian's chromium and chromedriver (apt-get install chromium-driver)")
+
+
+def _browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,1000",
+                 "--disable-gpu", "--force-device-scale-factor=1"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    return driver
+
+
+def _copy(study: str, folder) -> str:
+    target = str(folder / "study.db")
+    shutil.copy(study, target)
+    shutil.copytree(db.files_dir(study), db.files_dir(target))
+    return target
+
+
+class Reader:
+    """One reader's browser, recording what they chose for each map id."""
+
+    def __init__(self, link: str, chosen: dict):
+        self.driver, self.link, self.chosen = _browser(), link, chosen
+        self.driver.get(link)
+
+    def find(self, css):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def heading(self) -> str:
+        return self.find("#case-progress").text
+
+    def map_id(self) -> str:
+        return self.find('input[name="map"]').get_attribute("value")
+
+    def wait_for_new_page(self, old_map: str) -> None:
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # The page is replaced under the check: an element may go stale between finding and reading it.
+        ignored = (NoSuchElementException, StaleElementReferenceException)
+        WebDriverWait(self.driver, 10, ignored_exceptions=ignored).until(
+            lambda d: "/done" in d.current_url or (d.find_elements("css selector", 'input[name="map"]') and
+                                                   self.map_id() != old_map))
+
+    def rate_with_mouse(self, trust: int, points: str, comment: str = "", double_click: bool = False) -> None:
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        old = self.map_id()
+        self.find(f'label:has(#trust-{trust}) span').click()
+        self.find(f'label:has(#points-{points}) span').click()
+        if comment:
+            self.find("#comment").send_keys(comment)
+        if double_click:
+            ActionChains(self.driver).double_click(self.find("#save")).perform()
+        else:
+            self.find("#save").click()
+        self.chosen[old] = (trust, points, comment)
+        self.wait_for_new_page(old)
+
+    def rate_with_keys(self, trust: int, points_key: str, submit_key) -> None:
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        old = self.map_id()
+        ActionChains(self.driver).send_keys(str(trust), points_key, submit_key).perform()
+        self.chosen[old] = (trust, {"y": "yes", "n": "no", "u": "unsure"}[points_key], "")
+        self.wait_for_new_page(old)
+
+    def close(self) -> None:
+        self.driver.quit()
+
+
+@needs_browser
+def test_two_readers_rate_with_mouse_and_keyboard_and_one_resumes_in_chromium(built_study, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from tfxmed.reader_study.analysis import write_results
+
+    study = _copy(built_study[0], tmp_path)
+    with running_server(study) as url:
+        links = {name: db.register_reader(study, name, url=url)["link"] for name in ("ann", "bob")}
+        chosen = {"ann": {}, "bob": {}}  # reader → map id → (trust, pointing, comment), as clicked
+        ann = Reader(links["ann"], chosen["ann"])
+        try:
+            assert ann.heading() == "Case 1 / 8" and "Explanation A" in ann.find(".sub").text
+            ann.find('label:has(#trust-4) span').click()
+            ann.find('label:has(#points-yes) span').click()
+            screenshot = str(tmp_path / "rating_page.png")
+            assert ann.driver.save_screenshot(screenshot) and open(screenshot, "rb").read(4) == b"\x89PNG"
+            if os.environ.get("TFXMED_STUDY_SCREENSHOT"):
+                shutil.copy(screenshot, os.environ["TFXMED_STUDY_SCREENSHOT"])
+            ann.rate_with_mouse(4, "yes", "clear")
+            ann.rate_with_keys(2, "n", Keys.ARROW_RIGHT)
+            ann.rate_with_keys(5, "u", Keys.ENTER)
+            assert ann.heading() == "Case 2 / 8" and "1 / 8 cases rated" in ann.find("#progress").text
+            ann.rate_with_mouse(3, "no", double_click=True)  # a double-click saves once
+        finally:
+            ann.close()  # the browser is closed: the session cookie is gone with it
+
+        bob = Reader(links["bob"], chosen["bob"])
+        try:
+            assert bob.heading() == "Case 1 / 8" and not bob.find("#trust-4").is_selected()  # ann's ratings unseen
+            bob.rate_with_keys(1, "n", Keys.ARROW_RIGHT)
+            first, second = list(bob.chosen)[0], bob.map_id()
+            ActionChains(bob.driver).send_keys(Keys.ARROW_LEFT).perform()  # back to the first: re-rate it
+            bob.wait_for_new_page(second)
+            assert bob.map_id() == first and bob.find("#trust-1").is_selected()
+            bob.rate_with_keys(3, "u", Keys.ARROW_RIGHT)
+            bob.rate_with_mouse(5, "yes")
+        finally:
+            bob.close()
+
+        ann = Reader(links["ann"], chosen["ann"])  # a new browser: the link signs in again and resumes
+        try:
+            assert ann.heading() == "Case 2 / 8" and "Explanation B" in ann.find(".sub").text
+            ann.rate_with_keys(1, "y", Keys.ENTER)
+        finally:
+            ann.close()
+
+    connection = db.connect(study)
+    rows = connection.execute("""SELECT rd.name, m.map_id, r.trust, r.points_at_finding, r.comment, r.revision
+                                 FROM ratings r JOIN readers rd ON rd.reader_id = r.reader_id
+                                 JOIN maps m ON m.case_id = r.case_id AND m.method = r.method""").fetchall()
+    stored = {(row["name"], row["map_id"]): (row["trust"], row["points_at_finding"], row["comment"]) for row in rows}
+    expected = {(name, map_id): value for name, maps in chosen.items() for map_id, value in maps.items()}
+    assert stored == expected and len(rows) == 7
+    assert [row["revision"] for row in rows if row["map_id"] == first and row["name"] == "bob"] == [2]
+    assert connection.execute("SELECT COUNT(*) FROM rating_history").fetchone()[0] == 8  # bob's re-rating kept
+    results = write_results(study, str(tmp_path / "results"))
+    table = list(csv.DictReader(open(results["csv"], encoding="utf-8")))
+    assert sorted((r["reader"], int(r["trust"])) for r in table) == sorted((k[0], v[0]) for k, v in expected.items())
