@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tfxmed.reporting import gallery_cases
+from tfxmed.reporting import gallery_cases, reader_study_section
 
 
 def test_gallery_cases_binary_multiclass_and_multilabel():
@@ -26,6 +26,12 @@ def test_gallery_cases_binary_multiclass_and_multilabel():
     cases = gallery_cases(np.array([[1, 1], [0, 1]]), multi, multi_label=True)
     assert cases == {"tp": [(0, 0, 0.9), (1, 1, 0.8)], "fp": [], "fn": [(0, 1, 0.2)]}
     assert len(gallery_cases(labels, probabilities, False, per_gallery=1)["tp"]) == 1
+
+
+def test_the_reader_study_section_is_included_when_results_wrote_it(tmp_path):
+    assert reader_study_section(str(tmp_path)) == ""
+    (tmp_path / "reader_study.html").write_text('<section id="reader-study">κ</section>', encoding="utf-8")
+    assert reader_study_section(str(tmp_path)) == '<section id="reader-study">κ</section>'
 
 
 @pytest.fixture(scope="module")

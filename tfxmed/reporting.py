@@ -21,7 +21,7 @@ import yaml
 from tfxmed.config import to_dict
 from tfxmed.storage import write_text_atomic
 
-__all__ = ["build_report", "gallery_cases", "DEFAULT_METHODS"]
+__all__ = ["build_report", "gallery_cases", "reader_study_section", "DEFAULT_METHODS"]
 
 DEFAULT_METHODS = ("default", "ig")  # "default": the run's default explanation
 GALLERIES = (("tp", "True positives"), ("fp", "False positives"), ("fn", "False negatives"))
@@ -242,7 +242,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     page = _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir,
                  threshold, methods)
     page = page.replace("<!--diagnostics-->", _diagnostics_section(diagnostics, choice, len(sample)) +
-                        _audit_section(audit))
+                        _audit_section(audit) + reader_study_section(eval_dir))
     write_text_atomic(page, path)
     return path
 
@@ -373,6 +373,17 @@ def _audit_section(audit: dict | None) -> str:
             f"{_number(audit.get('auc_with_cue'))}, without {_number(audit.get('auc_without_cue'))}. An image is "
             "flagged when its explanation puts more than the threshold of its mass on the cue.</p>"
             + _table(header, rows, "audit-table") + galleries + "</section>")
+
+
+def reader_study_section(eval_dir: str) -> str:
+    """The reader study's section (`python -m tfxmed study results` writes it into RUN/eval/), or ""."""
+    from tfxmed.reader_study.analysis import SECTION_FILE
+
+    path = os.path.join(eval_dir, SECTION_FILE)
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as stream:
+        return stream.read()
 
 
 def _number(value) -> str:
