@@ -247,6 +247,7 @@ class Reader:
         self.driver.quit()
 
 
+@pytest.mark.slow  # ~35 s on 2 shared cores: two Chromium sessions and the tiny run's study
 @needs_browser
 def test_two_readers_rate_with_mouse_and_keyboard_and_one_resumes_in_chromium(built_study, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
