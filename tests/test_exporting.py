@@ -206,3 +206,31 @@ def test_any_request_is_answered_or_refused_clearly(served, shape, poison, signa
     assert probabilities.shape == (shape[0], 2) and np.allclose(probabilities.sum(-1), 1, atol=1e-5)
     if signature == "explain":
         assert outputs["explanation"].shape == tuple(shape[:3]) and np.isfinite(outputs["explanation"]).all()
+
+
+def _xla_functions(path: str) -> list[str]:
+    """Names of the functions of the `explain` signature's graph that are marked for XLA."""
+    loaded = tf.saved_model.load(path)
+    library = loaded.signatures["explain"].graph.as_graph_def().library.function
+    return [f.signature.name for f in library if f.attr["_XlaMustCompile"].b]
+
+
+@pytest.mark.slow  # three fresh processes, two exports
+def test_signatures_compiled_with_xla_serve_the_same_and_still_refuse_bad_requests(tmp_path, rng):
+    """runtime.jit_compile (issue 17 §2): the `explain` signature's compute is one XLA computation, as on a
+    TPU; it serves the uncompiled maps, and the request check (outside XLA, which drops assertions) holds."""
+    model = _tiny_model()
+    path = export_saved_model(model, MANIFEST, 24, str(tmp_path / "xla"), jit_compile=True)
+    assert json.load(open(os.path.join(path, EXPORT_MARKER)))["jit_compile"] is True
+    assert _xla_functions(path) and not _xla_functions(export_saved_model(model, MANIFEST, 24, str(tmp_path / "plain")))
+    images = rng.random((3, 24, 24, 1)).astype("float32")
+    out = _served_in_a_fresh_process(path, images, tmp_path)
+    inputs = normalize(tf.constant(images), MANIFEST).numpy()
+    expected = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(out["explain"], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["maps"], GradCam(model)(inputs, expected.argmax(-1)), atol=1e-4)
+    result = subprocess.run([sys.executable, "-c", BAD_REQUESTS, path], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    refused = [line for line in result.stdout.splitlines() if "REFUSED" in line and "must be a batch" in line]
+    assert len(refused) == 8 and result.stdout.splitlines()[-1].startswith("still up")

@@ -28,6 +28,7 @@ from tfxmed.models import default_explain_layer
 from tfxmed.models.factory import logits_model
 from tfxmed.runs import load_run
 from tfxmed.storage import write_json_atomic
+from tfxmed.training.xla import jit_compile_enabled
 
 __all__ = ["export_run", "export_saved_model", "check_replaceable", "checked_images", "EXPORT_MARKER"]
 
@@ -60,13 +61,16 @@ def checked_images(images: tf.Tensor, channels: int) -> tf.Tensor:
 
 
 def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str,
-                       choice: Choice | None = None, calibration: dict | None = None) -> str:
+                       choice: Choice | None = None, calibration: dict | None = None, jit_compile: bool = False) -> str:
     """Writes the SavedModel to `path` and returns the path.
 
     `choice` is the default explanation served by `explain` (default: Grad-CAM at the model's
     declared layer). `calibration` (`tfxmed.calibration`; default: none) is applied to the
     probabilities both signatures return. `path` must be new, empty, or an earlier tfxmed export
     (which is replaced whole, by rename); anything else is refused before any work (`OutputExistsError`).
+    `jit_compile` compiles each signature's model compute (classifier, calibration, explanation) with XLA
+    (`runtime.jit_compile`); the request check (XLA drops assertions) and the resizing to and from the
+    caller's size (area resizing has no XLA kernel) stay outside.
     """
     check_replaceable(path)
     choice = choice or Choice("gradcam", default_explain_layer(model))
@@ -85,14 +89,19 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
             return model(inputs, training=False)
         return calibration_lib.apply_tf(calibration, scores(inputs, training=False), manifest["multi_label"])
 
+    def explained(inputs):
+        probabilities = calibrated(inputs)
+        predicted = tf.one_hot(tf.argmax(probabilities, axis=-1), tf.shape(probabilities)[-1])
+        return probabilities, explanation(inputs, predicted)
+
+    if jit_compile:  # the model compute of each signature is one XLA computation, as on a TPU
+        calibrated, explained = (tf.function(f, jit_compile=True) for f in (calibrated, explained))
+
     def serve(images):
         return {"probabilities": calibrated(prepare(images))}
 
     def explain(images):
-        inputs = prepare(images)
-        probabilities = calibrated(inputs)
-        predicted = tf.one_hot(tf.argmax(probabilities, axis=-1), tf.shape(probabilities)[-1])
-        maps = explanation(inputs, predicted)
+        probabilities, maps = explained(prepare(images))
         maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
         return {"probabilities": probabilities, "explanation": maps}
 
@@ -109,7 +118,7 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
                        "explanation": {"method": choice.method, "layer": choice.layer,
                                        **({"served_weights": served.weights, **choice.options}
                                           if choice.method == "fusion" else {})},
-                       "calibration": calibration},
+                       "calibration": calibration, "jit_compile": bool(jit_compile)},
                       os.path.join(temporary, EXPORT_MARKER))
     if os.path.exists(path):  # an earlier export of ours (checked above): swap, then drop the old one
         previous = os.path.join(parent, f".{name}.tfxmed-export-old")
@@ -155,5 +164,6 @@ def export_run(run_dir: str, out: str | None = None) -> str:
     choice = load_choice(run.paths.eval_dir)
     if choice is None:
         choice = choose(run.model, run.config, read_val() if run.config.explain.method == "auto" else None)
+    jit_compile = jit_compile_enabled(run.config.runtime.jit_compile, run.config.runtime.strategy)
     return export_saved_model(run.model, run.manifest, run.config.data.image_size, out or run.paths.saved_model,
-                              choice, calibration)
+                              choice, calibration, jit_compile)
