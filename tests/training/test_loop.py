@@ -126,3 +126,38 @@ def test_training_runs_the_budgeted_number_of_steps(tiny_config):
     info = json.load(open(os.path.join(tiny_config.runtime.run_dir, "run_info.json")))
     assert info["step_budget"]["steps_per_epoch"] == 4 and info["step_budget"]["total_steps"] == 8
     assert counter.batches == 8
+
+
+@pytest.mark.slow
+def test_bfloat16_run_trains_evaluates_exports_and_writes_a_profile(tiny_config):
+    """runtime.mixed_precision on a CPU (mixed_bfloat16; this CPU has AVX512-BF16) end to end, with
+    train.profile_batches: the profiler's trace lands in the run's TensorBoard folder (issue 17 §5, §6)."""
+    from tfxmed.evaluation import evaluate_run
+    from tfxmed.exporting import export_run
+
+    tiny_config.runtime.mixed_precision = True
+    tiny_config.train.epochs, tiny_config.train.tensorboard_images = 1, 0
+    tiny_config.train.profile_batches = "2,3"
+    try:
+        result = train(tiny_config, distribute.make_strategy("cpu"), verbose=0)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        model = keras.saving.load_model(result.best_checkpoint)
+        assert model.get_layer("last_conv").compute_dtype == "bfloat16" and model.output.dtype == "float32"
+        assert np.isfinite(result.history["loss"]).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    traces = glob.glob(os.path.join(result.run_dir, "tensorboard", "train", "plugins", "profile", "*", "*.xplane.pb"))
+    assert len(traces) == 1 and os.path.getsize(traces[0]) > 0
+    metrics = evaluate_run(result.run_dir)
+    assert 0.0 <= metrics["classification"]["auc"] <= 1.0
+    served = tf.saved_model.load(export_run(result.run_dir)).signatures["explain"](
+        images=tf.random.uniform([2, 32, 32, 1]))
+    assert served["explanation"].dtype == tf.float32 and np.isfinite(served["explanation"].numpy()).all()
+    np.testing.assert_allclose(served["probabilities"].numpy().sum(-1), 1.0, rtol=1e-3)
+
+
+def test_a_profile_range_past_the_run_is_refused(tiny_config):
+    tiny_config.train.epochs, tiny_config.train.steps_per_epoch = 1, 2
+    tiny_config.train.profile_batches = "5,6"
+    with pytest.raises(ValueError, match=r"train.profile_batches='5,6' starts after the run's last batch \(2 = "):
+        train(tiny_config, distribute.make_strategy("cpu"), verbose=0)

@@ -33,8 +33,10 @@ class ChannelAttention(layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         hidden = max(channels // self.reduction, 1)
-        self.hidden_dense = layers.Dense(hidden, activation="relu", name="mlp_hidden")
-        self.output_dense = layers.Dense(channels, name="mlp_output")
+        # Sublayers compute in this layer's dtype policy, not the global one in force when it is built (a
+        # mixed_bfloat16 checkpoint loaded under float32 would otherwise multiply bfloat16 by float32).
+        self.hidden_dense = layers.Dense(hidden, activation="relu", name="mlp_hidden", dtype=self.dtype_policy)
+        self.output_dense = layers.Dense(channels, name="mlp_output", dtype=self.dtype_policy)
         self.hidden_dense.build((None, channels))
         self.output_dense.build((None, hidden))
 
@@ -65,7 +67,7 @@ class SpatialAttention(layers.Layer):
         self.kernel_size = kernel_size
 
     def build(self, input_shape):
-        self.conv = layers.Conv2D(1, self.kernel_size, padding="same", name="conv")
+        self.conv = layers.Conv2D(1, self.kernel_size, padding="same", name="conv", dtype=self.dtype_policy)
         self.conv.build(tuple(input_shape[:-1]) + (2,))
 
     def call(self, inputs):
