@@ -72,7 +72,7 @@ def _image_path(root: str, path: str) -> str:
 def convert_chexpert(
     root: str, out_dir: str, policy: str = "ones", frontal_only: bool = True, val_fraction: float = 0.1,
     folds: int = 5, seed: int = 42, shard_examples: int = 0, salt: str = "", strict: bool = False,
-    resume: bool = False, workers: int = 0, allow_outside_root: bool = False,
+    resume: bool = False, workers: int = 0, allow_outside_root: bool = False, encoding: str = "auto",
 ) -> Iterator[int]:
     """Converts a CheXpert folder (holding `train.csv` and `valid.csv`)."""
     if policy not in POLICIES:
@@ -125,7 +125,7 @@ def convert_chexpert(
     extra = {"uncertainty_policy": policy, "frontal_only": frontal_only, "filtered_lateral": filtered, "folds": folds,
              "label_groups": groups}
     yield from write_items(items, out_dir, "chexpert", names, True, 1, shard_examples, salt, strict, skipped, extra,
-                           resume=resume, workers=workers)
+                           resume=resume, workers=workers, encoding=encoding)
 
 
 def _any_finding(label: np.ndarray, policy: str) -> bool:

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from tfrecords_tools import sources
 from tfrecords_tools.boundary import claim_output, is_disk_full
 from tfrecords_tools.salt import resolve_salt
+from tfxmed.data.features import ENCODINGS
 from tfxmed.storage import load_manifest
 
 
@@ -32,6 +33,9 @@ def _parser(prog: str = "python -m tfrecords_tools.convert") -> argparse.Argumen
                          help="also write TFDS metadata (read back with tfds.builder_from_directory)")
         sub.add_argument("--smote", type=int, default=0, metavar="PX",
                          help="balance the training split with SMOTE on PX×PX downsampled pixels (0: off)")
+        sub.add_argument("--encoding", choices=ENCODINGS, default=None,
+                         help="how images are stored: raw pixels (no decoding when read), png, jpeg (lossy; large "
+                              "RGB), or auto: raw for small images, png above (default; png with --tfds-metadata)")
 
     synthetic = commands.add_parser("synthetic", help="the embedded synthetic chest-X-ray benchmark")
     synthetic.add_argument("--image-size", type=int, default=64)
@@ -97,11 +101,12 @@ def _parser(prog: str = "python -m tfrecords_tools.convert") -> argparse.Argumen
 
 def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | None]:
     resume = not args.restart
+    encoding = args.encoding or ("png" if args.tfds_metadata else "auto")
     if args.source == "synthetic":
         counts = {"train": args.train, "val": args.val, "test": args.test}
         ticks = sources.convert_synthetic(
             args.out, args.image_size, counts, args.positive_fraction, args.difficulty,
-            args.multi_label, args.confounder_strength, args.seed, args.shard_examples, salt, resume,
+            args.multi_label, args.confounder_strength, args.seed, args.shard_examples, salt, resume, encoding,
         )
         return ticks, sum(counts.values())
     if args.source == "csv":
@@ -109,9 +114,9 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
 
         return convert_csv(args.csv_path, args.out, args.image_root, args.channels, folds=args.folds, seed=args.seed,
                            shard_examples=args.shard_examples, salt=salt, strict=args.strict, resume=resume,
-                           workers=args.workers, allow_outside_root=args.allow_outside_root), None
+                           workers=args.workers, allow_outside_root=args.allow_outside_root, encoding=encoding), None
     public = dict(folds=args.folds, seed=args.seed, shard_examples=args.shard_examples, salt=salt, strict=args.strict,
-                  resume=resume, workers=args.workers, allow_outside_root=args.allow_outside_root,
+                  resume=resume, workers=args.workers, allow_outside_root=args.allow_outside_root, encoding=encoding,
                   ) if args.source in ("chexpert", "nih", "isic") else {}
     if args.source == "chexpert":
         from tfrecords_tools.chexpert import convert_chexpert
@@ -129,14 +134,14 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
         from tfrecords_tools.tfds_io import convert_tfds
 
         return convert_tfds(args.name, args.out, args.data_dir, args.image_key, args.label_key, download=args.download,
-                            shard_examples=args.shard_examples, salt=salt, resume=resume), None
+                            shard_examples=args.shard_examples, salt=salt, resume=resume, encoding=encoding), None
     if args.source == "medmnist":
-        return sources.convert_medmnist(args.path, args.out, args.shard_examples, salt, resume), None
+        return sources.convert_medmnist(args.path, args.out, args.shard_examples, salt, resume, encoding), None
     return (
         sources.convert_folder(
             args.root, args.out, args.channels, seed=args.seed,
             shard_examples=args.shard_examples, salt=salt, strict=args.strict, resume=resume, workers=args.workers,
-            allow_outside_root=args.allow_outside_root,
+            allow_outside_root=args.allow_outside_root, encoding=encoding,
         ),
         None,
     )
@@ -176,6 +181,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tfrecords_too
     args = _parser(prog).parse_args(argv)
     if args.tfds_metadata and args.smote:
         return _fail("--tfds-metadata and --smote cannot be combined (SMOTE shards do not follow TFDS naming)", 2)
+    if args.tfds_metadata and args.encoding not in (None, "png"):
+        return _fail(f"--tfds-metadata describes PNG images; --encoding {args.encoding} cannot be read by TFDS", 2)
     try:
         with claim_output(args.out):  # one conversion per folder, its extra steps included
             manifest = _convert(args)

@@ -72,6 +72,7 @@ def convert_csv(
     resume: bool = False,
     workers: int = 0,
     allow_outside_root: bool = False,
+    encoding: str = "auto",
 ) -> Iterator[int]:
     """Converts the rows of `csv_path` (paths relative to `image_root`, default the CSV's folder)."""
     root = image_root or os.path.dirname(os.path.abspath(csv_path))
@@ -129,4 +130,5 @@ def convert_csv(
     ]
     yield from write_items(items, out_dir, name, class_names, multi_label, channels, shard_examples, salt, strict,
                            [(f"{name}:{line}", reason) for line, reason in skipped],
-                           {"folds": 0 if official else folds}, resume=resume, workers=workers)
+                           {"folds": 0 if official else folds}, resume=resume, workers=workers,
+                           encoding=encoding)

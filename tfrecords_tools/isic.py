@@ -50,7 +50,7 @@ def convert_isic(
     csv_path: str, images_dir: str, out_dir: str, masks_dir: str | None = None, metadata_csv: str | None = None,
     fractions: Sequence[float] = (0.7, 0.2, 0.1), folds: int = 5, seed: int = 42,
     shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
-    allow_outside_root: bool = False,
+    allow_outside_root: bool = False, encoding: str = "auto",
 ) -> Iterator[int]:
     """Converts an ISIC ground-truth CSV and its image folder."""
     columns, rows = read_table(csv_path)
@@ -103,4 +103,4 @@ def convert_isic(
     extra = {"folds": folds, "patient_level": any(i.patient for i in items),
              "lesion_level": bool(lesion_of) and not any(i.patient for i in items)}
     yield from write_items(items, out_dir, name, class_names, False, 3, shard_examples, salt, strict, skipped, extra,
-                           resume=resume, workers=workers)
+                           resume=resume, workers=workers, encoding=encoding)

@@ -119,7 +119,7 @@ def _scrub(message: str, *paths) -> str:
 
 def _encode_item(task) -> tuple:
     """("ok", record, stats, sha256) or ("skip", reason) for one item: reading, checking, encoding (any process)."""
-    item, channels, num_classes, multi_label, salt = task
+    item, channels, num_classes, multi_label, salt, encoding = task
     try:
         if not os.path.isfile(item.path):  # e.g. a FIFO, a folder, or a file deleted since it was listed
             return "skip", "missing file or not a regular file"
@@ -140,7 +140,7 @@ def _encode_item(task) -> tuple:
         record, stats = encode_example(
             image, item.label, num_classes, multi_label, channels, item.split, mask,
             hash_patient_id(item.patient, salt), hash_patient_id(item.source, salt) if item.source else "",
-            item.label_weight, item.fold)
+            item.label_weight, item.fold, encoding=encoding)
     except ValueError as error:  # e.g. a label out of range: this item only, not the whole run
         return "skip", _scrub(str(error), item.path, item.mask)
     return "ok", record, stats, digest
@@ -181,12 +181,13 @@ def write_items(
     resume: bool = False,
     workers: int = 0,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
+    encoding: str = "auto",
 ) -> Iterator[int]:
     """Writes `items`, yielding once per item; `skipped` carries rows the converter already refused.
 
     `resume` continues an interrupted conversion (items in finished shards are not read again);
     `workers` > 0 reads and encodes in that many processes (results are written in item order, so the
-    shards are the same as with `workers=0`).
+    shards are the same as with `workers=0`); `encoding` is how images are stored (`DatasetWriter`).
     """
     skipped = list(skipped)
     if strict and skipped:
@@ -194,13 +195,13 @@ def write_items(
     items = list(items)
     with DatasetWriter(out_dir, dataset_name, class_names, multi_label=multi_label, channels=channels,
                        shard_bytes=shard_bytes, shard_examples=shard_examples, salt=salt, resume=resume,
-                       fingerprint=_fingerprint(items, dataset_name, skipped, extra)) as writer:
+                       fingerprint=_fingerprint(items, dataset_name, skipped, extra), encoding=encoding) as writer:
         for ref, reason in skipped:
             writer.note_skipped(ref, reason)
         covered = [writer.take_covered(item.split) for item in items]
         pending = [item for item, done in zip(items, covered) if not done]
         written = _Written({ref for ref, _ in writer.skipped})
-        tasks = ((item, channels, len(class_names), multi_label, writer.salt) for item in pending)
+        tasks = ((item, channels, len(class_names), multi_label, writer.salt, encoding) for item in pending)
         pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
         try:
             results = pool.imap(_encode_item, tasks, chunksize=16) if pool else map(_encode_item, tasks)

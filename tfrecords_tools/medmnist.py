@@ -189,7 +189,7 @@ def medmnist_size(path: str) -> int:
 
 
 def convert_medmnist(
-    path: str, out_dir: str, shard_examples: int = 0, salt: str = "", resume: bool = False
+    path: str, out_dir: str, shard_examples: int = 0, salt: str = "", resume: bool = False, encoding: str = "auto",
 ) -> Iterator[int]:
     """Converts a 2-D MedMNIST `.npz` keeping its official train/val/test split; yields once per image.
 
@@ -203,7 +203,7 @@ def convert_medmnist(
     to_uint8, conversion = _pixel_rule(arrays)
     with DatasetWriter(out_dir, dataset_name=os.path.basename(path), class_names=_class_names(path, classes),
                        multi_label=multi_label, channels=channels, shard_examples=shard_examples, salt=salt,
-                       resume=resume, fingerprint=file_sha256(path)) as writer:
+                       resume=resume, fingerprint=file_sha256(path), encoding=encoding) as writer:
         for split in MEDMNIST_SPLITS:
             images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
             for i in range(len(images)):

@@ -86,7 +86,7 @@ class _BoxMask:
 def convert_nih(
     root: str, out_dir: str, val_fraction: float = 0.125, folds: int = 5, seed: int = 42,
     shard_examples: int = 0, salt: str = "", strict: bool = False, resume: bool = False, workers: int = 0,
-    allow_outside_root: bool = False,
+    allow_outside_root: bool = False, encoding: str = "auto",
 ) -> Iterator[int]:
     """Converts an NIH ChestX-ray14 folder (holding `Data_Entry_2017.csv`)."""
     entries = os.path.join(root, ENTRIES)
@@ -150,4 +150,4 @@ def convert_nih(
     extra = {"official_split": test_list is not None, "folds": folds,
              "with_boxes": sum(i.mask is not None for i in items)}
     yield from write_items(items, out_dir, "chestxray14", FINDINGS, True, 1, shard_examples, salt, strict, skipped,
-                           extra, resume=resume, workers=workers)
+                           extra, resume=resume, workers=workers, encoding=encoding)

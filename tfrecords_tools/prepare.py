@@ -19,17 +19,19 @@ def dataset_dir(config: Experiment) -> str:
     """`data.tfrecord_dir`, else a folder under `data/` named by what is converted into it.
 
     Synthetic: `data/synthetic-<hash of the spec and seed>`; MedMNIST: `data/<npz stem>-<hash of the
-    file's bytes>`, so a changed file is converted again rather than silently reused.
+    file's bytes>`, so a changed file is converted again rather than silently reused. A `data.encoding`
+    other than png adds `-<encoding>` (PNG folders keep the names they had before encodings existed).
     """
     data = config.data
     if data.tfrecord_dir:
         return data.tfrecord_dir
+    encoding = "" if data.encoding == "png" else f"-{data.encoding}"
     if data.source == "medmnist":
         stem = os.path.splitext(os.path.basename(data.npz))[0]
-        return os.path.join("data", f"{stem}-{file_sha256(data.npz)[:10]}")
+        return os.path.join("data", f"{stem}-{file_sha256(data.npz)[:10]}{encoding}")
     spec = {**data.synthetic.__dict__, "seed": config.runtime.seed}
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
-    return os.path.join("data", f"synthetic-{digest}")
+    return os.path.join("data", f"synthetic-{digest}{encoding}")
 
 
 def _conversion(config: Experiment, directory: str, salt: str):
@@ -37,7 +39,7 @@ def _conversion(config: Experiment, directory: str, salt: str):
     if config.data.source == "medmnist":
         total = sources.medmnist_size(config.data.npz)
         return sources.convert_medmnist(config.data.npz, directory, shard_examples=max(256, total // 8), salt=salt,
-                                        resume=True), total
+                                        resume=True, encoding=config.data.encoding), total
     spec = config.data.synthetic
     counts = {"train": spec.train_examples, "val": spec.val_examples, "test": spec.test_examples}
     ticks = sources.convert_synthetic(
@@ -52,6 +54,7 @@ def _conversion(config: Experiment, directory: str, salt: str):
         shard_examples=max(64, (spec.train_examples + 3) // 4),
         salt=salt,
         resume=True,  # the folder is named by its content: a killed first conversion continues
+        encoding=config.data.encoding,
     )
     return ticks, sum(counts.values())
 

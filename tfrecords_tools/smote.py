@@ -63,7 +63,8 @@ def add_smote(data_dir: str, size: int = 64, k_neighbors: int = 5, seed: int = 4
                 image = np.clip(np.round(vector), 0, 255).astype(np.uint8).reshape(size, size, channels)
                 writer.write(features.serialize(features.RecordFields(
                     image=image, label_vector=np.eye(len(names), dtype=np.float32)[label], label_index=int(label),
-                    source_id=f"smote/{start + offset}", split="train", synthetic=True)))
+                    source_id=f"smote/{start + offset}", split="train", synthetic=True,
+                    encoding=manifest.get("encoding", "png"))))
         count = min(shard_examples, len(new_pixels) - start)
         train["shards"].append({"file": name, "count": count, "sha256": file_sha256(final)})
     train["count"] += len(new_pixels)

@@ -41,6 +41,7 @@ def convert_synthetic(
     shard_examples: int = 0,
     salt: str = "",
     resume: bool = False,
+    encoding: str = "auto",
 ) -> Iterator[int]:
     """Generates the embedded synthetic benchmark and writes it; yields once per example."""
     counts = counts or {"train": 2000, "val": 400, "test": 400}
@@ -61,6 +62,7 @@ def convert_synthetic(
         salt=salt,
         resume=resume,
         fingerprint=json.dumps({**base.__dict__, "counts": counts}, sort_keys=True),
+        encoding=encoding,
     ) as writer:
         for split, count in counts.items():
             spec = synthetic.SyntheticSpec(**{**base.__dict__, "num_examples": count})
@@ -91,6 +93,7 @@ def convert_folder(
     resume: bool = False,
     workers: int = 0,
     allow_outside_root: bool = False,
+    encoding: str = "auto",
 ) -> Iterator[int]:
     """Converts `root/<class>/*.png` (or `root/<split>/<class>/*`) trees; `.dcm` files are read with pydicom.
 
@@ -145,4 +148,4 @@ def convert_folder(
                     source=os.path.relpath(path, root), fold=fold)
                for (ref, path, label, _), split, patient, fold in zip(items, splits, patients, folds)]
     yield from write_items(records, out_dir, os.path.basename(os.path.normpath(root)), class_names, False, channels,
-                           shard_examples, salt, strict, refused, resume=resume, workers=workers)
+                           shard_examples, salt, strict, refused, resume=resume, workers=workers, encoding=encoding)

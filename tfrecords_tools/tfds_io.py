@@ -39,6 +39,7 @@ def _label_feature(info, label_key: str):
 def convert_tfds(
     name: str, out_dir: str, data_dir: str | None = None, image_key: str = "image", label_key: str = "label",
     val_percent: int = 10, download: bool = False, shard_examples: int = 0, salt: str = "", resume: bool = False,
+    encoding: str = "auto",
 ) -> Iterator[int]:
     """Converts the TFDS dataset `name` (e.g. "malaria", "patch_camelyon") into `out_dir`; yields per example."""
     import tensorflow_datasets as tfds
@@ -58,7 +59,8 @@ def convert_tfds(
         plan["train"], plan["val"] = f"train[:{100 - val_percent}%]", f"train[{100 - val_percent}%:]"
     fingerprint = f"{name}:{info.version}:{plan}:{image_key}:{label_key}:{data_dir}"
     with DatasetWriter(out_dir, f"tfds:{name}", class_names, multi_label=multi_label, channels=channels,
-                       shard_examples=shard_examples, salt=salt, resume=resume, fingerprint=fingerprint) as writer:
+                       shard_examples=shard_examples, salt=salt, resume=resume, fingerprint=fingerprint,
+                       encoding=encoding) as writer:
         for ours, theirs in plan.items():
             if theirs.split("[")[0] not in splits:
                 continue
@@ -88,6 +90,9 @@ def write_tfds_metadata(out_dir: str) -> str:
     if manifest.get("smote"):
         raise Refusal(f"{out_dir}: SMOTE shards (train-smote-*) do not follow the TFDS file naming; write the "
                          "TFDS metadata for a folder converted without --smote")
+    if manifest.get("encoding", "png") != "png":  # TFDS' Image feature decodes PNG only
+        raise Refusal(f"{out_dir}: images are stored with encoding '{manifest['encoding']}'; TFDS metadata "
+                      "describes PNG images: convert with --encoding png to read the folder with TFDS")
     classes, channels = manifest["num_classes"], manifest["channels"]
     scalar = lambda: tfds.features.Scalar(dtype=np.int64)  # noqa: E731
     text = lambda: tfds.features.Tensor(shape=(), dtype=tf.string)  # noqa: E731

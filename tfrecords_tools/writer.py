@@ -65,8 +65,11 @@ def encode_example(
     fold: int = -1,
     synthetic: bool = False,
     confounder: np.ndarray | None = None,
+    encoding: str = "png",
 ) -> tuple[bytes, dict]:
-    """(tf.Example bytes, statistics) of one example; a pure function, safe to run in worker processes."""
+    """(tf.Example bytes, statistics) of one example; a pure function, safe to run in worker processes.
+
+    `encoding` is how the image and masks are stored (`tfxmed.data.features.ENCODINGS`)."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., None]
@@ -89,6 +92,7 @@ def encode_example(
         image=image, label_vector=vector, label_index=index, mask=mask, confounder=confounder,
         label_weight=None if label_weight is None else np.asarray(label_weight, np.float32),
         patient_hash=patient_hash, source_id=source_id, split=split, fold=fold, synthetic=synthetic,
+        encoding=encoding,
     ))
     # The example's statistics in the shape of a total (see `_merge`); only real training pixels count.
     stats = {**_empty_stats(num_classes, channels), "count": 1,
@@ -162,6 +166,8 @@ class DatasetWriter:
         resume: continue an interrupted conversion into `out_dir` (see the module docstring); refused
             when the journal's fingerprint, layout options or salt differ from this run's.
         fingerprint: a digest of the converter's inputs and options (items in order, labels, policy, ...).
+        encoding: how images are stored, one of `tfxmed.data.features.ENCODINGS` ("auto": raw pixels for
+            small images, PNG for large ones); recorded in the manifest.
     """
 
     def __init__(
@@ -176,7 +182,11 @@ class DatasetWriter:
         salt: str = "",
         resume: bool = False,
         fingerprint: str = "",
+        encoding: str = "auto",
     ):
+        if encoding not in features.ENCODINGS:
+            raise Refusal(f"encoding must be one of {', '.join(features.ENCODINGS)}; got '{encoding}'")
+        self.encoding = encoding
         self.out_dir = out_dir
         self.dataset_name = dataset_name
         self.class_names = list(class_names)
@@ -195,7 +205,7 @@ class DatasetWriter:
         # What a resumed run must match: the converter's inputs and options, the layout, the salt.
         self._identity = {"fingerprint": fingerprint, "class_names": self.class_names, "channels": channels,
                           "multi_label": multi_label, "shard_examples": shard_examples, "shard_bytes": shard_bytes,
-                          "salt_check": hash_patient_id("tfxmed salt check", salt)}
+                          "encoding": encoding, "salt_check": hash_patient_id("tfxmed salt check", salt)}
         self._claim = contextlib.ExitStack()
         self._claim.enter_context(claim_output(out_dir, writer=True))  # refuses a foreign folder; holds out_dir/.lock
         try:
@@ -252,7 +262,7 @@ class DatasetWriter:
             return
         record, stats = encode_example(image, label, len(self.class_names), self.multi_label, self.channels, split,
                                        mask, hash_patient_id(patient_id, self.salt), source_id, label_weight, fold,
-                                       synthetic, confounder)
+                                       synthetic, confounder, self.encoding)
         self.add_encoded(split, record, stats)
 
     def add_encoded(self, split: str, record: bytes, stats: dict) -> None:
@@ -353,6 +363,7 @@ class DatasetWriter:
             "num_classes": len(self.class_names),
             "multi_label": self.multi_label,
             "channels": self.channels,
+            "encoding": self.encoding,
             "pixel_mean": [float(v) for v in mean],
             "pixel_std": [float(v) for v in std],
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -63,3 +63,26 @@ def test_disabled_augmentation_is_identity():
     )
     np.testing.assert_allclose(out_image.numpy(), image)
     np.testing.assert_allclose(out_mask.numpy(), mask)
+
+
+def test_a_batch_draws_per_image_and_flips_exactly():
+    image, mask = _blob_image()
+    batch = tf.constant(np.repeat(image[None], 16, axis=0))
+    tf.random.set_seed(1)
+    flipped, moved = augment(batch, batch, rotation_degrees=0, crop_fraction=0, brightness=0, contrast=0)
+    for out, same in zip(flipped.numpy(), moved.numpy()):  # each image: itself or its mirror, mask alike
+        assert np.allclose(out, image, atol=1e-5) or np.allclose(out, image[:, ::-1], atol=1e-5)
+        np.testing.assert_allclose(out, same, atol=1e-6)
+    mirrored = [np.allclose(out, image[:, ::-1], atol=1e-5) for out in flipped.numpy()]
+    assert 0 < sum(mirrored) < 16  # drawn per image
+    photometric, none = augment(batch, None, rotation_degrees=0, crop_fraction=0, flip_left_right=False)
+    assert none is None and len({float(np.round(o.mean(), 5)) for o in photometric.numpy()}) == 16
+
+
+def test_a_crop_zooms_in_without_overshoot():
+    image, _ = _blob_image()
+    tf.random.set_seed(5)
+    out, _ = augment(tf.constant(image[None]), None, rotation_degrees=0, flip_left_right=False, brightness=0,
+                     contrast=0, crop_fraction=0.3)
+    assert not np.allclose(out.numpy()[0], image)
+    assert out.numpy().max() <= image.max() + 1e-5  # bilinear resampling inside the image: no overshoot

@@ -122,3 +122,10 @@ def test_cache_keeps_decoded_images_and_still_augments_every_pass(tiny_dataset, 
     assert not np.allclose(np.sort(first.ravel()), np.sort(second.ravel()))  # augmentation differs per pass
     with pytest.raises(ValueError, match="use one of them"):
         pipeline.build_dataset(tiny_dataset, manifest, "train", dataclasses.replace(cached, oversample=True), True, 8)
+
+
+def test_training_batches_can_leave_the_masks_out(tiny_dataset, manifest_of):
+    config = DataConfig(image_size=32)
+    dataset = pipeline.build_dataset(tiny_dataset, manifest_of(tiny_dataset), "train", config, True, 32, masks=False)
+    assert "mask" not in dataset.element_spec and dataset.element_spec["image"].shape == (32, 32, 32, 1)
+    assert len(list(dataset)) == 3

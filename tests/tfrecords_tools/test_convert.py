@@ -47,3 +47,29 @@ def test_an_unknown_source_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         convert.main(["dicomweb", "--out", "x"])
     assert exit_info.value.code == 2 and "invalid choice: 'dicomweb'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("encoding", ["raw", "png", "jpeg"])
+def test_the_encoding_is_chosen_at_conversion_and_recorded(tmp_path, encoding):
+    import tensorflow as tf
+
+    from tfxmed.data import features
+    from tfxmed.storage import load_manifest
+
+    out = str(tmp_path / encoding)
+    assert convert.main(["synthetic", "--image-size", "32", "--train", "4", "--val", "2", "--test", "2", "--out", out,
+                         "--salt", "s", "--encoding", encoding]) == 0
+    manifest = load_manifest(out)
+    assert manifest["encoding"] == encoding
+    record = next(iter(tf.data.TFRecordDataset(os.path.join(out, manifest["splits"]["train"]["shards"][0]["file"]))))
+    stored = tf.train.Example.FromString(record.numpy()).features.feature
+    assert stored[features.FORMAT].bytes_list.value[0].decode() == encoding if encoding != "png" else \
+        features.FORMAT not in stored
+    assert features.parse(record, 2, 1)["image"].shape == (32, 32, 1)
+
+
+def test_tfds_metadata_needs_png_records(tmp_path, capsys):
+    arguments = ["synthetic", "--image-size", "32", "--out", str(tmp_path / "o"), "--tfds-metadata",
+                 "--encoding", "raw"]
+    assert convert.main(arguments) == 2
+    assert "--tfds-metadata describes PNG images; --encoding raw cannot be read by TFDS" in capsys.readouterr().err

@@ -172,8 +172,9 @@ def test_one_image_listed_twice_under_two_patients_lands_in_one_split(tmp_path, 
     assert reasons["d.csv:28"].startswith("duplicate of d.csv:5 (identical image bytes)")
     blob = b"".join(open(os.path.join(tmp_path, "out", s["file"]), "rb").read()
                     for v in manifest["splits"].values() for s in v["shards"])
-    from tfxmed.data.features import encode_png
-    assert blob.count(encode_png(np.asarray(Image.open(tmp_path / "3.png"))[..., None])) == 1
+    from tfxmed.data.features import encode_image, resolve_encoding
+    pixels = np.asarray(Image.open(tmp_path / "3.png"))[..., None]
+    assert blob.count(encode_image(pixels, resolve_encoding("auto", pixels))) == 1
 
 
 def test_rows_that_do_not_line_up_are_skipped_with_a_reason_not_a_traceback(tmp_path, rng):

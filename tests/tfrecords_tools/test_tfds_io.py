@@ -5,6 +5,7 @@ tfds = pytest.importorskip("tensorflow_datasets")
 
 from tfrecords_tools import sources  # noqa: E402
 from tfrecords_tools.tfds_io import convert_tfds, write_tfds_metadata  # noqa: E402
+from tfxmed.errors import Refusal  # noqa: E402
 from tfxmed.storage import load_manifest  # noqa: E402
 
 
@@ -49,7 +50,7 @@ def test_tfds_dataset_converts_with_a_sliced_validation_split(tmp_path):
 def test_tfxmed_records_read_back_through_tfds(tmp_path):
     out = str(tmp_path / "syn")
     sum(sources.convert_synthetic(out, image_size=32, counts={"train": 12, "val": 4, "test": 4}, shard_examples=5,
-                                  salt="s"))
+                                  salt="s", encoding="png"))
     write_tfds_metadata(out)
     builder = tfds.builder_from_directory(out)
     assert builder.info.splits["train"].num_examples == 12
@@ -72,3 +73,12 @@ def test_cli_converts_a_prepared_tfds_dataset_and_writes_metadata(tmp_path):
     out = str(tmp_path / "cli")
     assert main(["tfds", "tiny_xray", "--data-dir", data_dir, "--out", out, "--salt", "s", "--tfds-metadata"]) == 0
     assert tfds.builder_from_directory(out).info.splits["test"].num_examples == 12
+
+
+def test_tfds_metadata_is_refused_for_records_that_are_not_png(tmp_path):
+    out = str(tmp_path / "raw")
+    sum(sources.convert_synthetic(out, image_size=32, counts={"train": 4, "val": 2, "test": 2}, salt="s",
+                                  encoding="raw"))
+    with pytest.raises(Refusal, match="stored with encoding 'raw'; TFDS metadata describes PNG images: convert "
+                                      "with --encoding png"):
+        write_tfds_metadata(out)

@@ -11,8 +11,9 @@ from tfxmed.data import features
 from tfxmed.storage import load_manifest
 
 
-def _write(tmp_path, rng, count=10, shard_examples=4):
-    writer = DatasetWriter(str(tmp_path), "unit", ["normal", "lesion"], shard_examples=shard_examples, salt="s3cret")
+def _write(tmp_path, rng, count=10, shard_examples=4, encoding="auto"):
+    writer = DatasetWriter(str(tmp_path), "unit", ["normal", "lesion"], shard_examples=shard_examples, salt="s3cret",
+                           encoding=encoding)
     items = []
     for i in range(count):
         image = rng.integers(0, 256, (20, 24, 1), dtype=np.uint8)
@@ -29,8 +30,10 @@ def _read_all(directory, manifest, split):
     return [features.parse(r, manifest["num_classes"], 1) for r in tf.data.TFRecordDataset(files)]
 
 
-def test_round_trip_is_lossless(tmp_path, rng):
-    manifest, items = _write(tmp_path, rng)
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_round_trip_is_lossless(tmp_path, rng, encoding):
+    manifest, items = _write(tmp_path, rng, encoding=encoding)
+    assert manifest["encoding"] == encoding
     records = _read_all(tmp_path, manifest, "train") + _read_all(tmp_path, manifest, "val")
     assert len(records) == len(items)
     for record, (image, mask, label) in zip(records, items):

@@ -18,6 +18,7 @@ from tfxmed.data import features
 from tfxmed.data.augment_albumentations import albumentations_augment, build_transform, check_backend
 
 __all__ = [
+    "DECODE_BATCH",
     "build_dataset",
     "distributed_dataset",
     "to_keras",
@@ -28,6 +29,9 @@ __all__ = [
     "split_files",
     "input_channels",
 ]
+
+
+DECODE_BATCH = 64  # records parsed and decoded together (see build_dataset)
 
 
 def class_weights(manifest: dict) -> np.ndarray:
@@ -118,11 +122,13 @@ def build_dataset(
     input_context: tf.distribute.InputContext | None = None,
     seed: int = 42,
     drop_remainder: bool | None = None,
+    masks: bool = True,
 ) -> tf.data.Dataset:
     """Batches of dicts `image` (normalised float), `mask` (float [0, 1]), `label`, `label_weight`, ...
 
     Training pipelines shuffle, augment and drop the remainder (static batch shapes for TPU); eval
-    pipelines keep every example in order unless `drop_remainder` is given.
+    pipelines keep every example in order unless `drop_remainder` is given. `masks=False` leaves out
+    `mask` and `has_mask` (training never reads them: no work resizing and augmenting them).
     """
     files = split_files(data_dir, manifest, split, config)
     if not files:
@@ -165,38 +171,44 @@ def build_dataset(
         transform = build_transform(config.rotation_degrees, config.flip_left_right, config.flip_up_down,
                                     config.brightness, config.contrast, config.crop_fraction, size, seed)
 
-    def decode(serialized: tf.Tensor) -> dict:
-        """The deterministic part: parse, decode, resize (what `data.cache` keeps)."""
-        example = features.parse(serialized, num_classes, channels)
+    def decode(example: dict) -> dict:
+        """The deterministic part on a batch: resize and weigh (what `data.cache` keeps, per example)."""
         if manifest["multi_label"]:  # per-label weights [K] (0 = ignore this label, e.g. CheXpert U-Ignore)
             sample_weight = example["label_weight"]
         else:
-            sample_weight = tf.reduce_max(example["label"] * weights)
+            sample_weight = tf.reduce_max(example["label"] * weights, axis=-1)
         decoded = {} if training else {  # the shortcut audit's annotation; training never looks at it
             "confounder": tf.image.resize(tf.cast(example["confounder"], tf.float32) / 255.0, [size, size]),
             "has_confounder": example["has_confounder"],
         }
+        if masks:
+            decoded.update(mask=tf.image.resize(tf.cast(example["mask"], tf.float32) / 255.0, [size, size]),
+                           has_mask=example["has_mask"])
         return {
             **decoded,
             "image": preprocess_for_eval(example["image"], size),
-            "mask": tf.image.resize(tf.cast(example["mask"], tf.float32) / 255.0, [size, size]),
-            "has_mask": example["has_mask"],
             "label": example["label"],
             "label_weight": example["label_weight"],
             "sample_weight": tf.cast(sample_weight, tf.float32),
         }
 
     def augment_and_normalize(example: dict) -> dict:
-        image, mask = example["image"], example["mask"]
+        """Per example (albumentations) or per batch (TF ops: one op for the whole batch)."""
+        image, mask = example["image"], example.get("mask")
         if training and config.augment and transform is not None:
-            image, mask = albumentations_augment(image, mask, transform)
+            without = mask is None  # albumentations always moves a mask
+            image, mask = albumentations_augment(image, tf.zeros_like(image[..., :1]) if without else mask, transform)
+            mask = None if without else mask
         elif training and config.augment:
             image, mask = augment_lib.augment(
                 image, mask, config.rotation_degrees, config.flip_left_right, config.flip_up_down,
                 config.brightness, config.contrast, config.crop_fraction,
             )
-        return {**example, "image": tf.ensure_shape(normalize(image, manifest), [size, size, channels]),
-                "mask": tf.ensure_shape(mask, [size, size, 1])}
+        leading = [None] * (image.shape.rank - 3)
+        shaped = {"image": tf.ensure_shape(normalize(image, manifest), [*leading, size, size, channels])}
+        if mask is not None:
+            shaped["mask"] = tf.ensure_shape(mask, [*leading, size, size, 1])
+        return {**example, **shaped}
 
     if config.cv_folds > 0 and split in ("train", "val"):
         if not 0 <= config.cv_fold < config.cv_folds:
@@ -213,14 +225,23 @@ def build_dataset(
             return tf.logical_not(in_fold)
 
         dataset = dataset.filter(in_split)
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    # Records are parsed, decoded and resized DECODE_BATCH at a time (raw records of one size in one op:
+    # docs/benchmarks.md), then unbatched so that the cache and the shuffle see single examples.
+    dataset = dataset.batch(DECODE_BATCH).map(
+        lambda records: features.parse_batch(records, num_classes, channels, decode),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training,
+    ).unbatch()
     if config.cache:
         dataset = dataset.cache()
         if training:
             dataset = dataset.shuffle(config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(augment_and_normalize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
-    dataset = dataset.batch(per_replica, drop_remainder=training if drop_remainder is None else drop_remainder)
+    drop = training if drop_remainder is None else drop_remainder
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if transform is not None:  # host-side albumentations works on one image at a time
+        dataset = dataset.map(augment_and_normalize, **parallel).batch(per_replica, drop_remainder=drop)
+    else:
+        dataset = dataset.batch(per_replica, drop_remainder=drop).map(augment_and_normalize, **parallel)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -243,7 +264,7 @@ def distributed_dataset(
     def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         dataset = build_dataset(
             data_dir, manifest, split, config, training, config.batch_size, input_context, seed,
-            drop_remainder=True,
+            drop_remainder=True, masks=False,
         )
         # Repeats: the caller bounds each pass with steps (Keras keeps the iterator across epochs when
         # steps are given), so every replica runs the same number of steps.
