@@ -52,3 +52,24 @@ def write_dicom(path, pixels, photometric="MONOCHROME2", slope=1.0, intercept=0.
     if with_pixels:
         ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
+
+
+COUNTS = {"train": 512, "val": 64, "test": 64}
+
+
+def learnable_npz(path, rng, kind):
+    """28-px images whose class is visible: class c brightens horizontal band c (left-right flips keep it)."""
+    arrays = {}
+    for split, count in COUNTS.items():
+        if kind == "multi_label":
+            labels = rng.integers(0, 2, (count, 3))
+        else:
+            labels = (np.arange(count) % (2 if kind == "binary" else 4)).reshape(-1, 1)
+        images = rng.normal(70, 20, (count, 28, 28)).clip(0, 255)
+        for i, row in enumerate(labels):
+            for c in (np.flatnonzero(row) if kind == "multi_label" else row):
+                images[i, 7 * int(c): 7 * int(c) + 7] += 120
+        images = images.clip(0, 255).astype(np.uint8)
+        arrays[f"{split}_images"] = np.repeat(images[..., None], 3, -1) if kind == "multi_class" else images
+        arrays[f"{split}_labels"] = labels
+    np.savez(path, **arrays)

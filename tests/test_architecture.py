@@ -111,7 +111,8 @@ def test_modules_stay_small():
     assert too_long == {}
 
 
-COMMANDS = ("train", "evaluate", "explain", "export", "report", "audit", "study", "tune", "ablate", "crossval", "demo")
+COMMANDS = ("train", "evaluate", "explain", "export", "report", "audit", "study", "tune", "ablate", "crossval", "auto",
+            "demo")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -149,9 +150,9 @@ def test_every_command_answers_help_in_both_forms(command):
 # Modules without a mirroring test file, each with why. Every other module `tfxmed/a/b.py` has
 # `tests/a/test_b.py` (and `tfrecords_tools/b.py` has `tests/tfrecords_tools/test_b.py`); package
 # `__init__`s re-export names (the dispatcher in `tfxmed/commands/__init__.py` is tested above).
-ALIASES = ("train", "evaluate", "export", "report", "audit", "study", "tune", "ablate", "crossval", "demo")
-COMMAND_MODULES = ("train", "evaluate", "explain", "export", "report", "audit", "tune", "ablate", "crossval", "demo",
-                   "convert", "inspect_records")
+ALIASES = ("train", "evaluate", "export", "report", "audit", "study", "tune", "ablate", "crossval", "auto", "demo")
+COMMAND_MODULES = ("train", "evaluate", "explain", "export", "report", "audit", "tune", "ablate", "crossval", "auto",
+                   "demo", "convert", "inspect_records")
 WITHOUT_MIRROR = {
     # `python -m tfxmed.<command>`: the older form of each command, an 8-line alias of its command module.
     # test_every_command_answers_help_in_both_forms runs both forms (the explain alias is a `__main__`).
@@ -169,6 +170,7 @@ WITHOUT_MIRROR = {
 # Test files that mirror no single module, each with what it covers instead.
 NOT_MIRRORING = {
     "test_architecture.py": "the layout of both packages",
+    "test_cloudbuild.py": "cloudbuild.yaml and the Dockerfile (the cloud build and image)",
     "tfrecords_tools/test_properties.py": "properties every converter keeps, on generated inputs (hypothesis)",
     "tfrecords_tools/test_resume_and_corpus.py": "resumed and parallel conversions and a corrupt corpus, "
                                                  "across the converters",
@@ -209,6 +211,9 @@ def test_every_test_file_mirrors_a_module_or_a_config():
         for name in files:
             path = os.path.relpath(os.path.join(folder, name), os.path.join(REPO, "tests")).replace(os.sep, "/")
             if not name.startswith("test_") or not name.endswith(".py") or path in mirrored or path in NOT_MIRRORING:
+                continue
+            # tests/scripts/test_<name>.py runs scripts/<name>.py
+            if path.startswith("scripts/") and os.path.exists(os.path.join(REPO, "scripts", f"{name[5:]}")):
                 continue
             # tests/configs/test_<name>.py trains and evaluates the recipe configs/<name>.yaml
             if path.startswith("configs/") and os.path.exists(os.path.join(REPO, "configs", f"{name[5:-3]}.yaml")):

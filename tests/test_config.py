@@ -214,7 +214,9 @@ def test_model_settings_live_in_one_section_per_model():
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))), ids=os.path.basename)
 def test_every_shipped_config_loads(path):
-    if os.path.basename(path).startswith("tune_"):
+    with open(path, encoding="utf-8") as stream:
+        is_search = "space" in (yaml.safe_load(stream) or {})  # tune_*.yaml, auto_search.yaml
+    if is_search:
         from tfxmed.experiments.tuning import load_search
 
         config = load_search(path).base  # the search file's base, and a probe trial of its space

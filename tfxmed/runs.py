@@ -23,13 +23,12 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 
 from tfxmed.config import ConfigError, Experiment, load_config, save_config, to_dict
 from tfxmed.errors import RunDirectoryError
-from tfxmed.storage import load_manifest, open_file, write_json_atomic
+from tfxmed.storage import exists, is_dir, list_dir, load_manifest, make_dirs, open_file, remove, write_json_atomic
 
 __all__ = ["Run", "RunPaths", "claim_run_dir", "load_run", "git_sha", "package_versions", "write_run_info"]
 
@@ -122,21 +121,26 @@ def load_run(run_dir: str) -> Run:
     """Loads a run directory written by `python -m tfxmed train`, with errors that say what is missing."""
     import keras  # deferred: reading paths and run info must not pay for TensorFlow
 
-    from tfxmed.models import declare_spec, model_spec
+    from tfxmed.models import ModelSpec, declare_spec, model_spec
     from tfxmed.models import layers as _registered_layers  # noqa: F401  (registers the custom layers)
 
     paths = RunPaths(run_dir)
-    if not os.path.exists(paths.config):
+    if not exists(paths.config):
         raise FileNotFoundError(f"{paths.config} not found: is '{run_dir}' a tfxmed run directory?")
     config = load_config(paths.config)
-    if not os.path.exists(paths.run_info):
+    if not exists(paths.run_info):
         raise FileNotFoundError(f"{paths.run_info} not found: the run directory is incomplete")
     with open_file(paths.run_info) as stream:
-        data_dir = json.load(stream)["data_dir"]
-    if not os.path.exists(paths.best_checkpoint):
+        info = json.load(stream)
+    data_dir = info["data_dir"]
+    if not exists(paths.best_checkpoint):
         raise FileNotFoundError(f"{paths.best_checkpoint} not found: the run saved no best checkpoint yet")
-    # Keras does not save the model's ModelSpec (the layers explainers read): it follows from the config.
-    model = declare_spec(keras.saving.load_model(paths.best_checkpoint), model_spec(config.model))
+    # Keras does not save the model's ModelSpec (the layers explainers read): it follows from the config,
+    # unless the run recorded its own (an ensemble's, say: tfxmed.models.ensemble).
+    recorded = info.get("model_spec")
+    spec = ModelSpec(**{**recorded, "candidate_layers": tuple(recorded.get("candidate_layers", ()))}) \
+        if recorded else model_spec(config.model)
+    model = declare_spec(keras.saving.load_model(paths.best_checkpoint), spec)
     return Run(paths, config, load_manifest(data_dir), data_dir, model)
 
 
@@ -157,11 +161,11 @@ def claim_run_dir(run_dir: str, config: Experiment, overwrite: bool = False) -> 
       what it did not create.
     """
     paths = RunPaths(run_dir)
-    if not os.path.isdir(run_dir) or not os.listdir(run_dir):
-        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+    if not is_dir(run_dir) or not list_dir(run_dir):
+        if exists(run_dir) and not is_dir(run_dir):
             raise RunDirectoryError(f"runtime.run_dir='{run_dir}' is a file, not a folder")
         return "new"
-    if not os.path.exists(paths.config):
+    if not exists(paths.config):
         raise RunDirectoryError(
             f"runtime.run_dir='{run_dir}' is a non-empty folder that is not a tfxmed run (no config.yaml); "
             "choose an empty or new folder: tfxmed never writes into, or deletes, folders it did not create"
@@ -170,7 +174,7 @@ def claim_run_dir(run_dir: str, config: Experiment, overwrite: bool = False) -> 
         same = _what_it_makes(load_config(paths.config)) == _what_it_makes(config)
     except (ConfigError, OSError):
         same = False
-    finished = not os.path.exists(paths.backup) and os.path.exists(paths.best_checkpoint)
+    finished = not exists(paths.backup) and exists(paths.best_checkpoint)
     if same and not finished:
         return "resume"
     if not overwrite:
@@ -180,10 +184,7 @@ def claim_run_dir(run_dir: str, config: Experiment, overwrite: bool = False) -> 
             "or choose another runtime.run_dir"
         )
     for path in paths.artefacts():
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        elif os.path.exists(path):
-            os.remove(path)
+        remove(path)
     return "new"
 
 
@@ -212,7 +213,7 @@ def git_sha() -> str | None:
 def write_run_info(config: Experiment, run_dir: str, extra: dict | None = None) -> dict:
     """Writes `config.yaml` (resolved) and `run_info.json` into `run_dir`."""
     paths = RunPaths(run_dir)
-    os.makedirs(run_dir, exist_ok=True)
+    make_dirs(run_dir)
     save_config(config, paths.config)
     info = {
         "seed": config.runtime.seed,

@@ -2,34 +2,12 @@
 
 import os
 
-import numpy as np
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import COUNTS, REPO, learnable_npz
 from tfxmed.config import load_config
 
 RECIPE = os.path.join(REPO, "configs", "medmnist.yaml")
-COUNTS = {"train": 512, "val": 64, "test": 64}
-
-
-def _learnable_npz(path, rng, kind):
-    """28-px images whose class is visible: class c brightens horizontal band c (left-right flips keep it)."""
-    arrays = {}
-    for split, count in COUNTS.items():
-        if kind == "multi_label":
-            labels = rng.integers(0, 2, (count, 3))
-        else:
-            labels = (np.arange(count) % (2 if kind == "binary" else 4)).reshape(-1, 1)
-        images = rng.normal(70, 20, (count, 28, 28)).clip(0, 255)
-        for i, row in enumerate(labels):
-            for c in (np.flatnonzero(row) if kind == "multi_label" else row):
-                images[i, 7 * int(c): 7 * int(c) + 7] += 120
-        images = images.clip(0, 255).astype(np.uint8)
-        arrays[f"{split}_images"] = np.repeat(images[..., None], 3, -1) if kind == "multi_class" else images
-        arrays[f"{split}_labels"] = labels
-    np.savez(path, **arrays)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["binary", "multi_class", "multi_label"])
 def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypatch):
@@ -40,7 +18,7 @@ def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypa
 
     monkeypatch.chdir(tmp_path)  # the converted records land in ./data/<stem>-<hash>
     npz = tmp_path / f"{kind}mnist.npz"
-    _learnable_npz(npz, rng, kind)
+    learnable_npz(npz, rng, kind)
     config = load_config(RECIPE, [f"data.npz={npz}", "train.epochs=4", "train.min_steps=0",
                                   f"runtime.run_dir={tmp_path / 'run'}", "train.tensorboard_images=0"])
     result = train(config, tf.distribute.get_strategy(), verbose=0)

@@ -220,9 +220,26 @@ def _log_hparams(log_dir: str, trial_id: str, values: dict, metrics: dict) -> No
             tf.summary.scalar(name, float(value), step=0)
 
 
+def _stoppable(oracle_class, stop):
+    """`oracle_class` whose next trial is refused (the search ends) once `stop()` is true."""
+    from keras_tuner.engine.trial import TrialStatus
+
+    class StoppableOracle(oracle_class):
+        def populate_space(self, trial_id):
+            if stop():
+                return {"status": TrialStatus.STOPPED, "values": None}
+            return super().populate_space(trial_id)
+
+    return StoppableOracle
+
+
 def make_tuner(spec: SearchSpec, kind: str, strategy, out_dir: str, max_trials: int, seed: int = 42,
-               hyperband_factor: int = 3, verbose: int = 0):
-    """The tuner for `kind` over the spec's space; an existing `out_dir` is resumed, never overwritten."""
+               hyperband_factor: int = 3, verbose: int = 0, stop=None):
+    """The tuner for `kind` over the spec's space; an existing `out_dir` is resumed, never overwritten.
+
+    `stop`: a function checked before each new trial (random and grid); true ends the search there,
+    e.g. when a time budget is spent (`tfxmed.experiments.auto`).
+    """
     import keras_tuner
 
     if kind not in TUNERS:
@@ -230,10 +247,11 @@ def make_tuner(spec: SearchSpec, kind: str, strategy, out_dir: str, max_trials: 
     hp = declare_space(spec, kind)
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     common = dict(objective=objective, hyperparameters=hp, seed=seed, tune_new_entries=False, allow_new_entries=False)
+    wrap = (lambda oracle_class: _stoppable(oracle_class, stop)) if stop else (lambda oracle_class: oracle_class)
     if kind == "random":
-        oracle = keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials, **common)
+        oracle = wrap(keras_tuner.oracles.RandomSearchOracle)(max_trials=max_trials, **common)
     elif kind == "grid":
-        oracle = keras_tuner.oracles.GridSearchOracle(max_trials=max_trials, **common)
+        oracle = wrap(keras_tuner.oracles.GridSearchOracle)(max_trials=max_trials, **common)
     else:
         oracle = keras_tuner.oracles.HyperbandOracle(
             max_epochs=spec.base.train.epochs, factor=hyperband_factor, **common)

@@ -1,0 +1,65 @@
+"""Ensembles of trained tfxmed classifiers as one Keras functional model (logit averaging).
+
+`build_ensemble(members)` copies every member onto one shared input (layers renamed `m<i>_<name>`, weights
+copied), averages the members' declared logits in a layer named `logits`, and ends in the members' own
+activation (softmax or sigmoid). The result is a plain functional model: it saves to `.keras`, loads
+without custom code beyond the members' layers, and serves, evaluates and calibrates like any single
+model. Averaging logits (not probabilities) keeps one pre-activation score for calibration.
+
+Its `ModelSpec` explains the first member's feature layer by default, with the other members' as
+candidates: a CAM shows one member's view, while gradient methods (saliency, IG, SmoothGrad) and the
+fusion explain the whole ensemble.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tfxmed.models.factory import logits_model
+from tfxmed.models.spec import ModelSpec, declare_spec, declared_spec
+
+__all__ = ["build_ensemble", "member_prefix"]
+
+
+def member_prefix(index: int) -> str:
+    return f"m{index}_"
+
+
+def _final_activation(model: keras.Model) -> str:
+    activation = getattr(model.layers[-1], "activation", None)
+    name = getattr(activation, "__name__", "")
+    if name not in ("softmax", "sigmoid"):
+        raise ValueError(f"member '{model.name}' must end in a softmax or sigmoid layer, got {model.layers[-1].name}")
+    return name
+
+
+def build_ensemble(members: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One model whose logits are the mean of the members' logits; members must share input and classes."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+    shapes = {tuple(m.inputs[0].shape[1:]) for m in members}
+    outputs = {tuple(m.outputs[0].shape[1:]) for m in members}
+    activations = {_final_activation(m) for m in members}
+    if len(shapes) != 1 or len(outputs) != 1 or len(activations) != 1:
+        raise ValueError(f"ensemble members differ: input shapes {shapes}, output shapes {outputs}, "
+                         f"activations {activations}")
+    specs = [declared_spec(m) for m in members]
+    if None in specs:
+        raise ValueError("every ensemble member must declare a ModelSpec (load members with tfxmed.runs.load_run)")
+    image = keras.Input(shapes.pop(), name="image")
+    member_logits = []
+    for index, member in enumerate(members):
+        scores = logits_model(member)
+        prefix = member_prefix(index)
+
+        def renamed(layer, prefix=prefix):
+            return layer.__class__.from_config({**layer.get_config(), "name": prefix + layer.name})
+
+        copy = keras.models.clone_model(scores, input_tensors=image, clone_function=renamed)
+        copy.set_weights(scores.get_weights())
+        member_logits.append(copy.output)
+    logits = keras.layers.Average(name="logits")(member_logits)
+    probabilities = keras.layers.Activation(activations.pop(), name="probabilities")(logits)
+    ensemble = keras.Model(image, probabilities, name=name)
+    explain = [member_prefix(i) + spec.explain_layer for i, spec in enumerate(specs)]
+    return declare_spec(ensemble, ModelSpec(explain[0], "logits", None, tuple(explain[1:])))
