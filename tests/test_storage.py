@@ -1,5 +1,5 @@
 """Atomic writes and the manifest (`tfxmed.storage`): a failed write leaves the old file and no temporary,
-remote (`ram://`) paths go through tf.io.gfile, and a missing manifest is named."""
+remote (`ram://`) paths go through tf.io.gfile (the whole quick path included), and a missing manifest is named."""
 
 import hashlib
 import json
@@ -81,3 +81,52 @@ def test_a_missing_manifest_names_the_file_and_what_to_do(tmp_path):
     message = str(error.value)
     assert message.startswith(os.path.join(str(tmp_path / "records"), "manifest.json") + " not found")
     assert "python -m tfxmed convert" in message
+
+
+def test_a_remote_folder_is_moved_whole():
+    import tensorflow as tf
+
+    storage.make_dirs("ram://move/source/deeper")
+    write_text_atomic("a", "ram://move/source/one.txt")
+    write_text_atomic("b", "ram://move/source/deeper/two.txt")
+    storage.rename("ram://move/source", "ram://move/target")  # ram:// alone would leave the files behind
+    assert not exists("ram://move/source") and not tf.io.gfile.exists("ram://move/source/one.txt")
+    assert sorted(storage.list_dir("ram://move/target")) == ["deeper", "one.txt"]
+    with open_file("ram://move/target/deeper/two.txt") as stream:
+        assert stream.read() == "b"
+
+
+@pytest.mark.slow
+def test_the_quick_path_runs_on_a_remote_filesystem(monkeypatch, tmp_path):
+    """convert → train 1 epoch → evaluate → export with `ram://` standing in for `gs://`, in one process
+    (ram:// lives in memory), and nothing lands on the local disk under a folder named "ram:"."""
+    import tensorflow as tf
+
+    from tests.helpers import TINY_CONFIG
+    from tfrecords_tools import convert
+    from tfxmed.config import load_config
+    from tfxmed.distribute import make_strategy
+    from tfxmed.evaluation import evaluate_run
+    from tfxmed.exporting import export_run
+    from tfxmed.training import train
+
+    monkeypatch.chdir(tmp_path)  # a path mistaken for a local one would appear here
+    root = "ram://quick-path"
+    assert convert.main(["synthetic", "--image-size", "32", "--train", "64", "--val", "32", "--test", "32",
+                         "--out", f"{root}/data", "--salt", "s"]) == 0
+    assert not exists(f"{root}/data/.lock")
+    config = load_config(TINY_CONFIG, [f"runtime.run_dir={root}/run", "data.source=tfrecords",
+                                       f"data.tfrecord_dir={root}/data", "train.epochs=1"])
+    result = train(config, make_strategy("cpu"), verbose=0)
+    assert result.epochs_run == 1 and exists(result.best_checkpoint)
+    with open_file(f"{root}/run/history.csv") as stream:
+        assert stream.read().startswith("epoch,")
+    assert tf.io.gfile.glob(f"{root}/run/tensorboard/train/events.out.tfevents.*")
+    metrics = evaluate_run(f"{root}/run")
+    assert 0.0 <= metrics["classification"]["auc"] <= 1.0
+    assert {"metrics.json", "roc.png", "explanation_maps.npz"} <= set(storage.list_dir(f"{root}/run/eval"))
+    saved = export_run(f"{root}/run")
+    served = tf.saved_model.load(saved).signatures["explain"](images=tf.random.uniform([2, 40, 40, 1]))
+    assert served["explanation"].shape == (2, 40, 40)
+    assert export_run(f"{root}/run") == saved  # an earlier export of ours is replaced
+    assert exists(f"{saved}/tfxmed_export.json") and not os.listdir(tmp_path)

@@ -10,6 +10,9 @@
   tfxmed did not create (converters never overwrite or delete what is not theirs) and holds
   `out_dir/.lock` (created with O_EXCL, holding the pid and host) while the conversion runs, so a
   second conversion into the same folder is refused instead of interleaving shards with the first.
+  On a remote filesystem (`gs://`, `ram://`: `tf.io.gfile`) the lock is written, not created exclusively
+  (object stores have no O_EXCL): a conversion started while another runs is refused, but two started
+  in the same instant are not told apart.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 import socket
 from collections.abc import Iterator, Sequence
 
+from tfxmed import storage
 from tfxmed.errors import OutputExistsError, Refusal
 
 __all__ = ["LOCK_NAME", "OUTSIDE_ROOT_HINT", "OutputLockedError", "claim_output", "is_disk_full", "outside_roots",
@@ -84,7 +88,7 @@ def _is_ours(out_dir: str, entries: list[str]) -> bool:
     if all(_OWN_NAMES.fullmatch(name) for name in entries):
         return True
     try:
-        with open(os.path.join(out_dir, "manifest.json"), encoding="utf-8") as stream:
+        with storage.open_file(os.path.join(out_dir, "manifest.json")) as stream:
             manifest = json.load(stream)
         return isinstance(manifest, dict) and "schema_version" in manifest and "splits" in manifest
     except (OSError, ValueError):
@@ -92,9 +96,9 @@ def _is_ours(out_dir: str, entries: list[str]) -> bool:
 
 
 def _check_output(out_dir: str) -> None:
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    if storage.exists(out_dir) and not storage.is_dir(out_dir):
         raise OutputExistsError(f"--out {out_dir} exists and is not a folder; choose a folder for the records")
-    entries = sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []
+    entries = sorted(storage.list_dir(out_dir)) if storage.is_dir(out_dir) else []
     if entries and not _is_ours(out_dir, entries):
         foreign = [name for name in entries if not _OWN_NAMES.fullmatch(name)]
         raise OutputExistsError(
@@ -115,7 +119,7 @@ def _running_here(pid: int) -> bool:
 
 def _locked_message(lock: str, out_dir: str) -> str:
     try:
-        with open(lock, encoding="utf-8") as stream:
+        with storage.open_file(lock) as stream:
             pid_text, _, host = stream.read().strip().partition(" ")
         pid = int(pid_text)
     except (OSError, ValueError):
@@ -137,7 +141,8 @@ def claim_output(out_dir: str, writer: bool = False) -> Iterator[str]:
     that claim, one writer at a time (`writer=True`, `DatasetWriter`) may claim it again. Any other
     second claim, from this process or another, is refused with `OutputLockedError`.
     """
-    lock = os.path.realpath(os.path.join(out_dir, LOCK_NAME))
+    lock = os.path.join(out_dir, LOCK_NAME)
+    lock = lock if storage.is_remote(lock) else os.path.realpath(lock)
     if lock in _writing:
         if not writer or _writing[lock]:
             raise OutputLockedError(_locked_message(lock, out_dir))
@@ -148,8 +153,30 @@ def claim_output(out_dir: str, writer: bool = False) -> Iterator[str]:
             _writing[lock] = False
         return
     _check_output(out_dir)
-    created = not os.path.isdir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    created = not storage.is_dir(out_dir)
+    storage.make_dirs(out_dir)
+    content = f"{os.getpid()} {socket.gethostname()}\n"
+    _take_lock(lock, out_dir, content, created)
+    _writing[lock] = writer
+    try:
+        yield lock
+    finally:
+        del _writing[lock]
+        with contextlib.suppress(OSError):
+            with storage.open_file(lock) as stream:
+                ours = stream.read() == content
+            if ours:  # never remove a lock this process does not hold
+                storage.remove(lock)
+        _remove_if_empty(out_dir, created)  # a conversion refused at once leaves no empty folder behind
+
+
+def _take_lock(lock: str, out_dir: str, content: str, created: bool) -> None:
+    """Creates `lock` holding `content`, or refuses with `OutputLockedError` when it exists."""
+    if storage.is_remote(lock):  # no exclusive create on object stores: see the module docstring
+        if storage.exists(lock):
+            raise OutputLockedError(_locked_message(lock, out_dir))
+        storage.write_text_atomic(content, lock)
+        return
     try:
         descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
@@ -157,7 +184,6 @@ def claim_output(out_dir: str, writer: bool = False) -> Iterator[str]:
     except BaseException:
         _remove_if_empty(out_dir, created)
         raise
-    content = f"{os.getpid()} {socket.gethostname()}\n"
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             stream.write(content)
@@ -165,23 +191,18 @@ def claim_output(out_dir: str, writer: bool = False) -> Iterator[str]:
         os.remove(lock)
         _remove_if_empty(out_dir, created)
         raise
-    _writing[lock] = writer
-    try:
-        yield lock
-    finally:
-        del _writing[lock]
-        with contextlib.suppress(OSError):
-            with open(lock, encoding="utf-8") as stream:
-                ours = stream.read() == content
-            if ours:  # never remove a lock this process does not hold
-                os.remove(lock)
-        _remove_if_empty(out_dir, created)  # a conversion refused at once leaves no empty folder behind
 
 
 def _remove_if_empty(out_dir: str, created: bool) -> None:
-    if created:
-        with contextlib.suppress(OSError):
-            os.rmdir(out_dir)  # fails, as it should, once anything was written into it
+    if not created:
+        return
+    if storage.is_remote(out_dir):
+        with contextlib.suppress(Exception):
+            if not storage.list_dir(out_dir):
+                storage.remove(out_dir)
+        return
+    with contextlib.suppress(OSError):
+        os.rmdir(out_dir)  # fails, as it should, once anything was written into it
 
 
 def is_disk_full(error: BaseException) -> bool:

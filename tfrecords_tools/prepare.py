@@ -10,7 +10,7 @@ from tfrecords_tools import sources
 from tfrecords_tools.salt import resolve_salt
 from tfxmed.config import DATA_SOURCES as SOURCES
 from tfxmed.config import Experiment
-from tfxmed.storage import MANIFEST_NAME, file_sha256
+from tfxmed.storage import MANIFEST_NAME, exists, file_sha256
 
 __all__ = ["dataset_dir", "prepare_data", "SOURCES"]
 
@@ -65,7 +65,7 @@ def prepare_data(config: Experiment, progress: bool = True) -> str:
     if source not in SOURCES:
         raise ValueError(f"data.source must be one of {', '.join(SOURCES)}; got '{source}'")
     if source == "tfrecords":
-        if not os.path.exists(os.path.join(config.data.tfrecord_dir, MANIFEST_NAME)):
+        if not exists(os.path.join(config.data.tfrecord_dir, MANIFEST_NAME)):
             raise FileNotFoundError(
                 f"data.tfrecord_dir='{config.data.tfrecord_dir}' has no {MANIFEST_NAME}; "
                 "convert a dataset with python -m tfrecords_tools.convert first"
@@ -75,7 +75,7 @@ def prepare_data(config: Experiment, progress: bool = True) -> str:
         raise FileNotFoundError(
             f"data.npz='{config.data.npz}': no such file (data.source=medmnist needs a MedMNIST .npz)")
     directory = dataset_dir(config)
-    if os.path.exists(os.path.join(directory, MANIFEST_NAME)):
+    if exists(os.path.join(directory, MANIFEST_NAME)):
         return directory
     ticks, total = _conversion(config, directory, resolve_salt())
     if progress:

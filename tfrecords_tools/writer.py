@@ -35,7 +35,16 @@ import tensorflow as tf
 from tfrecords_tools.boundary import claim_output
 from tfxmed.data import features
 from tfxmed.errors import Refusal
-from tfxmed.storage import MANIFEST_NAME, atomic_path, file_sha256, write_json_atomic, write_text_atomic
+from tfxmed.storage import (
+    MANIFEST_NAME,
+    atomic_path,
+    exists,
+    file_sha256,
+    open_file,
+    remove,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 __all__ = ["DatasetWriter", "encode_example", "hash_patient_id"]
 
@@ -212,8 +221,8 @@ class DatasetWriter:
             journal = os.path.join(out_dir, JOURNAL_NAME)
             if resume:
                 self._resume()
-            elif os.path.exists(journal):
-                os.remove(journal)  # a fresh run: an older journal must never be adopted later
+            elif exists(journal):
+                remove(journal)  # a fresh run: an older journal must never be adopted later
         except BaseException:
             self.release()
             raise
@@ -236,9 +245,9 @@ class DatasetWriter:
     def _resume(self) -> None:
         """Keeps each split's journaled shards up to the first one missing or changed on disk."""
         path = os.path.join(self.out_dir, JOURNAL_NAME)
-        if not os.path.exists(path):
+        if not exists(path):
             return
-        with open(path, encoding="utf-8") as stream:
+        with open_file(path) as stream:
             journal = json.load(stream)
         changed = sorted(key for key, value in self._identity.items() if journal.get(key) != value)
         if changed:
@@ -249,7 +258,7 @@ class DatasetWriter:
             state.examples_per_shard = entry["examples_per_shard"]
             for shard in entry["shards"]:
                 file = os.path.join(self.out_dir, shard["file"])
-                if not os.path.exists(file) or file_sha256(file) != shard["sha256"]:
+                if not exists(file) or file_sha256(file) != shard["sha256"]:
                     break
                 state.shards.append(shard)
                 state.resume_point = shard["consumed"]

@@ -17,7 +17,7 @@ import yaml
 
 from tfxmed import config_fields as fields
 from tfxmed.config_fields import ConfigError, apply_overrides, field
-from tfxmed.storage import write_yaml_atomic
+from tfxmed.storage import open_file, write_yaml_atomic
 
 __all__ = [
     "ConfigError", "MODEL_NAMES", "DATA_SOURCES", "AUGMENT_BACKENDS", "STRATEGIES", "JIT_COMPILE", "HOST_SIDE_METHODS",
@@ -300,7 +300,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     """Builds an `Experiment`: defaults, then the YAML file at `path`, then `overrides` in order; validated."""
     values = to_dict(Experiment())
     if path is not None:
-        with open(path, encoding="utf-8") as stream:
+        with open_file(path) as stream:  # a run's config may live on gs:// (tfxmed.storage)
             loaded = yaml.safe_load(stream) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")

@@ -29,7 +29,7 @@ from tfxmed.explain import METHODS, CamExplainer, make_explainer
 from tfxmed.explain.fusion import COMBINATIONS
 from tfxmed.metrics.localization import iou, pointing_game
 from tfxmed.models.spec import declared_spec, default_explain_layer
-from tfxmed.storage import write_json_atomic
+from tfxmed.storage import exists, open_file, write_json_atomic
 
 __all__ = ["Choice", "FALLBACK", "SERVED_FUSION", "candidates", "choose", "explainer_for", "load_choice",
            "save_choice", "CAM_METHODS"]
@@ -133,7 +133,7 @@ def save_choice(eval_dir: str, choice: Choice) -> str:
 def load_choice(eval_dir: str) -> Choice | None:
     """The choice `evaluate` saved in `eval_dir`, or None when the run was not evaluated yet."""
     path = os.path.join(eval_dir, CHOICE_FILE)
-    if not os.path.exists(path):
+    if not exists(path):
         return None
-    with open(path, encoding="utf-8") as stream:
+    with open_file(path) as stream:
         return Choice(**json.load(stream))

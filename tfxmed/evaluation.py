@@ -32,7 +32,7 @@ from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertio
 from tfxmed.metrics.localization import iou, tune_binarization
 from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
 from tfxmed.runs import load_run
-from tfxmed.storage import write_json_atomic
+from tfxmed.storage import make_dirs, write_json_atomic, write_npz_atomic
 
 __all__ = ["collect_split", "explain_run", "headline", "evaluate_run", "efficiency", "OVERLAYS_FILE", "MAPS_FILE"]
 
@@ -91,7 +91,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     run = load_run(run_dir)
     config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
     out_dir = run.paths.eval_dir
-    os.makedirs(out_dir, exist_ok=True)
+    make_dirs(out_dir)
     data = collect_split(data_dir, manifest, config, split)
     multi_label, names = manifest["multi_label"], manifest["class_names"]
     # The validation split, read once: it fits the calibration and picks the decision threshold and the
@@ -140,7 +140,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         localization.update(average_drop_increase(scores, data["image"][indices], maps, targets))
         if len(indices) > 1:
             localization["specificity"] = map_specificity(maps)
-        np.savez_compressed(os.path.join(out_dir, MAPS_FILE), maps=maps, masks=masks, indices=indices)
+        write_npz_atomic(os.path.join(out_dir, MAPS_FILE), maps=maps, masks=masks, indices=indices)
         shown = slice(0, config.explain.num_overlays)
         titles = [f"#{i} p={probabilities[i].max():.2f}" for i in indices[shown]]
         save_overlay_grid(os.path.join(out_dir, OVERLAYS_FILE), data["image"][indices][shown], maps[shown],

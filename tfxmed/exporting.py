@@ -13,7 +13,6 @@ says what was expected, and the serving process stays up.
 from __future__ import annotations
 
 import os
-import shutil
 
 import keras
 import tensorflow as tf
@@ -27,7 +26,7 @@ from tfxmed.explain.layers import ExplanationLayer
 from tfxmed.models import default_explain_layer
 from tfxmed.models.factory import logits_model
 from tfxmed.runs import load_run
-from tfxmed.storage import write_json_atomic
+from tfxmed.storage import exists, is_dir, is_remote, list_dir, remove, rename, write_json_atomic
 from tfxmed.training.xla import jit_compile_enabled
 
 __all__ = ["export_run", "export_saved_model", "check_replaceable", "checked_images", "EXPORT_MARKER"]
@@ -110,24 +109,32 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     archive.add_endpoint("serving_default", serve, input_signature=signature)
     archive.add_endpoint("explain", explain, input_signature=signature)
     check_replaceable(path)  # again: the folder may have appeared while exporting
-    parent, name = os.path.split(os.path.abspath(path))
+    parent, name = os.path.split(path.rstrip("/") if is_remote(path) else os.path.abspath(path))
     temporary = os.path.join(parent, f".{name}.tfxmed-export-tmp")
-    shutil.rmtree(temporary, ignore_errors=True)  # a killed export's own leftover (tfxmed's name)
+    remove(temporary)  # a killed export's own leftover (tfxmed's name)
     archive.write_out(temporary, verbose=False)
-    write_json_atomic({"written_by": "tfxmed", "signatures": ["serving_default", "explain"],
-                       "explanation": {"method": choice.method, "layer": choice.layer,
-                                       **({"served_weights": served.weights, **choice.options}
-                                          if choice.method == "fusion" else {})},
-                       "calibration": calibration, "jit_compile": bool(jit_compile)},
-                      os.path.join(temporary, EXPORT_MARKER))
-    if os.path.exists(path):  # an earlier export of ours (checked above): swap, then drop the old one
+    marker = {"written_by": "tfxmed", "signatures": ["serving_default", "explain"],
+              "explanation": {"method": choice.method, "layer": choice.layer,
+                              **({"served_weights": served.weights, **choice.options}
+                                 if choice.method == "fusion" else {})},
+              "calibration": calibration, "jit_compile": bool(jit_compile)}
+    if is_remote(path):
+        # gs:// and ram:// move folders file by file (tfxmed.storage.rename), so no swap is atomic: the
+        # earlier export goes first, the new one moves in, and the marker comes last (a killed export
+        # leaves an unmarked folder, which is refused rather than served as complete).
+        remove(path)
+        rename(temporary, path)
+        write_json_atomic(marker, os.path.join(path, EXPORT_MARKER))
+        return path
+    write_json_atomic(marker, os.path.join(temporary, EXPORT_MARKER))
+    if exists(path):  # an earlier export of ours (checked above): swap, then drop the old one
         previous = os.path.join(parent, f".{name}.tfxmed-export-old")
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(path, previous)
-        os.replace(temporary, path)
-        shutil.rmtree(previous)
+        remove(previous)
+        rename(path, previous)
+        rename(temporary, path)
+        remove(previous)
     else:
-        os.replace(temporary, path)
+        rename(temporary, path)
     return path
 
 
@@ -141,17 +148,17 @@ def _served_options(choice: Choice, served) -> dict:
 
 def check_replaceable(path: str) -> None:
     """Refuses an export path that exists and is neither empty nor an earlier tfxmed export."""
-    if not os.path.exists(path):
+    if not exists(path):
         return
-    if not os.path.isdir(path):
+    if not is_dir(path):
         raise OutputExistsError(f"--out '{path}' is a file; give a new folder for the SavedModel")
-    if os.listdir(path) and not os.path.exists(os.path.join(path, EXPORT_MARKER)):
+    if list_dir(path) and not exists(os.path.join(path, EXPORT_MARKER)):
         raise OutputExistsError(
             f"--out '{path}' is a non-empty folder that tfxmed did not export; give a new or empty folder "
             "(tfxmed never deletes folders it did not create)"
         )
-    if not os.listdir(path):
-        os.rmdir(path)
+    if not list_dir(path):
+        remove(path)
 
 
 def export_run(run_dir: str, out: str | None = None) -> str:

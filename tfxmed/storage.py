@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
+import shutil
 from collections.abc import Iterator
 
 import yaml
 
 __all__ = [
-    "MANIFEST_NAME", "atomic_path", "exists", "file_sha256", "is_remote", "load_manifest", "open_file",
-    "write_bytes_atomic",
+    "MANIFEST_NAME", "atomic_path", "exists", "file_sha256", "is_dir", "is_remote", "list_dir", "load_manifest",
+    "make_dirs", "open_file", "remove", "rename", "write_bytes_atomic", "write_figure_atomic", "write_npz_atomic",
     "write_json_atomic", "write_text_atomic", "write_yaml_atomic",
 ]
 
@@ -50,6 +52,57 @@ def open_file(path: str | os.PathLike, mode: str = "r"):
 def exists(path: str | os.PathLike) -> bool:
     path = os.fspath(path)
     return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    path = os.fspath(path)
+    return _gfile().isdir(path) if is_remote(path) else os.path.isdir(path)
+
+
+def list_dir(path: str | os.PathLike) -> list[str]:
+    """The names in a folder (no trailing slashes, whatever the filesystem)."""
+    path = os.fspath(path)
+    return [name.rstrip("/") for name in _gfile().listdir(path)] if is_remote(path) else os.listdir(path)
+
+
+def make_dirs(path: str | os.PathLike) -> None:
+    """Creates a folder and its parents (nothing when it exists)."""
+    path = os.fspath(path)
+    _gfile().makedirs(path) if is_remote(path) else os.makedirs(path, exist_ok=True)
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Removes a file, or a folder with everything in it; nothing when `path` does not exist."""
+    path = os.fspath(path)
+    if not exists(path):
+        return
+    if is_remote(path):
+        _gfile().rmtree(path) if _gfile().isdir(path) else _gfile().remove(path)
+    elif os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
+def rename(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Moves a file or folder onto `target` (replacing a file there).
+
+    A local move is one atomic rename. Remote filesystems rename files, not folders (`ram://` renames a
+    folder's entry and leaves its files behind; object stores have no folders): a remote folder is
+    moved file by file, so a reader may see it half moved.
+    """
+    source, target = os.fspath(source), os.fspath(target)
+    if not is_remote(target):
+        os.replace(source, target)
+    elif not _gfile().isdir(source):
+        _gfile().rename(source, target, overwrite=True)
+    else:
+        for folder, _, files in _gfile().walk(source):
+            moved = target + folder[len(source.rstrip("/")):]
+            _gfile().makedirs(moved)
+            for name in files:
+                _gfile().rename(os.path.join(folder, name), os.path.join(moved, name), overwrite=True)
+        _gfile().rmtree(source)
 
 
 @contextlib.contextmanager
@@ -84,6 +137,23 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
             if not is_remote(temporary):
                 stream.flush()
                 os.fsync(stream.fileno())
+
+
+def write_figure_atomic(figure, path: str | os.PathLike, **savefig_options) -> None:
+    """Writes a Matplotlib figure as PNG to `path` atomically: rendered in memory first, since Matplotlib
+    writes local files only (any filesystem then, `gs://` included)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig_options)
+    write_bytes_atomic(buffer.getvalue(), path)
+
+
+def write_npz_atomic(path: str | os.PathLike, **arrays) -> None:
+    """`np.savez_compressed(path, **arrays)`, atomic and on any filesystem (built in memory first)."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_bytes_atomic(buffer.getvalue(), path)
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> None:

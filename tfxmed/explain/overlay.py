@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.metrics.maps import minmax_per_map
-from tfxmed.storage import atomic_path
+from tfxmed.storage import write_figure_atomic
 
 __all__ = ["colorize", "overlay", "save_overlay_grid"]
 
@@ -61,5 +61,4 @@ def save_overlay_grid(
         if titles:
             axis.set_title(titles[index], fontsize=7)
     figure.tight_layout()
-    with atomic_path(path, ".png") as temporary:
-        figure.savefig(temporary, dpi=100)
+    write_figure_atomic(figure, path, dpi=100)

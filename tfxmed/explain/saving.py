@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfxmed.explain.overlay import overlay
 from tfxmed.metrics.maps import minmax_per_map
-from tfxmed.storage import write_bytes_atomic
+from tfxmed.storage import make_dirs, write_bytes_atomic, write_npz_atomic, write_text_atomic
 
 __all__ = ["save_explanations"]
 
@@ -34,13 +34,13 @@ def save_explanations(
     alpha: float = 0.4,
 ) -> dict:
     """Writes every method's maps and overlays plus the index; returns the index."""
-    os.makedirs(out_dir, exist_ok=True)
+    make_dirs(out_dir)
     display = minmax_per_map(images, floor=1e-6)
     index = {"images": [{"index": int(i), "caption": c} for i, c in zip(indices, captions)], "methods": {}}
     for method, maps in maps_by_method.items():
         folder = os.path.join(out_dir, method)
-        os.makedirs(folder, exist_ok=True)
-        np.savez_compressed(os.path.join(folder, "maps.npz"), maps=maps, indices=indices)
+        make_dirs(folder)
+        write_npz_atomic(os.path.join(folder, "maps.npz"), maps=maps, indices=indices)
         scaled = np.maximum(maps, 0)
         scaled = scaled / np.maximum(scaled.reshape(len(maps), -1).max(1), 1e-12).reshape(-1, *[1] * (maps.ndim - 1))
         blended = overlay(display, scaled, alpha).numpy()
@@ -53,15 +53,14 @@ def save_explanations(
         if tensorboard_dir:
             with tf.summary.create_file_writer(tensorboard_dir).as_default():
                 tf.summary.image(f"explanations/{method}", blended, step=0, max_outputs=len(blended))
-    with open(os.path.join(out_dir, "index.json"), "w", encoding="utf-8") as stream:
-        json.dump(index, stream, indent=1)
+    write_text_atomic(json.dumps(index, indent=1), os.path.join(out_dir, "index.json"))
     methods = list(index["methods"])
     rows = []
     for position, entry in enumerate(index["images"]):
         cells = "".join(f'<td><img src="{index["methods"][m][position]}" width="128"></td>' for m in methods)
         rows.append(f"<tr><th>{html.escape(entry['caption'])}</th>{cells}</tr>")
     header = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
-    with open(os.path.join(out_dir, "index.html"), "w", encoding="utf-8") as stream:
-        stream.write(f"<!doctype html><meta charset=utf-8><title>tfxmed explanations</title>"
-                     f"<table><tr><th>image</th>{header}</tr>{''.join(rows)}</table>")
+    page = (f"<!doctype html><meta charset=utf-8><title>tfxmed explanations</title>"
+            f"<table><tr><th>image</th>{header}</tr>{''.join(rows)}</table>")
+    write_text_atomic(page, os.path.join(out_dir, "index.html"))
     return index

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn import metrics as sklearn_metrics
 
-from tfxmed.storage import atomic_path
+from tfxmed.storage import is_remote, make_dirs, write_figure_atomic
 
 __all__ = [
     "report_auc", "classification_report", "plot_roc", "plot_confusion_matrix"]
@@ -219,11 +219,11 @@ def classification_report(
 
 
 def _save_figure_atomically(figure: Figure, path: str | os.PathLike) -> None:
-    """Render ``figure`` to PNG in a temporary file next to ``path``, then move it into place."""
-    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    """Render ``figure`` to PNG in memory, then write it atomically to ``path`` (any filesystem)."""
+    path = os.fspath(path)
+    make_dirs(os.path.dirname(path if is_remote(path) else os.path.abspath(path)))
     FigureCanvasAgg(figure)
-    with atomic_path(path, ".png") as temporary:
-        figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
+    write_figure_atomic(figure, path, dpi=100, bbox_inches="tight")
 
 
 def plot_roc(

@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from tfxmed.explain.overlay import overlay
 from tfxmed.metrics.maps import minmax_per_map
-from tfxmed.storage import atomic_path, write_json_atomic
+from tfxmed.storage import atomic_path, exists, make_dirs, open_file, write_json_atomic
 
-__all__ = ["BestCheckpoint", "ExplanationImages"]
+__all__ = ["BestCheckpoint", "ExplanationImages", "HistoryCSV"]
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -33,8 +33,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path, self.monitor, self.mode = path, monitor, mode
         self.state_path = f"{path}.json"
         self.best = None
-        if os.path.exists(self.state_path):
-            with open(self.state_path, encoding="utf-8") as stream:
+        if exists(self.state_path):
+            with open_file(self.state_path) as stream:
                 self.best = json.load(stream)["best"]
 
     def _improved(self, value: float) -> bool:
@@ -47,10 +47,20 @@ class BestCheckpoint(keras.callbacks.Callback):
         if value is None or not np.isfinite(value) or not self._improved(float(value)):
             return
         self.best = float(value)
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        make_dirs(os.path.dirname(self.path) or ".")
         with atomic_path(self.path, ".keras") as temporary:
             (self.saved or self.model).save(temporary)
         write_json_atomic({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, self.state_path)
+
+
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """`keras.callbacks.CSVLogger` that also closes a `tf.io.gfile.GFile` (a `gs://` or `ram://` run dir): Keras'
+    own `on_train_end` reads `file.closed`, which GFile does not have (AttributeError at the end of `fit`)."""
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None and not getattr(self.csv_file, "closed", False):
+            self.csv_file.close()
+        self.csv_file, self.writer = None, None
 
 
 class ExplanationImages(keras.callbacks.Callback):

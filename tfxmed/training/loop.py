@@ -19,8 +19,8 @@ from tfxmed.data.selection import lesions_first
 from tfxmed.default_explanation import choose, explainer_for
 from tfxmed.models import build_model
 from tfxmed.runs import RunPaths, claim_run_dir, write_run_info
-from tfxmed.storage import load_manifest
-from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages
+from tfxmed.storage import is_remote, load_manifest
+from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages, HistoryCSV
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy
 from tfxmed.training.xla import check_model_compiles, jit_compile_enabled, keras_jit_compile
@@ -166,7 +166,8 @@ def train(
     steps_per_epoch = budget.steps_per_epoch
     write_run_info(
         config, run_dir,
-        {"data_dir": os.path.abspath(data_dir), "replicas": strategy.num_replicas_in_sync,
+        {"data_dir": data_dir if is_remote(data_dir) else os.path.abspath(data_dir),
+         "replicas": strategy.num_replicas_in_sync,
          "strategy": config.runtime.strategy,
          "step_budget": {**dataclasses.asdict(budget), "total_steps": budget.total_steps}},
     )
@@ -192,7 +193,7 @@ def train(
         *ema,
         best,
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.train.early_stopping_patience),
-        keras.callbacks.CSVLogger(paths.history, append=True),
+        HistoryCSV(paths.history, append=True),
         keras.callbacks.TensorBoard(paths.tensorboard, update_freq="epoch", profile_batch=profile),
     ]
     if config.train.tensorboard_images > 0:
