@@ -84,15 +84,18 @@ def test_a_missing_manifest_names_the_file_and_what_to_do(tmp_path):
 
 
 def test_a_remote_folder_is_moved_whole():
+    import uuid
+
     import tensorflow as tf
 
-    storage.make_dirs("ram://move/source/deeper")
-    write_text_atomic("a", "ram://move/source/one.txt")
-    write_text_atomic("b", "ram://move/source/deeper/two.txt")
-    storage.rename("ram://move/source", "ram://move/target")  # ram:// alone would leave the files behind
-    assert not exists("ram://move/source") and not tf.io.gfile.exists("ram://move/source/one.txt")
-    assert sorted(storage.list_dir("ram://move/target")) == ["deeper", "one.txt"]
-    with open_file("ram://move/target/deeper/two.txt") as stream:
+    root = f"ram://move-{uuid.uuid4().hex}"  # ram:// is one filesystem per process: a fresh folder per run
+    storage.make_dirs(f"{root}/source/deeper")
+    write_text_atomic("a", f"{root}/source/one.txt")
+    write_text_atomic("b", f"{root}/source/deeper/two.txt")
+    storage.rename(f"{root}/source", f"{root}/target")  # ram:// alone would leave the files behind
+    assert not exists(f"{root}/source") and not tf.io.gfile.exists(f"{root}/source/one.txt")
+    assert sorted(storage.list_dir(f"{root}/target")) == ["deeper", "one.txt"]
+    with open_file(f"{root}/target/deeper/two.txt") as stream:
         assert stream.read() == "b"
 
 

@@ -17,7 +17,6 @@ same numbers. Explanations are unaffected: they explain logits, and a positive r
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 from scipy import optimize, special
@@ -120,12 +119,12 @@ def run_calibration(run, val) -> dict:
     reads it (called only when a fit is needed). A run without a validation split, or with
     `train.calibration: none`, is left uncalibrated.
     """
-    from tfxmed.storage import file_sha256, open_file, write_json_atomic
+    from tfxmed.storage import exists, file_sha256, open_file, write_json_atomic
 
     path = run.paths.calibration
     method = run.config.train.calibration
     checkpoint = file_sha256(run.paths.best_checkpoint)
-    if os.path.exists(path):
+    if exists(path):
         with open_file(path) as stream:
             saved = json.load(stream)
         if saved.get("requested") == method and saved.get("checkpoint_sha256") == checkpoint:
