@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfrecords_tools.prepare import prepare_data
+from tfrecords_tools.prepare import dataset_dir, prepare_data
 from tfxmed.config import Experiment, TrainConfig
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
@@ -19,9 +19,10 @@ from tfxmed.data.selection import lesions_first
 from tfxmed.default_explanation import choose, explainer_for
 from tfxmed.models import build_model
 from tfxmed.runs import RunPaths, claim_run_dir, write_run_info
-from tfxmed.storage import is_remote, load_manifest
+from tfxmed.storage import is_remote, load_manifest, remove
 from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages, HistoryCSV
 from tfxmed.training.consistency import ExplanationConsistencyModel
+from tfxmed.training.custom_loop import fit_distributed, is_chief, needs_custom_loop, wait_for_manifest, worker_run_dir
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy
 from tfxmed.training.xla import check_model_compiles, jit_compile_enabled, keras_jit_compile
 
@@ -149,9 +150,25 @@ def train(
         keras.mixed_precision.set_global_policy(policy)
     if isinstance(strategy, tf.distribute.TPUStrategy):
         check_backend(config.data.augment_backend, "tpu")
-    run_dir = config.runtime.run_dir
-    claim_run_dir(run_dir, config, overwrite)
-    data_dir = prepare_data(config, progress=verbose > 0)
+    # Under multi-worker training only the chief claims and writes the run directory and converts the
+    # dataset; the other workers wait for its manifest and write into a temporary folder, removed at the end.
+    chief = is_chief(strategy)
+    if chief:
+        claim_run_dir(config.runtime.run_dir, config, overwrite)
+    run_dir = worker_run_dir(config.runtime.run_dir, chief)
+    try:
+        return _train(config, strategy, run_dir, chief, extra_callbacks, verbose)
+    finally:
+        if not chief:
+            remove(run_dir)
+
+
+def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, chief: bool,
+           extra_callbacks: Sequence[keras.callbacks.Callback], verbose: int) -> TrainResult:
+    if chief:
+        data_dir = prepare_data(config, progress=verbose > 0)
+    else:
+        data_dir = wait_for_manifest(dataset_dir(config), config.runtime.start_timeout)
     manifest = load_manifest(data_dir)
     train_count, val_count = manifest["splits"]["train"]["count"], manifest["splits"]["val"]["count"]
     if config.data.cv_folds > 0:  # k-fold: both come from the pooled train+val records (expected sizes)
@@ -188,8 +205,12 @@ def train(
     # With EMA, the averaged weights are swapped in for validation and the best checkpoint each epoch.
     ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.train.ema_momentum > 0 else []
     best = BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier)
+    custom_loop = needs_custom_loop(strategy)
+    if custom_loop and ema:
+        raise ValueError("train.ema_momentum is not supported with runtime.strategy=multiworker (its custom "
+                         "training loop does not swap in the averaged weights); set train.ema_momentum=0")
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(paths.backup),
+        *([] if custom_loop else [keras.callbacks.BackupAndRestore(paths.backup)]),
         *ema,
         best,
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.train.early_stopping_patience),
@@ -205,6 +226,13 @@ def train(
                                            lambda m: explainer_for(m, choice, len(images), jit_compile=jit),
                                            choice.name, classifier=classifier))
     callbacks.extend(extra_callbacks)
+    if custom_loop:  # model.fit cannot run under MultiWorkerMirroredStrategy (keras-team/keras#20585)
+        run = RunPaths(config.runtime.run_dir)  # the chief's: every worker resumes from its backup
+        history = fit_distributed(
+            model, strategy, train_data, val_data, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps, callbacks=callbacks, backup_dir=run.backup,
+            write_backup_dir=paths.backup, verbose=verbose)
+        return TrainResult(run.root, data_dir, history.history, run.best_checkpoint, best.best, len(history.epoch))
     history = model.fit(
         train_data,
         epochs=config.train.epochs,
