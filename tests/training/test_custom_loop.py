@@ -122,6 +122,14 @@ def test_train_through_the_custom_loop_writes_the_run_artefacts(tiny_config, tin
     assert not os.path.exists(os.path.join(run, "backup"))
 
 
+def test_ema_is_refused_under_the_custom_loop(tiny_config, tiny_dataset, monkeypatch):
+    monkeypatch.setattr(loop, "needs_custom_loop", lambda strategy: True)
+    tiny_config.data.source, tiny_config.data.tfrecord_dir = "tfrecords", tiny_dataset
+    tiny_config.train.ema_momentum = 0.5
+    with pytest.raises(ValueError, match="train.ema_momentum is not supported with runtime.strategy=multiworker"):
+        loop.train(tiny_config, distribute.make_strategy("cpu"), verbose=0)
+
+
 # -- two worker processes on localhost -----------------------------------------------------------------------------
 
 WORKER = textwrap.dedent(
