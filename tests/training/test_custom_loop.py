@@ -246,6 +246,21 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
     assert events and {os.path.basename(path).split(".")[-3] for path in events} == {str(workers[0].pid)}
     assert os.listdir(tmp_path / "tmp1") == []  # the non-chief's temporary run folder is gone
     assert len(os.listdir(tmp_path / "data")) > 0  # converted once, by the chief
+    # val_auc was computed over both workers' halves of the validation split, with the averaged BatchNorm
+    # statistics the best checkpoint holds: scoring that checkpoint on the whole split gives it again.
+    import tfxmed.models  # noqa: F401  (registers the layers to load)
+    from tfxmed.config import load_config
+    from tfxmed.data import pipeline
+    from tfxmed.storage import load_manifest
+
+    config, manifest = load_config(str(run / "config.yaml")), load_manifest(str(tmp_path / "data"))
+    batch = next(iter(pipeline.build_dataset(str(tmp_path / "data"), manifest, "val", config.data, training=False,
+                                             batch_size=64)))
+    auc = keras.metrics.AUC(multi_label=True, num_labels=manifest["num_classes"])
+    auc.update_state(batch["label"], keras.saving.load_model(run / "checkpoints" / "best.keras").predict(
+        batch["image"], verbose=0))
+    assert len(batch["label"]) == 32
+    assert float(auc.result()) == pytest.approx(summaries[0]["best_val_auc"], abs=1e-6)
 
 
 @pytest.mark.slow
