@@ -107,6 +107,7 @@ def _threshold(run) -> float:
 def create_study(run_dir: str, out: str, methods=DEFAULT_METHODS, cases: int = 40, split: str = "test",
                  seed: int = 0, batch_size: int = 16) -> dict:
     """Writes the study database `out` and its PNG folder; returns a summary (counts per outcome)."""
+    from tfxmed import calibration
     from tfxmed.evaluation import collect_split
     from tfxmed.explain.overlay import overlay
     from tfxmed.metrics.localization import iou, pointing_game
@@ -122,7 +123,9 @@ def create_study(run_dir: str, out: str, methods=DEFAULT_METHODS, cases: int = 4
     if split not in run.manifest["splits"]:
         raise Refusal(f"split '{split}' is not in the run's dataset; choose from {', '.join(run.manifest['splits'])}")
     data = collect_split(run.data_dir, run.manifest, run.config, split)
-    probabilities = run.model.predict(data["image"], batch_size=128, verbose=0)
+    # Calibrated as evaluate reports them (the validation threshold below was chosen on the same scale).
+    fit = calibration.run_calibration(run, lambda: collect_split(run.data_dir, run.manifest, run.config, "val"))
+    probabilities = calibration.predict(run.model, data["image"], fit, run.manifest["multi_label"])
     threshold = _threshold(run)
     outcome, explained = outcomes(data["label"], probabilities, run.manifest["multi_label"], threshold)
     chosen = stratified_sample(outcome, cases, seed)
