@@ -122,12 +122,24 @@ def test_train_through_the_custom_loop_writes_the_run_artefacts(tiny_config, tin
     assert not os.path.exists(os.path.join(run, "backup"))
 
 
-def test_ema_is_refused_under_the_custom_loop(tiny_config, tiny_dataset, monkeypatch):
+def test_ema_weights_are_validated_and_checkpointed_by_the_custom_loop(tiny_config, tiny_dataset, monkeypatch):
+    """As under fit (tests/training/test_loop.py): the best checkpoint holds the averaged weights validation scored."""
+    from tfxmed.data import pipeline
+    from tfxmed.storage import load_manifest
+
     monkeypatch.setattr(loop, "needs_custom_loop", lambda strategy: True)
-    tiny_config.data.source, tiny_config.data.tfrecord_dir = "tfrecords", tiny_dataset
-    tiny_config.train.ema_momentum = 0.5
-    with pytest.raises(ValueError, match="train.ema_momentum is not supported with runtime.strategy=multiworker"):
-        loop.train(tiny_config, distribute.make_strategy("cpu"), verbose=0)
+    config = tiny_config
+    config.data.source, config.data.tfrecord_dir = "tfrecords", tiny_dataset
+    config.train.tensorboard_images, config.train.ema_momentum = 0, 0.5
+    result = loop.train(config, distribute.make_strategy("cpu"), verbose=0)
+    manifest = load_manifest(result.data_dir)
+    model = keras.saving.load_model(result.best_checkpoint)
+    val = pipeline.to_keras(pipeline.build_dataset(result.data_dir, manifest, "val", config.data, False,
+                                                   config.data.batch_size, drop_remainder=True))
+    auc = keras.metrics.AUC(multi_label=True, num_labels=manifest["num_classes"])
+    for images, labels, _ in val:
+        auc.update_state(labels, model(images, training=False))
+    assert float(auc.result()) == pytest.approx(max(result.history["val_auc"]), abs=1e-4)
 
 
 # -- two worker processes on localhost -----------------------------------------------------------------------------
@@ -230,7 +242,8 @@ def _history_epochs(run):
 
 @pytest.mark.slow
 def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
-    workers = _start_workers(tmp_path, ["train.epochs=2"])
+    # Consistency loss and EMA on: the best checkpoint (below) holds the averaged weights validation scored.
+    workers = _start_workers(tmp_path, ["train.epochs=2", "train.ema_momentum=0.5"])
     try:
         summaries = _finish(workers, tmp_path)
     finally:

@@ -10,7 +10,7 @@ tutorial. `fit_distributed` does what `fit` does for `tfxmed.training.train`, wi
 - validation runs `model.test_step`; the epoch's logs are the compiled metrics read across all workers
   (`val_auc` is the AUC of every worker's predictions);
 - the Keras callbacks of the run (`BestCheckpoint`, `HistoryCSV`, `TensorBoard`, `EarlyStopping`, ...)
-  get the same epoch hooks and logs as under `fit`;
+  get the same epoch, batch and validation hooks and logs as under `fit` (so `SwapEMAWeights` works);
 - a `tf.train.CheckpointManager` in RUN/backup replaces `BackupAndRestore`: every worker restores the
   chief's latest backup, and the run ends with the configured epoch count.
 
@@ -169,8 +169,10 @@ def fit_distributed(
             synchronise()
         logs = epoch_logs()
         model.reset_metrics()
+        callback_list.on_test_begin()  # as in fit: SwapEMAWeights validates the averaged weights
         for _ in range(validation_steps):
             test_step(val_iterator)
+        callback_list.on_test_end()
         # Evaluation is the classifier's: the consistency wrapper's loss parts are training-only.
         logs.update({name: value for name, value in epoch_logs("val_").items()
                      if name not in ("val_cls_loss", "val_exp_loss")})
@@ -182,6 +184,8 @@ def fit_distributed(
         if model.stop_training:
             break
     callback_list.on_train_end()
+    if model.optimizer.use_ema:  # as fit ends: the model keeps the averaged weights
+        model.optimizer.finalize_variable_values(model.trainable_weights)
     if backup_dir == write_backup_dir:  # the chief: a finished run has no backup (BackupAndRestore's rule)
         remove(backup_dir)
     return history

@@ -206,9 +206,6 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.train.ema_momentum > 0 else []
     best = BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier)
     custom_loop = needs_custom_loop(strategy)
-    if custom_loop and ema:
-        raise ValueError("train.ema_momentum is not supported with runtime.strategy=multiworker (its custom "
-                         "training loop does not swap in the averaged weights); set train.ema_momentum=0")
     callbacks: list[keras.callbacks.Callback] = [
         *([] if custom_loop else [keras.callbacks.BackupAndRestore(paths.backup)]),
         *ema,
