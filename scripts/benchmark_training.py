@@ -47,6 +47,8 @@ class _BatchClock(keras.callbacks.Callback):
         self.batch_size, self.ends = batch_size, []
 
     def on_train_batch_end(self, batch, logs=None):
+        if logs and "loss" in logs:
+            float(logs["loss"])  # waits for the step: TensorFlow may still be running it asynchronously
         self.ends.append(time.perf_counter())
 
     def images_per_second(self) -> float:

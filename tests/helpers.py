@@ -13,6 +13,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG = os.path.join(REPO, "configs", "tiny.yaml")
 
 
+class Killed(RuntimeError):
+    """Raised by `kill_after_epoch`'s callback: a training process dying."""
+
+
+def kill_after_epoch(epoch: int):
+    """A Keras callback that simulates the process dying right after `epoch`'s backup was written."""
+    import keras
+
+    class KillAfterEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, finished, logs=None):
+            if finished == epoch:
+                raise Killed(f"killed after epoch {epoch}")
+
+    return KillAfterEpoch()
+
+
 def run_tiny_command(module, tmp_path, *args):
     """Runs `python -m module` on the tiny config for one epoch; returns its JSON summary."""
     result = subprocess.run(

@@ -14,24 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, TINY_CONFIG
+from tests.helpers import REPO, TINY_CONFIG, Killed, kill_after_epoch
 from tfxmed import distribute
 from tfxmed.training import loop
 from tfxmed.training.custom_loop import fit_distributed, is_chief, needs_custom_loop, wait_for_manifest
-
-
-class _Killed(RuntimeError):
-    pass
-
-
-class _KillAfterEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise _Killed(f"killed after epoch {epoch}")
 
 
 def _linear_problem(strategy, count=256, batch=32):
@@ -58,8 +44,8 @@ def test_fit_distributed_learns_logs_like_fit_and_resumes(tmp_path):
     model = _linear_model(strategy)
     backup = str(tmp_path / "backup")
     common = dict(steps_per_epoch=8, validation_steps=2, backup_dir=backup, write_backup_dir=backup)
-    with pytest.raises(_Killed):
-        fit_distributed(model, strategy, train_data, val_data, epochs=4, callbacks=[_KillAfterEpoch(1)], **common)
+    with pytest.raises(Killed):
+        fit_distributed(model, strategy, train_data, val_data, epochs=4, callbacks=[kill_after_epoch(1)], **common)
     assert tf.train.latest_checkpoint(backup).endswith("ckpt-2")  # written before the callbacks, as BackupAndRestore
 
     resumed = _linear_model(strategy)  # a fresh process: new weights, restored from the backup

@@ -8,26 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import Killed, kill_after_epoch
 from tfxmed import distribute
 from tfxmed.config import TrainConfig
 from tfxmed.training import train
 from tfxmed.training.loop import StepBudget, step_budget
-
-
-class _Killed(RuntimeError):
-    pass
-
-
-class _KillAfterEpoch(keras.callbacks.Callback):
-    """Simulates the process dying right after an epoch's backup was written."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise _Killed(f"killed after epoch {epoch}")
 
 
 def _image_tags(log_dir):
@@ -59,8 +44,8 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_config):
     tiny_config.train.epochs = 4
     tiny_config.train.tensorboard_images = 0
     strategy = distribute.make_strategy("cpu")
-    with pytest.raises(_Killed):
-        train(tiny_config, strategy, extra_callbacks=[_KillAfterEpoch(1)], verbose=0)
+    with pytest.raises(Killed):
+        train(tiny_config, strategy, extra_callbacks=[kill_after_epoch(1)], verbose=0)
     result = train(tiny_config, strategy, verbose=0)
     with open(os.path.join(tiny_config.runtime.run_dir, "history.csv")) as stream:
         epochs = [int(row["epoch"]) for row in csv.DictReader(stream)]
