@@ -11,4 +11,5 @@ if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/nu
     || echo "note: could not install chromium / chromium-driver; the browser tests will be skipped" >&2
 fi
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-exec .venv/bin/python -m pytest -q "$@"
+# --durations: the slowest tests, so the suite can be kept under ~15 minutes on 2 cores.
+exec .venv/bin/python -m pytest -q --durations=15 "$@"
