@@ -68,6 +68,7 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp
     assert len(images) == 4 + galleries and galleries >= 1  # ROC, PR, calibration, confusion + galleries
     # Which galleries have cases depends on the (non-deterministic, 3-epoch) model: every kind with cases
     # is rendered, every kind without says so.
+    from tfxmed import calibration
     from tfxmed.evaluation import collect_split
     from tfxmed.runs import load_run
 
@@ -76,7 +77,10 @@ def test_report_is_self_contained_and_renders_in_headless_chromium(tiny_run, tmp
     data = collect_split(data_dir, manifest, config, "test")
     metrics = json.load(open(os.path.join(tiny_run, "eval", "metrics.json")))
     threshold = metrics["classification_at_validation_threshold"]["threshold"]
-    cases = gallery_cases(data["label"].argmax(-1), model.predict(data["image"], verbose=0), False, threshold, 3)
+    # The report's probabilities are calibrated (the validation threshold is on that scale too).
+    fitted = calibration.run_calibration(run, lambda: pytest.fail("the report should have fitted it"))
+    probabilities = calibration.predict(model, data["image"], fitted, False)
+    cases = gallery_cases(data["label"].argmax(-1), probabilities, False, threshold, 3)
     assert galleries == sum(bool(c) for c in cases.values())
     assert page.count("No such cases.") == sum(not c for c in cases.values())
     assert re.search(r'<td>gradcam</td><td>\d+</td><td>\d\.\d{3}</td>', page)  # explanation metrics, per method
