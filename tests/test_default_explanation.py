@@ -4,7 +4,15 @@ import numpy as np
 
 from tests.helpers import TINY_CONFIG
 from tfxmed.config import load_config
-from tfxmed.default_explanation import FALLBACK, SERVED_FUSION, Choice, candidates, choose, explainer_for
+from tfxmed.default_explanation import (
+    FALLBACK,
+    SERVED_FUSION,
+    Choice,
+    _candidate_maps,
+    candidates,
+    choose,
+    explainer_for,
+)
 from tfxmed.evaluation import collect_split
 from tfxmed.explain import Fusion, GradCam, IntegratedGradients
 from tfxmed.storage import load_manifest
@@ -41,3 +49,21 @@ def test_auto_picks_the_best_pointing_game_on_validation(tiny_model, tiny_datase
     no_masks = {**val, "has_mask": np.zeros_like(val["has_mask"])}
     fallback = choose(tiny_model, config, no_masks)
     assert (fallback.method, fallback.layer) == (FALLBACK, "csam") and "fallback" in fallback.chosen_by
+
+
+def test_auto_compares_ig_baselines_and_smoothing_and_scores_what_the_explainer_serves(tiny_model, tiny_dataset):
+    config = _config("explain.method=auto", "explain.pointing_tolerance=2")
+    names = [c.name for c in candidates(tiny_model, config)]
+    size = tiny_model.inputs[0].shape[1]
+    blurred = f"ig[baseline=blurred][blur_sigma={2.0 * size / 64:g}]"
+    assert blurred in names and f"{blurred}[smoothing_sigma={1.5 * size / 64:g}]" in names
+    assert f"fusion@csam[product][ig:baseline=blurred,blur_sigma={2.0 * size / 64:g}]" in names
+    # auto blurs the unsmoothed maps on the host; the explainer blurs in its graph: the same maps
+    val = collect_split(tiny_dataset, load_manifest(tiny_dataset), config, "val")
+    smoothed = Choice("ig", options={"baseline": "blurred", "blur_sigma": 1.0, "smoothing_sigma": 1.0})
+    unsmoothed = Choice("ig", options={"baseline": "blurred", "blur_sigma": 1.0})
+    targets = val["label"][:4].argmax(-1)
+    maps = _candidate_maps(tiny_model, [unsmoothed, smoothed], val["image"][:4], targets)
+    np.testing.assert_allclose(maps[smoothed.name], explainer_for(tiny_model, smoothed)(val["image"][:4], targets),
+                               rtol=1e-4, atol=1e-6)
+    assert not np.allclose(maps[smoothed.name], maps[unsmoothed.name])

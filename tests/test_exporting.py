@@ -167,17 +167,26 @@ def test_bad_requests_get_clear_errors_and_the_process_stays_up(tmp_path):
     assert lines[-1].startswith("still up") and float(lines[-1].split()[-1]) == pytest.approx(1.0)
 
 
-def test_a_product_fusion_is_served_like_it_is_computed_offline(tmp_path, rng):
+BLURRED_IG = {"baseline": "blurred", "blur_sigma": 1.0}
+
+
+@pytest.mark.parametrize("choice", [
+    Choice("fusion", "csam", options={"combination": "product"}),
+    Choice("ig", options={**BLURRED_IG, "smoothing_sigma": 1.0}),  # what `auto` picks on the quick start
+    Choice("fusion", "csam", options={"combination": "mean", "options": {"ig": BLURRED_IG}}),
+], ids=lambda choice: choice.name)
+def test_a_chosen_explanation_with_options_is_served_like_it_is_computed_offline(tmp_path, rng, choice):
     model = _tiny_model()
-    choice = Choice("fusion", "csam", options={"combination": "product"})
-    path = export_saved_model(model, MANIFEST, 24, str(tmp_path / "product"), choice)
+    path = export_saved_model(model, MANIFEST, 24, str(tmp_path / "sm"), choice)
     images = rng.random((2, 24, 24, 1)).astype("float32")
     loaded = tf.saved_model.load(path)
     served = loaded.signatures["explain"](images=tf.constant(images))["explanation"].numpy()
     inputs = normalize(tf.constant(images), MANIFEST).numpy()
     offline = explainer_for(model, choice, serving=True)
-    assert offline.combination == "product"
-    np.testing.assert_allclose(served, offline(inputs, model.predict(inputs, verbose=0).argmax(-1)), atol=2e-3)
+    expected = offline(inputs, model.predict(inputs, verbose=0).argmax(-1))
+    np.testing.assert_allclose(served, expected, atol=2e-3 * max(1.0, float(np.abs(expected).max())))
+    marker = json.load(open(os.path.join(path, EXPORT_MARKER)))["explanation"]
+    assert {key: marker[key] for key in choice.options} == choice.options
 
 
 @pytest.fixture(scope="module")

@@ -62,12 +62,14 @@ def test_audit_catches_the_model_that_reads_the_marker(tmp_path, marked_dataset)
     crop = ((rows.start, SIZE - rows.stop), (columns.start, SIZE - columns.stop))
     run_dir = _run(tmp_path, "cheat", marked_dataset, _looking_at(crop))
     result = audit_run(run_dir, methods=("saliency", "ig"))
-    # Every marked image is decided by its marker: removing it flips the decision.
-    assert result["images_with_cue"] > 10 and result["shortcut_driven"] == result["images_with_cue"]
+    # Every marked image is decided by its marker: removing it flips the decision; unmarked ones never are.
+    assert result["images"] == 64 and 10 < result["images_with_cue"] < 54
+    assert result["shortcut_driven"] == result["images_with_cue"]
     for method in ("saliency", "ig"):  # pixel-gradient methods: all the mass sits on the marker
         scores = result["methods"][method]
-        assert scores["recall"] >= 0.9 and scores["precision"] >= 0.8
-        assert scores["mean_mass"]["cue"] > 0.9 and scores["threshold_chosen_by"].startswith("default")
+        assert scores["recall"] >= 0.9 and scores["precision"] >= 0.8 and scores["images"] == 64
+        assert scores["mean_mass"]["cue"] > 0.9 and "F1" in scores["threshold_chosen_by"]
+        assert scores["flag_rate"] == pytest.approx(result["images_with_cue"] / 64, abs=0.1)
         assert os.path.exists(scores["gallery"])
     assert os.path.exists(os.path.join(run_dir, "eval", "audit.json"))
 
@@ -79,3 +81,4 @@ def test_audit_stays_quiet_on_a_model_that_never_looks_at_the_corner(tmp_path, m
         assert result["shortcut_driven"] == 0
         assert result["methods"]["saliency"]["flag_rate"] <= 0.05
         assert result["methods"]["saliency"]["mean_mass"]["cue"] < 0.01
+        assert result["images"] == 64 and (result["images_with_cue"] == 64) == add_marker

@@ -20,7 +20,7 @@ import tensorflow as tf
 from tfxmed import calibration as calibration_lib
 from tfxmed.data import pipeline
 from tfxmed.data.selection import lesion_examples, lesions_first
-from tfxmed.default_explanation import Choice, choose, explainer_for, save_choice
+from tfxmed.default_explanation import Choice, choose_with_maps, explainer_for, save_choice
 from tfxmed.explain import make_explainer
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.explain.saving import save_explanations
@@ -30,6 +30,7 @@ from tfxmed.metrics.curves import calibration_summary
 from tfxmed.metrics.diagnostics import map_specificity
 from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
 from tfxmed.metrics.localization import iou, tune_binarization
+from tfxmed.metrics.road import road
 from tfxmed.metrics.statistics import bootstrap_ci, youden_threshold
 from tfxmed.runs import load_run
 from tfxmed.storage import make_dirs, write_json_atomic, write_npz_atomic
@@ -38,6 +39,8 @@ __all__ = ["collect_split", "explain_run", "headline", "evaluate_run", "efficien
 
 OVERLAYS_FILE = "explanation_overlays.png"  # in RUN/eval: the default explanation on the first lesion images
 MAPS_FILE = "explanation_maps.npz"
+
+ROAD_IMAGES = 64  # lesion images ROAD is measured on (the report uses as many)
 
 
 def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
@@ -70,15 +73,17 @@ def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch
     }
 
 
-def _validation_tuned_iou(explainer, val: dict | None, config, maps, masks) -> dict:
-    """IoU with the binarisation value that maximises IoU on the validation split (none for otsu/no val)."""
+def _validation_tuned_iou(explainer, val: dict | None, config, maps, masks, val_maps=None) -> dict:
+    """IoU with the binarisation value that maximises IoU on the validation split (none for otsu/no val).
+    `val_maps`: the explainer's maps of the validation lesion images, when already computed (by `auto`)."""
     method = config.explain.binarize
     if val is None or method == "otsu":
         return {}
     chosen = lesion_examples(val)
     if not len(chosen):
         return {}
-    val_maps = explainer(val["image"][chosen], val["label"][chosen])
+    if val_maps is None:
+        val_maps = explainer(val["image"][chosen], val["label"][chosen])
     value, _ = tune_binarization(val_maps, val["mask"][chosen] > 0.5, method)
     tuned = iou(maps, masks, method, value)
     return {"binarize_value_tuned_on_val": value,
@@ -120,7 +125,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
 
     # The run's default explanation (explain.method; `auto` chooses on the validation masks), then
     # localisation: explain the true class (every positive label) of images that have a lesion mask.
-    choice = choose(model, config, val)
+    choice, val_maps = choose_with_maps(model, config, val)
     save_choice(out_dir, choice)
     indices = lesion_examples(data)
     localization = {"num_evaluated": 0}
@@ -135,9 +140,15 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         )
         # Faithfulness of the same maps: deletion / insertion AUC of the explained class's probability.
         scores = lambda x: forward(x).numpy()  # noqa: E731
-        localization.update(_validation_tuned_iou(explainer, val, config, maps, masks))
+        localization.update(_validation_tuned_iou(explainer, val, config, maps, masks, val_maps))
         localization.update(deletion_insertion(scores, data["image"][indices], maps, targets))
         localization.update(average_drop_increase(scores, data["image"][indices], maps, targets))
+        # ROAD (Rong et al., 2022; noisy linear imputation, no out-of-distribution holes) on the first
+        # ROAD_IMAGES lesion images: its imputation is the slow part, so a subset keeps evaluate fast
+        few = slice(0, ROAD_IMAGES)
+        debiased = road(scores, data["image"][indices][few], maps[few], targets[few])
+        localization.update({"road_morf": debiased["road_morf"], "road_lerf": debiased["road_lerf"],
+                             "road_images": min(ROAD_IMAGES, len(indices))})
         if len(indices) > 1:
             localization["specificity"] = map_specificity(maps)
         write_npz_atomic(os.path.join(out_dir, MAPS_FILE), maps=maps, masks=masks, indices=indices)

@@ -114,9 +114,8 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     remove(temporary)  # a killed export's own leftover (tfxmed's name)
     archive.write_out(temporary, verbose=False)
     marker = {"written_by": "tfxmed", "signatures": ["serving_default", "explain"],
-              "explanation": {"method": choice.method, "layer": choice.layer,
-                              **({"served_weights": served.weights, **choice.options}
-                                 if choice.method == "fusion" else {})},
+              "explanation": {"method": choice.method, "layer": choice.layer, **choice.options,
+                              **({"served_weights": served.weights} if choice.method == "fusion" else {})},
               "calibration": calibration, "jit_compile": bool(jit_compile)}
     if is_remote(path):
         # gs:// and ram:// move folders file by file (tfxmed.storage.rename), so no swap is atomic: the
@@ -139,7 +138,7 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
 
 
 def _served_options(choice: Choice, served) -> dict:
-    options = {"layer": choice.layer} if choice.layer and choice.method != "fusion" else {}
+    options = {**choice.options, **({"layer": choice.layer} if choice.layer else {})}
     if choice.method == "fusion":
         options = {"weights": served.weights, **choice.options,
                    **({"default_layer": choice.layer} if choice.layer else {})}

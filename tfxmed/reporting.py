@@ -361,17 +361,20 @@ def _audit_section(audit: dict | None) -> str:
     if not audit:
         return ""
     rows = [[name, m["threshold"], m["threshold_chosen_by"], m["recall"], m["precision"], m["flag_rate"],
-             m["mean_mass"]["cue"], m["mean_mass"]["lesion"]] for name, m in audit["methods"].items()]
-    header = ["method", "threshold", "chosen by", "flag recall", "flag precision", "flag rate", "mass on cue",
-              "mass on lesion"]
+             m.get("flag_rate_without_cue"), m["mean_mass"]["cue"], m["mean_mass"]["lesion"]]
+            for name, m in audit["methods"].items()]
+    header = ["method", "threshold", "chosen by", "flag recall", "flag precision", "flag rate",
+              "flag rate without cue", "mass on cue", "mass on lesion"]
     galleries = "".join(f'<figure><img class="gallery" alt="flagged by {html.escape(name)}" src="{uri}"><figcaption>'
                         f"Flagged by {html.escape(name)}</figcaption></figure>"
                         for name, m in audit["methods"].items() if (uri := _file_uri(m.get("gallery", ""))))
     return ('<section id="shortcut-audit"><h2>Shortcut audit</h2>'
-            f'<p class="note">{audit["images_with_cue"]} {html.escape(audit["split"])} images carry the spurious cue; '
+            f'<p class="note">{audit["images_with_cue"]} of {audit.get("images", "the")} {html.escape(audit["split"])} '
+            "images carry the spurious cue; "
             f"removing it (inpainting) changes the decision on {audit['shortcut_driven']} of them. AUC with the cue "
             f"{_number(audit.get('auc_with_cue'))}, without {_number(audit.get('auc_without_cue'))}. An image is "
-            "flagged when its explanation puts more than the threshold of its mass on the cue.</p>"
+            "flagged when its explanation puts more than the threshold of its mass on the cue (on an image without "
+            "the cue: on the place where it sits on the others).</p>"
             + _table(header, rows, "audit-table") + galleries + "</section>")
 
 

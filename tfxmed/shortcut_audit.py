@@ -4,10 +4,14 @@ and do its explanations say so?
 For every image of a split whose records mark where a known cue is (`confounder` in the TFRecord
 schema; the synthetic benchmark's corner marker), the audit computes
 - the prediction with the cue, and with the cue removed (inpainted from the surrounding pixels): the
-  counterfactual. An image is *shortcut-driven* when removing the cue changes the decision;
+  counterfactual. An image is *shortcut-driven* when removing the cue changes the decision; an image
+  without the cue never is;
 - each method's explanation of the predicted class, and the share of its positive mass on the cue,
-  on the lesion, and elsewhere. An image is *flagged* when the share on the cue exceeds a threshold
-  chosen on the validation split (best F1 against the counterfactual truth there).
+  on the lesion, and elsewhere. On an image without the cue, "the cue" is where the cue sits on the
+  split's other images (the union of their cue masks): a method that paints that place whatever the
+  image holds is caught there as a false alarm. An image is *flagged* when the share on the cue
+  exceeds a threshold chosen on the validation split (best F1 against the counterfactual truth
+  there, over images with and without the cue).
 Outputs: flag recall / precision against the counterfactual truth, AUC on cue-present vs cue-absent
 images, and a gallery of flagged cases, in RUN/eval/audit.json and RUN/eval/audit_flagged.png.
 
@@ -66,27 +70,25 @@ def _cue_images(run, split: str, add_marker: bool) -> dict:
         data["has_confounder"] = np.ones(len(data["image"]), bool)
     regions = data["confounder"] > 0.5
     present = data["has_confounder"].astype(bool) & regions.reshape(len(regions), -1).any(1)
-    if not data["has_confounder"].any():
+    if not present.any():
         raise ValueError(f"the {split} records of {run.data_dir} mark no spurious cue (no `confounder` masks); "
                          "convert with a confounder (e.g. data.synthetic.confounder_strength > 0) or pass add_marker")
+    regions = np.where(present[:, None, None, None], regions, regions[present].any(0))  # absent: where it sits
     return {**data, "regions": regions, "present": present}
 
 
 def _audit_images(run, data: dict, explainers: dict) -> dict:
-    """Decisions with and without the cue, and each method's mass on cue / lesion / elsewhere."""
-    model, present = run.model, data["present"]
-    probabilities = model.predict(data["image"], batch_size=128, verbose=0)
-    images, regions = data["image"][present], data["regions"][present]
-    with_cue = probabilities[present]
-    without_cue = model.predict(remove_cue(images, regions), batch_size=128, verbose=0)
+    """Decisions with and without the cue, and each method's mass on cue / lesion / elsewhere (every image)."""
+    model, present, regions = run.model, data["present"], data["regions"]
+    with_cue = model.predict(data["image"], batch_size=128, verbose=0)
+    without_cue = with_cue.copy()  # an image without the cue is its own counterfactual
+    without_cue[present] = model.predict(remove_cue(data["image"][present], regions[present]), batch_size=128,
+                                         verbose=0)
     predicted = with_cue.argmax(-1)
-    masses = {}
-    for name, explainer in explainers.items():
-        maps = explainer(images, predicted)
-        masses[name] = region_mass(maps[..., None], regions, data["mask"][present] > 0.5)
-    return {"probabilities": probabilities, "with_cue": with_cue, "without_cue": without_cue,
-            "shortcut_driven": predicted != without_cue.argmax(-1), "masses": masses,
-            "indices": np.flatnonzero(present)}
+    masses = {name: region_mass(explainer(data["image"], predicted)[..., None], regions, data["mask"] > 0.5)
+              for name, explainer in explainers.items()}
+    return {"with_cue": with_cue, "without_cue": without_cue,
+            "shortcut_driven": predicted != without_cue.argmax(-1), "masses": masses}
 
 
 def _cue_aucs(data: dict, probabilities: np.ndarray, multi_label: bool) -> dict:
@@ -119,29 +121,33 @@ def audit_run(run_dir: str, split: str = "test", methods=None, add_marker: bool 
     val = _audit_images(run, _cue_images(run, "val", add_marker), explainers)
     data = _cue_images(run, split, add_marker)
     test = _audit_images(run, data, explainers)
-    result = {"split": split, "add_marker": add_marker, "images_with_cue": int(data["present"].sum()),
-              "shortcut_driven": int(test["shortcut_driven"].sum()),
-              "shortcut_driven_rate": float(test["shortcut_driven"].mean()) if len(test["shortcut_driven"]) else None,
-              **(_cue_aucs(data, test["probabilities"], multi_label) if not add_marker else {}), "methods": {}}
+    present, driven = data["present"], test["shortcut_driven"]
+    result = {"split": split, "add_marker": add_marker, "images": len(present), "images_with_cue": int(present.sum()),
+              "shortcut_driven": int(driven.sum()), "shortcut_driven_rate": float(driven[present].mean()),
+              **(_cue_aucs(data, test["with_cue"], multi_label) if not add_marker else {}), "methods": {}}
     eval_dir = run.paths.eval_dir
     os.makedirs(eval_dir, exist_ok=True)
     for name in methods:
-        threshold, how = choose_flag_threshold(val["masses"][name][:, 0], val["shortcut_driven"])
+        # a map with no positive mass puts none on the cue (NaN share → 0), at validation as at test
+        threshold, how = choose_flag_threshold(np.nan_to_num(val["masses"][name][:, 0], nan=0.0),
+                                               val["shortcut_driven"])
         cue_mass = test["masses"][name][:, 0]
         flags = np.nan_to_num(cue_mass, nan=0.0) > threshold
-        means = np.nanmean(test["masses"][name], axis=0) if len(cue_mass) else [None] * 3
+        means = np.nanmean(test["masses"][name][present], axis=0)
         result["methods"][name] = {
-            "threshold": threshold, "threshold_chosen_by": how, **flag_scores(flags, test["shortcut_driven"]),
-            "mean_mass": dict(zip(("cue", "lesion", "elsewhere"), (None if v is None else float(v) for v in means))),
+            "threshold": threshold, "threshold_chosen_by": how, **flag_scores(flags, driven),
+            # false alarms where there is no cue to read: the method paints the cue's place regardless
+            "flag_rate_without_cue": float(flags[~present].mean()) if (~present).any() else None,
+            "mean_mass": dict(zip(("cue", "lesion", "elsewhere"),
+                                  (None if v is None else float(v) for v in means))),  # over images with the cue
         }
         shown = np.flatnonzero(flags)[:gallery]
         if len(shown):
-            chosen = test["indices"][shown]
-            maps = explainers[name](data["image"][chosen], test["with_cue"][shown].argmax(-1))
-            titles = [f"#{i} p={test['with_cue'][k].max():.2f}→{test['without_cue'][k].max():.2f} "
-                      f"cue {cue_mass[k]:.0%}" for k, i in zip(shown, chosen)]
+            maps = explainers[name](data["image"][shown], test["with_cue"][shown].argmax(-1))
+            titles = [f"#{k} p={test['with_cue'][k].max():.2f}→{test['without_cue'][k].max():.2f} "
+                      f"cue {cue_mass[k]:.0%}" for k in shown]
             path = os.path.join(eval_dir, f"audit_flagged_{name}.png")
-            save_overlay_grid(path, data["image"][chosen], maps, data["regions"][chosen], titles)
+            save_overlay_grid(path, data["image"][shown], maps, data["regions"][shown], titles)
             result["methods"][name]["gallery"] = path
     write_json_atomic(result, os.path.join(eval_dir, "audit_marker_added.json" if add_marker else "audit.json"))
     return result

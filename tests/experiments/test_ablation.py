@@ -25,7 +25,8 @@ def _fake(calls, evaluated, extra=True):
         seed = config.runtime.seed
         localization = {"iou_mean": 0.1 + bonus, "pointing_game": 0.5 + 0.02 * seed % 5}
         if extra:
-            localization.update(deletion_auc=0.3 - bonus, insertion_auc=0.6 + bonus)
+            localization.update(deletion_auc=0.3 - bonus, insertion_auc=0.6 + bonus, road_morf=0.4 - bonus,
+                                road_lerf=0.8)
         return {"classification": {"accuracy": 0.7 + bonus + 0.01 * (seed % 3), "auc": 0.8 + bonus * seed / 100},
                 "localization": localization}
     return train, evaluate
@@ -51,6 +52,7 @@ def test_runner_applies_variants_tabulates_paired_tests_and_resumes(tmp_path):
     assert json.load(open(tmp_path / "ablation.json"))["seeds"] == [1, 2, 4]
 
     assert summary["+L_exp"]["deletion"]["mean"] == pytest.approx(0.2)
+    assert summary["+L_exp"]["ROAD MoRF"]["mean"] == pytest.approx(0.3)
     again, reevaluated = [], []
     run_ablation(base, [1, 2, 4], str(tmp_path), *_fake(again, reevaluated))
     assert again == [] and reevaluated == []  # every finished run is reused
@@ -64,7 +66,8 @@ def test_runner_adds_new_metrics_without_retraining(tmp_path):
     (old / "ablation_metrics.json").write_text(json.dumps(old_metrics))
     trained, evaluated = [], []
     metrics = {"classification": {"accuracy": 0.7, "auc": 0.8},
-               "localization": {"iou_mean": 0.1, "pointing_game": 0.5, "deletion_auc": 0.3, "insertion_auc": 0.6}}
+               "localization": {"iou_mean": 0.1, "pointing_game": 0.5, "deletion_auc": 0.3, "insertion_auc": 0.6,
+                                "road_morf": 0.4, "road_lerf": 0.8}}
     report = run_ablation(load_config(TINY_CONFIG), [1], str(tmp_path), trained.append,
                           lambda run_dir: evaluated.append(run_dir) or metrics)
     assert str(old) in evaluated and len(evaluated) == 4

@@ -24,7 +24,7 @@ def test_each_fold_trains_its_own_config_and_the_summary_is_over_folds(tmp_path,
         fold = fold_of[run_dir]
         return {"classification": {"accuracy": 0.6 + 0.1 * fold, "auc": 0.7 + 0.1 * fold},
                 "localization": {"iou_mean": 0.2, "pointing_game": 0.5 * fold, "deletion_auc": 0.3,
-                                 "insertion_auc": 0.6}}
+                                 "insertion_auc": 0.6, "road_morf": 0.4, "road_lerf": 0.8}}
 
     monkeypatch.setattr(crossval_module, "train", train)
     monkeypatch.setattr(crossval_module, "evaluate_run", evaluate_run)

@@ -55,3 +55,18 @@ def test_quadrature_weights():
     np.testing.assert_allclose(weights, [0.125, 0.25, 0.25, 0.25, 0.125])
     with pytest.raises(ValueError, match="trapezoid, left, right, middle"):
         path_weights(4, "simpson")
+
+
+def test_smoothing_blurs_the_summed_map_and_leaves_attributions_alone(rng):
+    inputs = keras.Input((12, 12, 1))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(keras.layers.Flatten()(inputs)))
+    images = rng.normal(size=(2, 12, 12, 1)).astype("float32")
+    plain = IntegratedGradients(model, steps=3)(images, 1)
+    smoothed = IntegratedGradients(model, steps=3, smoothing_sigma=1.5)
+    maps = smoothed(images, 1)
+    # a linear model's IG is x ⊙ w; blurred with a normalised kernel: same total, lower peaks, no longer x ⊙ w
+    np.testing.assert_allclose(maps.sum((1, 2)), plain.sum((1, 2)), rtol=0.2, atol=0.5)
+    assert np.all(np.abs(maps).max((1, 2)) < np.abs(plain).max((1, 2)))
+    np.testing.assert_allclose(smoothed.attributions(images, 1)[..., 0], plain, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="smoothing_sigma"):
+        IntegratedGradients(model, smoothing_sigma=-1.0)

@@ -36,6 +36,8 @@ METRICS = {
     "pointing game": ("localization", "pointing_game"),
     "deletion": ("localization", "deletion_auc"),
     "insertion": ("localization", "insertion_auc"),
+    "ROAD MoRF": ("localization", "road_morf"),
+    "ROAD LeRF": ("localization", "road_lerf"),
 }
 
 
