@@ -55,9 +55,9 @@ def test_auto_compares_ig_baselines_and_smoothing_and_scores_what_the_explainer_
     config = _config("explain.method=auto", "explain.pointing_tolerance=2")
     names = [c.name for c in candidates(tiny_model, config)]
     size = tiny_model.inputs[0].shape[1]
-    blurred = f"ig[baseline=blurred][blur_sigma={2.0 * size / 64:g}]"
+    blurred = f"ig[baseline=blurred][blur_sigma={2.0 * size / 64:g}][steps=16]"
     assert blurred in names and f"{blurred}[smoothing_sigma={1.5 * size / 64:g}]" in names
-    assert f"fusion@csam[product][ig:baseline=blurred,blur_sigma={2.0 * size / 64:g}]" in names
+    assert f"fusion@csam[product][ig:baseline=blurred,blur_sigma={2.0 * size / 64:g},steps=16]" in names
     # auto blurs the unsmoothed maps on the host; the explainer blurs in its graph: the same maps
     val = collect_split(tiny_dataset, load_manifest(tiny_dataset), config, "val")
     smoothed = Choice("ig", options={"baseline": "blurred", "blur_sigma": 1.0, "smoothing_sigma": 1.0})

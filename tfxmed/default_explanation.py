@@ -49,8 +49,11 @@ CHOICE_FILE = "explanation.json"
 # with the input). On the quick start's validation split (docs/results.md) the blurred baseline took IG's
 # pointing game from 0.36 to 0.91 and smoothing its IoU from 0.14 to 0.37: the blurred image keeps
 # the anatomy and loses the small findings, so the path from it adds exactly those.
+# From the blurred baseline the path is short (the image minus its fine structure), and 16 steps gave
+# the same validation pointing game and IoU as 32 (to 0.007) at half the cost.
 REFERENCE_SIZE = 64
 BLURRED_BASELINE_SIGMA = 2.0
+BLURRED_BASELINE_STEPS = 16
 SMOOTHING_SIGMAS = (1.0, 1.5, 2.0)
 
 
@@ -87,7 +90,8 @@ def _layer_of(model, config) -> str:
 def _ig_variants(model) -> list[dict]:
     """IG options `auto` compares: zero and blurred baselines, each raw and smoothed at each scale."""
     scale = float(model.inputs[0].shape[1]) / REFERENCE_SIZE
-    baselines = [{}, {"baseline": "blurred", "blur_sigma": BLURRED_BASELINE_SIGMA * scale}]
+    baselines = [{}, {"baseline": "blurred", "blur_sigma": BLURRED_BASELINE_SIGMA * scale,
+                      "steps": BLURRED_BASELINE_STEPS}]
     return [{**baseline, **({"smoothing_sigma": sigma * scale} if sigma else {})}
             for baseline in baselines for sigma in (0.0, *SMOOTHING_SIGMAS)]
 
