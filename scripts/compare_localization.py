@@ -2,9 +2,11 @@
 
     python scripts/compare_localization.py --run runs/quickstart --split val
 
-For every `method[@layer]` spec: IoU (maps binarised at 0.5 × max), pointing game (with the run's
-tolerance) and energy pointing game against the lesion masks of the split's lesion images. Pick layers
-and methods on `val`; look at `test` once.
+For every `method[@layer][{key=value,...}]` spec: IoU (maps binarised at 0.5 × max), pointing game
+(with the run's tolerance) and energy pointing game against the lesion masks of the split's lesion
+images. Options are the explainer's keyword arguments, e.g.
+`ig{baseline=blurred,blur_sigma=2,steps=16,smoothing_sigma=1.5}`. Pick layers and methods on `val`;
+look at `test` once.
 """
 
 import argparse
@@ -41,13 +43,38 @@ def main() -> None:
     images, targets, masks = data["image"][lesion], data["label"][lesion], data["mask"][lesion] > 0.5
     results = {"run": args.run, "split": args.split, "images": int(lesion.sum()),
                "lesion_area_fraction": float(masks.mean()), "methods": {}}
-    for spec in args.specs.split(","):
-        method, _, layer = spec.partition("@")
-        explainer = make_explainer(method, model, **({"layer": layer} if layer else {}))
+    for spec in _split_specs(args.specs):
+        name, _, options = spec.partition("{")
+        method, _, layer = name.partition("@")
+        options = dict(item.split("=", 1) for item in options.rstrip("}").split(",") if item)
+        options = {key: _value(value) for key, value in options.items()}
+        explainer = make_explainer(method, model, **({"layer": layer} if layer else {}), **options)
         summary = localization_summary(explainer(images, targets), masks, "fraction_of_max", 0.5,
                                        config.explain.pointing_tolerance)
         results["methods"][spec] = {key: summary[key] for key in ("iou_mean", "pointing_game", "energy_pointing_game")}
     print(json.dumps(results, indent=1))
+
+
+def _split_specs(text: str) -> list[str]:
+    """Commas separate specs, except inside {...}."""
+    specs, depth, current = [], 0, ""
+    for character in text:
+        depth += {"{": 1, "}": -1}.get(character, 0)
+        if character == "," and depth == 0:
+            specs.append(current)
+            current = ""
+        else:
+            current += character
+    return [spec for spec in (*specs, current) if spec]
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 if __name__ == "__main__":
