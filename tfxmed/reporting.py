@@ -74,7 +74,7 @@ def _gallery_png(images, masks, maps: dict[str, np.ndarray], captions: list[str]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from tfxmed.explain.overlay import overlay
+    from tfxmed.explain.overlay import display_maps, overlay
     from tfxmed.metrics.maps import minmax_per_map
 
     shown = minmax_per_map(images, floor=1e-6)
@@ -84,10 +84,7 @@ def _gallery_png(images, masks, maps: dict[str, np.ndarray], captions: list[str]
     FigureCanvasAgg(figure)
     # Display only: each map scaled by its 99th percentile, so a few extreme pixels (common with IG)
     # do not leave the rest of the map invisible.
-    scaled = {}
-    for name, values in maps.items():
-        high = np.maximum(np.quantile(values.reshape(len(values), -1), 0.99, axis=1), 1e-12)
-        scaled[name] = np.clip(values / high.reshape(-1, *[1] * (values.ndim - 1)), 0, 1)
+    scaled = {name: display_maps(values, quantile=0.99) for name, values in maps.items()}
     blended = {name: overlay(shown, values).numpy() for name, values in scaled.items()}
     for row in range(len(images)):
         panels = [grey[row], grey[row], *(blended[name][row] for name in maps)]

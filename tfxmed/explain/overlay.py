@@ -8,13 +8,25 @@ import tensorflow as tf
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import write_figure_atomic
 
-__all__ = ["colorize", "overlay", "save_overlay_grid"]
+__all__ = ["colorize", "display_maps", "overlay", "save_overlay_grid"]
 
 
 def _jet_table() -> np.ndarray:
     from matplotlib import colormaps
 
     return colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3].astype(np.float32)
+
+
+def display_maps(maps: np.ndarray, quantile: float = 1.0) -> np.ndarray:
+    """Maps of any method, ready for `overlay`: the positive part (evidence for the class) divided by
+    each map's `quantile` (1.0: its maximum; 0.99 keeps a few extreme pixels from hiding the rest),
+    clipped to [0, 1]. Raw attributions (IG, saliency) are signed and far from [0, 1]: shown as they
+    are, they would all be the bottom colour of the map."""
+    positive = np.maximum(np.nan_to_num(np.asarray(maps, np.float32)), 0.0)
+    flat = positive.reshape(len(positive), -1)
+    high = (np.quantile(flat, quantile, axis=1) if quantile < 1.0 else flat.max(1)) if flat.size else np.ones(0)
+    high = np.maximum(high, 1e-12).reshape(-1, *[1] * (positive.ndim - 1))
+    return np.clip(positive / high, 0.0, 1.0).astype(np.float32)
 
 
 def colorize(maps: tf.Tensor) -> tf.Tensor:
@@ -40,13 +52,13 @@ def save_overlay_grid(
     columns: int = 4,
     alpha: float = 0.4,
 ) -> None:
-    """Saves a grid PNG: each cell is the image with its heat map, the mask outlined in white."""
+    """Saves a grid PNG: each cell is the image with its heat map (`display_maps`), the mask outlined in white."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    blended = overlay(minmax_per_map(images, floor=1e-6), maps, alpha).numpy()
+    blended = overlay(minmax_per_map(images, floor=1e-6), display_maps(maps), alpha).numpy()
     rows = int(np.ceil(len(images) / columns))
     figure = Figure(figsize=(2.2 * columns, 2.4 * rows))
     for index in range(rows * columns):

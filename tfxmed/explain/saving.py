@@ -13,7 +13,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfxmed.explain.overlay import overlay
+from tfxmed.explain.overlay import display_maps, overlay
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import make_dirs, write_bytes_atomic, write_npz_atomic, write_text_atomic
 
@@ -41,9 +41,7 @@ def save_explanations(
         folder = os.path.join(out_dir, method)
         make_dirs(folder)
         write_npz_atomic(os.path.join(folder, "maps.npz"), maps=maps, indices=indices)
-        scaled = np.maximum(maps, 0)
-        scaled = scaled / np.maximum(scaled.reshape(len(maps), -1).max(1), 1e-12).reshape(-1, *[1] * (maps.ndim - 1))
-        blended = overlay(display, scaled, alpha).numpy()
+        blended = overlay(display, display_maps(maps), alpha).numpy()
         files = []
         for position, item in enumerate(indices):
             name = f"{int(item):05d}.png"

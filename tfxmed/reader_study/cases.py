@@ -109,7 +109,7 @@ def create_study(run_dir: str, out: str, methods=DEFAULT_METHODS, cases: int = 4
     """Writes the study database `out` and its PNG folder; returns a summary (counts per outcome)."""
     from tfxmed import calibration
     from tfxmed.evaluation import collect_split
-    from tfxmed.explain.overlay import overlay
+    from tfxmed.explain.overlay import display_maps, overlay
     from tfxmed.metrics.localization import iou, pointing_game
     from tfxmed.metrics.maps import minmax_per_map
     from tfxmed.runs import load_run
@@ -154,7 +154,7 @@ def create_study(run_dir: str, out: str, methods=DEFAULT_METHODS, cases: int = 4
             maps = np.asarray(explainer(images, explained[chosen]))
             scores = {"iou": iou(maps, masks, run.config.explain.binarize, run.config.explain.binarize_value),
                       "pointing": pointing_game(maps, masks, run.config.explain.pointing_tolerance)}
-            blended = overlay(display, minmax_per_map(maps)).numpy()
+            blended = overlay(display, display_maps(maps)).numpy()
             for k in order:
                 iou_k, pointing_k = (float(scores[key][k]) if lesion[k] and np.isfinite(scores[key][k]) else None
                                      for key in ("iou", "pointing"))

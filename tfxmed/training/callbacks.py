@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxmed.explain.overlay import overlay
+from tfxmed.explain.overlay import display_maps, overlay
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import atomic_path, exists, make_dirs, open_file, write_json_atomic
 
@@ -86,5 +86,6 @@ class ExplanationImages(keras.callbacks.Callback):
         maps = self._explainer(self.images)
         display = minmax_per_map(self.display, floor=1e-6)
         with self.writer.as_default():
-            tf.summary.image(f"explanation/{self.name}", overlay(display, maps), step=epoch, max_outputs=len(maps))
+            tf.summary.image(f"explanation/{self.name}", overlay(display, display_maps(maps)), step=epoch,
+                             max_outputs=len(maps))
         self.writer.flush()
