@@ -143,5 +143,6 @@ def markdown_table(summary: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"mean ± sd over seeds; p: paired t-test against `{names[0]}` across seeds. IoU, pointing game, "
-                 "deletion and insertion AUC are of Grad-CAM maps (deletion: lower is better).")
+                 "deletion, insertion and ROAD are of each run's default explanation (`explain.method`; "
+                 "deletion, ROAD MoRF: lower is better).")
     return "\n".join(lines) + "\n"
