@@ -37,8 +37,7 @@ from tfxmed.models.spec import declared_spec, default_explain_layer
 from tfxmed.storage import exists, open_file, write_json_atomic
 
 __all__ = ["Choice", "FALLBACK", "SERVED_FUSION", "candidates", "choose", "choose_with_maps", "explainer_for",
-           "load_choice",
-           "save_choice", "CAM_METHODS"]
+           "load_choice", "save_choice", "CAM_METHODS"]
 
 FALLBACK = "gradcam"
 SERVED_FUSION = {"gradcam": 0.4, "ig": 0.4}

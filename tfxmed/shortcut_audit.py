@@ -85,10 +85,10 @@ def _audit_images(run, data: dict, explainers: dict) -> dict:
     without_cue[present] = model.predict(remove_cue(data["image"][present], regions[present]), batch_size=128,
                                          verbose=0)
     predicted = with_cue.argmax(-1)
-    masses = {name: region_mass(explainer(data["image"], predicted)[..., None], regions, data["mask"] > 0.5)
-              for name, explainer in explainers.items()}
+    maps = {name: explainer(data["image"], predicted) for name, explainer in explainers.items()}
+    masses = {name: region_mass(values[..., None], regions, data["mask"] > 0.5) for name, values in maps.items()}
     return {"with_cue": with_cue, "without_cue": without_cue,
-            "shortcut_driven": predicted != without_cue.argmax(-1), "masses": masses}
+            "shortcut_driven": predicted != without_cue.argmax(-1), "maps": maps, "masses": masses}
 
 
 def _cue_aucs(data: dict, probabilities: np.ndarray, multi_label: bool) -> dict:
@@ -138,16 +138,14 @@ def audit_run(run_dir: str, split: str = "test", methods=None, add_marker: bool 
             "threshold": threshold, "threshold_chosen_by": how, **flag_scores(flags, driven),
             # false alarms where there is no cue to read: the method paints the cue's place regardless
             "flag_rate_without_cue": float(flags[~present].mean()) if (~present).any() else None,
-            "mean_mass": dict(zip(("cue", "lesion", "elsewhere"),
-                                  (None if v is None else float(v) for v in means))),  # over images with the cue
+            "mean_mass": dict(zip(("cue", "lesion", "elsewhere"), map(float, means))),  # over images with the cue
         }
         shown = np.flatnonzero(flags)[:gallery]
         if len(shown):
-            maps = explainers[name](data["image"][shown], test["with_cue"][shown].argmax(-1))
             titles = [f"#{k} p={test['with_cue'][k].max():.2f}→{test['without_cue'][k].max():.2f} "
                       f"cue {cue_mass[k]:.0%}" for k in shown]
             path = os.path.join(eval_dir, f"audit_flagged_{name}.png")
-            save_overlay_grid(path, data["image"][shown], maps, data["regions"][shown], titles)
+            save_overlay_grid(path, data["image"][shown], test["maps"][name][shown], data["regions"][shown], titles)
             result["methods"][name]["gallery"] = path
     write_json_atomic(result, os.path.join(eval_dir, "audit_marker_added.json" if add_marker else "audit.json"))
     return result
