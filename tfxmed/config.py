@@ -20,7 +20,8 @@ from tfxmed.config_fields import ConfigError, apply_overrides, field
 from tfxmed.storage import open_file, write_yaml_atomic
 
 __all__ = [
-    "ConfigError", "MODEL_NAMES", "DATA_SOURCES", "AUGMENT_BACKENDS", "STRATEGIES", "JIT_COMPILE", "HOST_SIDE_METHODS",
+    "ConfigError", "MODEL_NAMES", "POOLINGS", "IG_BASELINES",
+    "DATA_SOURCES", "AUGMENT_BACKENDS", "STRATEGIES", "JIT_COMPILE", "HOST_SIDE_METHODS",
     "DISTANCES", "BINARIZE_METHODS",
     "RECORD_ENCODINGS", "EXPLAIN_METHODS", "SyntheticDataConfig", "DataConfig", "ResNetAttentionConfig",
     "SmallCnnConfig",
@@ -32,6 +33,8 @@ __all__ = [
 # here. The other lists are implemented in modules that import TensorFlow, which this module (imported
 # by every command's parser) must not: they keep their tuple and tests/test_config.py pins it to this one.
 MODEL_NAMES = ("resnet50_attention", "small_cnn")
+POOLINGS = ("avg", "max", "lse")  # global pooling before the logits (tfxmed.models.layers.pooling)
+IG_BASELINES = ("zero", "blurred")  # train.consistency.ig_baseline
 DATA_SOURCES = ("synthetic", "medmnist", "tfrecords")
 AUGMENT_BACKENDS = ("tf", "albumentations")  # tfxmed.data.augment_albumentations
 RECORD_ENCODINGS = ("auto", "raw", "png", "jpeg")  # tfxmed.data.features.ENCODINGS
@@ -133,6 +136,10 @@ class ModelConfig:
     weights: str = "none"
     attention: bool = True  # CSAM (channel-spatial attention)
     dropout: float = field(0.3, within="[0, 1)")  # before the logits
+    # Global pooling before the logits (tfxmed.models.layers.pooling): "avg", "max", or "lse" (log-sum-exp
+    # with sharpness lse_r, between the two). Max/LSE make the logit follow the strongest location.
+    pooling: str = field("avg", choices=POOLINGS)
+    lse_r: float = field(5.0, within="(0, inf)")
     resnet50_attention: ResNetAttentionConfig = dataclasses.field(default_factory=ResNetAttentionConfig)
     small_cnn: SmallCnnConfig = dataclasses.field(default_factory=SmallCnnConfig)
 
@@ -149,6 +156,10 @@ class ConsistencyConfig:
     ig_fraction: float = field(0.25, within="(0, 1]")  # of each per-replica batch
     ig_gradient: bool = False  # True: also differentiate through IG (the naive, costly variant)
     every: int = field(1, within="[1, inf)")  # add the term on every k-th step
+    # IG's baseline: "zero", or "blurred" (the image blurred at ig_blur_sigma px): the target then points
+    # at small findings instead of the whole anatomy (tfxmed.training.consistency).
+    ig_baseline: str = field("zero", choices=IG_BASELINES)
+    ig_blur_sigma: float = field(2.0, within="(0, inf)")
 
 
 @dataclasses.dataclass

@@ -30,13 +30,13 @@ def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: in
         resnet = config.resnet50_attention
         return resnet_attention(
             input_shape, num_classes, multi_label, config.attention, config.dropout,
-            resnet.blocks, resnet.width, resnet.stem_pool, config.weights,
+            resnet.blocks, resnet.width, resnet.stem_pool, config.weights, config.pooling, config.lse_r,
         )
     if config.name == "small_cnn":
         cnn = config.small_cnn
         model = small_cnn(
             input_shape, num_classes, multi_label, config.attention, config.dropout,
-            cnn.width, cnn.blocks, kernel_size=cnn.kernel_size,
+            cnn.width, cnn.blocks, kernel_size=cnn.kernel_size, pooling=config.pooling, lse_r=config.lse_r,
         )
         if config.weights not in ("none", ""):
             model.load_weights(config.weights)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from tfxmed.models.layers import channel_spatial_attention
+from tfxmed.models.layers import channel_spatial_attention, global_pooling
 from tfxmed.models.spec import ModelSpec, declare_spec
 
 __all__ = ["resnet_attention", "resnet_attention_spec", "transfer_weights_by_name"]
@@ -69,9 +69,11 @@ def resnet_attention(
     width: int = 64,
     stem_pool: bool = True,
     weights: str = "none",
+    pooling: str = "avg",
+    lse_r: float = 5.0,
     name: str = "resnet50_attention",
 ) -> keras.Model:
-    """Builds ResNet50 (+ CSAM after stage 3) → GAP → dropout → Dense logits → softmax/sigmoid.
+    """Builds ResNet50 (+ CSAM after stage 3) → global pooling → dropout → Dense logits → softmax/sigmoid.
 
     The model carries its `resnet_attention_spec(attention, blocks)` (`tfxmed.models.spec`).
 
@@ -85,6 +87,8 @@ def resnet_attention(
         width: filters of the first stage (64 in ResNet50); later stages double it.
         stem_pool: keep the stem's stride-2 max pool (off: feature maps twice as fine, 4x the cost).
         weights: "none", "imagenet" (needs internet once), or a path to a local weights file.
+        pooling: the global pooling before the head, "avg" | "max" | "lse" (`tfxmed.models.layers.pooling`).
+        lse_r: LSE pooling's sharpness.
     """
     if len(blocks) != 4:
         raise ValueError(f"blocks must list 4 stages, got {list(blocks)}")
@@ -103,7 +107,7 @@ def resnet_attention(
             x = _bottleneck(x, filters, stride, conv_shortcut=block == 1, name=f"{stage_name}_block{block}")
         if stage == 2 and attention:
             x = channel_spatial_attention(x, name="csam")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = global_pooling(x, pooling, lse_r)
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(

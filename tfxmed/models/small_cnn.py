@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from tfxmed.models.layers import channel_spatial_attention
+from tfxmed.models.layers import channel_spatial_attention, global_pooling
 from tfxmed.models.resnet_attention import BN_MOMENTUM
 from tfxmed.models.spec import ModelSpec, declare_spec
 
@@ -34,10 +34,12 @@ def small_cnn(
     blocks: Sequence[int] = (1, 1, 1),
     name: str = "small_cnn",
     kernel_size: int = 3,
+    pooling: str = "avg",
+    lse_r: float = 5.0,
 ) -> keras.Model:
     """Stages of [conv k×k-BN-ReLU] × blocks[i] with max pooling between; last conv is `last_conv`.
 
-    CSAM (if `attention`) follows the last stage; GAP → dropout → Dense logits → softmax/sigmoid.
+    CSAM (if `attention`) follows the last stage; global pooling → dropout → Dense logits → softmax/sigmoid.
     The model carries its `small_cnn_spec(attention, blocks)` (`tfxmed.models.spec`).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="image")
@@ -53,7 +55,7 @@ def small_cnn(
             x = layers.Activation("relu", name=f"{conv_name}_relu")(x)
     if attention:
         x = channel_spatial_attention(x, name="csam", reduction=4)
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = global_pooling(x, pooling, lse_r)
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = layers.Dense(num_classes, name="logits")(x)
     outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(
