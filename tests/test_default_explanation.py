@@ -4,10 +4,13 @@ import numpy as np
 
 from tests.helpers import TINY_CONFIG
 from tfxmed.config import load_config
+from tfxmed.data.selection import lesion_examples
 from tfxmed.default_explanation import (
     FALLBACK,
     SERVED_FUSION,
+    TIE_STANDARD_ERRORS,
     Choice,
+    _best,
     _candidate_maps,
     candidates,
     choose,
@@ -44,8 +47,11 @@ def test_auto_picks_the_best_pointing_game_on_validation(tiny_model, tiny_datase
     choice = choose(tiny_model, config, val)
     names = [c.name for c in candidates(tiny_model, config)]
     assert sorted(choice.candidates) == sorted(names) and "gradcam@conv1_1_relu" in names and "ig" in names
-    best = max(choice.candidates.values(), key=lambda r: (r["pointing_game"], r["iou"]))
-    assert choice.candidates[choice.name] == best and "validation" in choice.chosen_by
+    top = max(r["pointing_game"] for r in choice.candidates.values())
+    images = len(lesion_examples(val))
+    margin = TIE_STANDARD_ERRORS * np.sqrt(top * (1 - top) / images) + 1e-12
+    tied = [r for r in choice.candidates.values() if r["pointing_game"] >= top - margin]
+    assert choice.candidates[choice.name]["iou"] == max(r["iou"] for r in tied) and "validation" in choice.chosen_by
     no_masks = {**val, "has_mask": np.zeros_like(val["has_mask"])}
     fallback = choose(tiny_model, config, no_masks)
     assert (fallback.method, fallback.layer) == (FALLBACK, "csam") and "fallback" in fallback.chosen_by
@@ -67,3 +73,18 @@ def test_auto_compares_ig_baselines_and_smoothing_and_scores_what_the_explainer_
     np.testing.assert_allclose(maps[smoothed.name], explainer_for(tiny_model, smoothed)(val["image"][:4], targets),
                                rtol=1e-4, atol=1e-6)
     assert not np.allclose(maps[smoothed.name], maps[unsmoothed.name])
+
+
+def test_auto_breaks_a_pointing_game_tie_within_one_standard_error_by_iou():
+    # the L_exp ablation's seed 44 (160 images): a one-image pointing edge must not buy a map half as tight
+    raw, smoothed, gradcam = Choice("ig"), Choice("ig", options={"smoothing_sigma": 1.5}), Choice("gradcam", "csam")
+    table = {raw.name: {"pointing_game": 147 / 160, "iou": 0.13},
+             smoothed.name: {"pointing_game": 146 / 160, "iou": 0.35},
+             gradcam.name: {"pointing_game": 0.50, "iou": 0.40}}
+    assert _best([raw, smoothed, gradcam], table, 160) == smoothed
+    # beyond one standard error (0.022 here) the pointing game wins whatever the IoU
+    table[smoothed.name]["pointing_game"] = 140 / 160
+    assert _best([raw, smoothed, gradcam], table, 160) == raw
+    # a perfect pointing game has no spread: only exact ties go to IoU
+    table = {raw.name: {"pointing_game": 1.0, "iou": 0.1}, smoothed.name: {"pointing_game": 0.99, "iou": 0.5}}
+    assert _best([raw, smoothed], table, 160) == raw
