@@ -27,16 +27,19 @@ def _minmax(maps):
     return np.where(high > low, (maps - low) / np.where(high > low, high - low, 1), 0)
 
 
-def test_loss_equals_a_reference_built_from_the_explainers(classifier, batch):
+@pytest.mark.parametrize("baseline", ["zero", "blurred"])
+def test_loss_equals_a_reference_built_from_the_explainers(classifier, batch, baseline):
     images, labels = batch
-    model = ExplanationConsistencyModel(classifier, layer="csam", ig_steps=4, ig_fraction=0.5)
+    model = ExplanationConsistencyModel(classifier, layer="csam", ig_steps=4, ig_fraction=0.5, ig_baseline=baseline,
+                                        ig_blur_sigma=1.5)
     cam, _ = model.gradcam(tf.constant(images), tf.constant(labels), training=False)
     loss = float(model.consistency_loss(tf.constant(images), tf.constant(labels), cam))
 
-    # Reference: the explanation engine's Grad-CAM and IG (4 trapezoid steps, zero baseline) on the
+    # Reference: the explanation engine's Grad-CAM and IG (4 trapezoid steps, the same baseline) on the
     # first half of the batch, IG's positive channel sum averaged onto the 8 × 8 grid, min-max, L1.
     reference_cam = GradCam(classifier, layer="csam", upsample_to_input=False, normalize=False)(images[:2], labels[:2])
-    attributions = IntegratedGradients(classifier, steps=4, rule="trapezoid").attributions(images[:2], labels[:2])
+    explainer = IntegratedGradients(classifier, steps=4, rule="trapezoid", baseline=baseline, blur_sigma=1.5)
+    attributions = explainer.attributions(images[:2], labels[:2])
     ig = np.maximum(attributions.sum(-1), 0).reshape(2, 8, 4, 8, 4).mean((2, 4))
     expected = np.abs(_minmax(reference_cam) - _minmax(ig)).mean()
     np.testing.assert_allclose(cam.numpy()[:2], reference_cam, rtol=1e-4, atol=1e-7)
@@ -97,6 +100,8 @@ def test_bad_options_are_named(classifier):
         ExplanationConsistencyModel(classifier, distance="kl")
     with pytest.raises(ValueError, match="ig_fraction"):
         ExplanationConsistencyModel(classifier, ig_fraction=0.0)
+    with pytest.raises(ValueError, match="zero, blurred .* got 'noise'"):
+        ExplanationConsistencyModel(classifier, ig_baseline="noise")
 
 
 def test_multi_label_head_explains_the_positive_labels():

@@ -115,7 +115,8 @@ def _with_consistency(classifier: keras.Model, config: Experiment) -> keras.Mode
     return ExplanationConsistencyModel(
         classifier, layer=options.layer or config.explain.layer or None, alpha=options.alpha,
         distance=options.distance, ig_steps=options.ig_steps, ig_fraction=options.ig_fraction,
-        ig_gradient=options.ig_gradient, every=options.every,
+        ig_gradient=options.ig_gradient, every=options.every, ig_baseline=options.ig_baseline,
+        ig_blur_sigma=options.ig_blur_sigma,
     )
 
 
