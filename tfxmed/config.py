@@ -20,7 +20,7 @@ from tfxmed.config_fields import ConfigError, apply_overrides, field
 from tfxmed.storage import open_file, write_yaml_atomic
 
 __all__ = [
-    "ConfigError", "MODEL_NAMES", "POOLINGS", "IG_BASELINES",
+    "ConfigError", "MODEL_NAMES", "POOLINGS", "IG_BASELINES", "DOWNSAMPLES",
     "DATA_SOURCES", "AUGMENT_BACKENDS", "STRATEGIES", "JIT_COMPILE", "HOST_SIDE_METHODS",
     "DISTANCES", "BINARIZE_METHODS",
     "RECORD_ENCODINGS", "EXPLAIN_METHODS", "SyntheticDataConfig", "DataConfig", "ResNetAttentionConfig",
@@ -35,6 +35,7 @@ __all__ = [
 MODEL_NAMES = ("resnet50_attention", "small_cnn")
 POOLINGS = ("avg", "max", "lse")  # global pooling before the logits (tfxmed.models.layers.pooling)
 IG_BASELINES = ("zero", "blurred")  # train.consistency.ig_baseline
+DOWNSAMPLES = ("stride", "avgpool")  # model.resnet50_attention.downsample
 DATA_SOURCES = ("synthetic", "medmnist", "tfrecords")
 AUGMENT_BACKENDS = ("tf", "albumentations")  # tfxmed.data.augment_albumentations
 RECORD_ENCODINGS = ("auto", "raw", "png", "jpeg")  # tfxmed.data.features.ENCODINGS
@@ -115,6 +116,9 @@ class ResNetAttentionConfig:
     blocks: list[int] = field([3, 4, 6, 3], within="[1, inf)", length="[4, 4]")  # bottleneck blocks per stage
     width: int = field(64, within="[1, inf)")  # filters of the first stage; later stages double it
     stem_pool: bool = True  # the stride-2 max pool after the stem; off keeps maps 2x finer
+    # How stages 3-5 halve the grid: "stride" (ResNet50) or "avgpool" (a 2x2 average pool before the
+    # 1x1 convs: no top-left border artefact in the feature maps; tfxmed.models.resnet_attention)
+    downsample: str = field("stride", choices=DOWNSAMPLES)
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfxmed.models import attention_model, default_explain_layer, logits_model
-from tfxmed.models.resnet_attention import resnet_attention, transfer_weights_by_name
+from tfxmed.models.resnet_attention import _bottleneck, resnet_attention, transfer_weights_by_name
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +40,25 @@ def test_rgb_stem_weights_summed_for_grayscale(tmp_path):
     kernel = source.get_layer("conv1_conv").get_weights()[0]
     np.testing.assert_allclose(
         target.get_layer("conv1_conv").get_weights()[0], kernel.sum(axis=2, keepdims=True), rtol=1e-6)
+
+
+@pytest.mark.parametrize("downsample", ["stride", "avgpool"])
+def test_a_strided_block_sees_the_last_row_and_column_only_when_it_average_pools(downsample, rng):
+    # ResNet50's strided 1x1 convs sample rows and columns 0, 2, ..., so the last ones never reach the
+    # next stage: the top-left border response survives and the bottom-right one is dropped.
+    features = keras.Input((8, 8, 4))
+    block = keras.Model(features, _bottleneck(features, 2, 2, True, "block", downsample))
+    x = rng.normal(size=(1, 8, 8, 4)).astype("float32")
+    corner = {"top_left": (0, 0), "bottom_right": (7, 7)}
+    changed = {}
+    for name, (row, column) in corner.items():
+        nudged = x.copy()
+        nudged[0, row, column] += 10.0
+        changed[name] = not np.allclose(block(nudged), block(x))
+    assert changed == {"top_left": True, "bottom_right": downsample == "avgpool"}
+    assert block(x).shape == (1, 4, 4, 8)
+
+
+def test_an_unknown_downsample_is_refused():
+    with pytest.raises(ValueError, match="stride, avgpool; got 'dilate'"):
+        resnet_attention((32, 32, 1), 2, blocks=(1, 1, 1, 1), width=4, downsample="dilate")

@@ -31,6 +31,7 @@ def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: in
         return resnet_attention(
             input_shape, num_classes, multi_label, config.attention, config.dropout,
             resnet.blocks, resnet.width, resnet.stem_pool, config.weights, config.pooling, config.lse_r,
+            resnet.downsample,
         )
     if config.name == "small_cnn":
         cnn = config.small_cnn
