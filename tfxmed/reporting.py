@@ -23,7 +23,7 @@ from tfxmed.storage import write_text_atomic
 
 __all__ = ["build_report", "gallery_cases", "reader_study_section", "DEFAULT_METHODS"]
 
-DEFAULT_METHODS = ("default", "ig")  # "default": the run's default explanation
+DEFAULT_METHODS = ("default", "gradcam")  # "default": the run's default explanation; Grad-CAM at the declared layer
 GALLERIES = (("tp", "True positives"), ("fp", "False positives"), ("fn", "False negatives"))
 
 
