@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tfxmed.reporting import gallery_cases, reader_study_section
+from tfxmed.reporting import gallery_cases, reader_study_section, wrap_name
 
 
 def test_gallery_cases_binary_multiclass_and_multilabel():
@@ -131,3 +131,11 @@ def test_near_constant_maps_raise_the_warning(rng):
     assert results["constant"]["near_constant"] and not results["moving"]["near_constant"]
     section = _diagnostics_section(results, Choice("gradcam", "features"), 6)
     assert 'data-method="constant"' in section and 'data-method="moving"' not in section
+
+
+def test_long_method_names_wrap_before_their_options_and_short_ones_stay_whole():
+    name = "ig[baseline=blurred][blur_sigma=2][steps=16][smoothing_sigma=1.5] (default)"
+    lines = wrap_name(name).split("\n")
+    assert "".join(lines) == name and len(lines) > 1
+    assert all(line.startswith("[") for line in lines[1:]) and all(len(line) <= 32 for line in lines)
+    assert wrap_name("gradcam") == "gradcam"

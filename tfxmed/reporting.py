@@ -14,6 +14,7 @@ import html
 import io
 import json
 import os
+import re
 
 import numpy as np
 import yaml
@@ -99,12 +100,23 @@ def _gallery_png(images, masks, maps: dict[str, np.ndarray], captions: list[str]
                     axis.contour(mask, [0.5], colors="red", linewidths=0.8)
                 else:
                     axis.text(0.5, 0.05, "no mask", color="yellow", ha="center", transform=axis.transAxes, fontsize=7)
-            title = captions[row] if column == 0 else (columns[column] if row == 0 else "")
+            title = captions[row] if column == 0 else (wrap_name(columns[column]) if row == 0 else "")
             axis.set_title(title, fontsize=7, loc="left" if column == 0 else "center")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
+
+
+def wrap_name(name: str, width: int = 24) -> str:
+    """A method name broken into lines of about `width` characters before its `[option]` parts, so long
+    names (`ig[baseline=blurred][blur_sigma=2]...`) do not run over the next column's title."""
+    lines = [""]
+    for part in re.split(r"(?=\[)", name):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
 
 
 def _table(header: list[str], rows: list[list], table_id: str = "") -> str:
