@@ -11,7 +11,8 @@ schema; the synthetic benchmark's corner marker), the audit computes
   split's other images (the union of their cue masks): a method that paints that place whatever the
   image holds is caught there as a false alarm. An image is *flagged* when the share on the cue
   exceeds a threshold chosen on the validation split (best F1 against the counterfactual truth
-  there, over images with and without the cue).
+  there, over images with and without the cue, with at most `MAX_FALSE_ALARM` (5%) of the images
+  that are not cue-driven flagged).
 Outputs: flag recall / precision against the counterfactual truth, AUC on cue-present vs cue-absent
 images, and a gallery of flagged cases, in RUN/eval/audit.json and RUN/eval/audit_flagged.png.
 
