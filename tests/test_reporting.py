@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tfxmed.reporting import gallery_cases, reader_study_section, wrap_name
+from tfxmed.reporting import _audit_section, gallery_cases, reader_study_section, wrap_name
 
 
 def test_gallery_cases_binary_multiclass_and_multilabel():
@@ -139,3 +139,16 @@ def test_long_method_names_wrap_before_their_options_and_short_ones_stay_whole()
     assert "".join(lines) == name and len(lines) > 1
     assert all(line.startswith("[") for line in lines[1:]) and all(len(line) <= 32 for line in lines)
     assert wrap_name("gradcam") == "gradcam"
+
+
+def test_the_audit_section_shows_false_alarms_beside_recall_and_precision():
+    method = {"threshold": 0.3, "threshold_chosen_by": "best F1", "recall": 0.95, "precision": 0.9, "flag_rate": 0.4,
+              "false_alarm_rate": 0.0375, "flag_rate_without_cue": 0.02, "mean_mass": {"cue": 0.6, "lesion": 0.1}}
+    audit = {"split": "test", "images": 400, "images_with_cue": 200, "shortcut_driven": 180, "auc_with_cue": 0.9,
+             "auc_without_cue": 0.6, "methods": {"ig": method}}
+    section = _audit_section(audit)
+    header, values = section.split("</thead>")
+    columns = [c.split("</th>")[0] for c in header.split("<th>")[1:]]
+    cells = [c.split("</td>")[0] for c in values.split("<td>")[1:]]
+    assert dict(zip(columns, cells))["false alarms (not cue-driven)"] == "0.037"
+    assert _audit_section(None) == ""

@@ -70,6 +70,7 @@ def test_audit_catches_the_model_that_reads_the_marker(tmp_path, marked_dataset)
         assert scores["recall"] >= 0.9 and scores["precision"] >= 0.8 and scores["images"] == 64
         assert scores["mean_mass"]["cue"] > 0.9 and "F1" in scores["threshold_chosen_by"]
         assert scores["flag_rate"] == pytest.approx(result["images_with_cue"] / 64, abs=0.1)
+        assert scores["false_alarm_rate"] <= 0.05
         assert os.path.exists(scores["gallery"])
     assert os.path.exists(os.path.join(run_dir, "eval", "audit.json"))
 

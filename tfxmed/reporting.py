@@ -370,10 +370,10 @@ def _audit_section(audit: dict | None) -> str:
     if not audit:
         return ""
     rows = [[name, m["threshold"], m["threshold_chosen_by"], m["recall"], m["precision"], m["flag_rate"],
-             m.get("flag_rate_without_cue"), m["mean_mass"]["cue"], m["mean_mass"]["lesion"]]
+             m.get("false_alarm_rate"), m.get("flag_rate_without_cue"), m["mean_mass"]["cue"], m["mean_mass"]["lesion"]]
             for name, m in audit["methods"].items()]
     header = ["method", "threshold", "chosen by", "flag recall", "flag precision", "flag rate",
-              "flag rate without cue", "mass on cue", "mass on lesion"]
+              "false alarms (not cue-driven)", "flag rate without cue", "mass on cue", "mass on lesion"]
     galleries = "".join(f'<figure><img class="gallery" alt="flagged by {html.escape(name)}" src="{uri}"><figcaption>'
                         f"Flagged by {html.escape(name)}</figcaption></figure>"
                         for name, m in audit["methods"].items() if (uri := _file_uri(m.get("gallery", ""))))
