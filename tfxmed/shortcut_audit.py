@@ -92,6 +92,11 @@ def _audit_images(run, data: dict, explainers: dict) -> dict:
             "shortcut_driven": predicted != without_cue.argmax(-1), "maps": maps, "masses": masses}
 
 
+def _decision(probabilities: np.ndarray, names) -> str:
+    """"lesion 0.95": the predicted class and its probability (gallery titles, with → without the cue)."""
+    return f"{names[int(probabilities.argmax())]} {probabilities.max():.2f}"
+
+
 def _cue_aucs(data: dict, probabilities: np.ndarray, multi_label: bool) -> dict:
     labels = data["label"].astype(int) if multi_label else data["label"].argmax(-1)
     has_cue = data["present"]
@@ -143,7 +148,8 @@ def audit_run(run_dir: str, split: str = "test", methods=None, add_marker: bool 
         }
         shown = np.flatnonzero(flags)[:gallery]
         if len(shown):
-            titles = [f"#{k} p={test['with_cue'][k].max():.2f}→{test['without_cue'][k].max():.2f} "
+            names = run.manifest["class_names"]
+            titles = [f"#{k} {_decision(test['with_cue'][k], names)}→{_decision(test['without_cue'][k], names)} "
                       f"cue {cue_mass[k]:.0%}" for k in shown]
             path = os.path.join(eval_dir, f"audit_flagged_{name}.png")
             save_overlay_grid(path, data["image"][shown], test["maps"][name][shown], data["regions"][shown], titles)
