@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfxmed.explain.gradient import GradientExplainer
 from tfxmed.explain.ops import gaussian_blur
 
-__all__ = ["IntegratedGradients", "RULES", "path_weights"]
+__all__ = ["IntegratedGradients", "RULES", "path_baselines", "path_weights"]
 
 RULES = ("trapezoid", "left", "right", "middle")
 
@@ -32,6 +32,15 @@ def path_weights(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
         return grid, weights
     alphas = {"left": grid[:-1], "right": grid[1:], "middle": (grid[:-1] + grid[1:]) / 2.0}[rule]
     return alphas, np.full(steps, 1.0 / steps)
+
+
+def path_baselines(images: tf.Tensor, baseline="zero", blur_sigma: float = 5.0) -> tf.Tensor:
+    """IG's starting images: zeros, `images` blurred at σ = `blur_sigma` pixels, or a given array."""
+    if isinstance(baseline, str):
+        if baseline == "zero":
+            return tf.zeros_like(images)
+        return gaussian_blur(images, blur_sigma)
+    return tf.broadcast_to(tf.constant(baseline, tf.float32), tf.shape(images))
 
 
 class IntegratedGradients(GradientExplainer):
@@ -77,11 +86,7 @@ class IntegratedGradients(GradientExplainer):
         self._compiled_attributions = self.compiled(self.integrated_gradients, self._signature)
 
     def baselines(self, images: tf.Tensor) -> tf.Tensor:
-        if isinstance(self.baseline, str):
-            if self.baseline == "zero":
-                return tf.zeros_like(images)
-            return gaussian_blur(images, self.blur_sigma)
-        return tf.broadcast_to(tf.constant(self.baseline, tf.float32), tf.shape(images))
+        return path_baselines(images, self.baseline, self.blur_sigma)
 
     def integrated_gradients(self, images: tf.Tensor, target_weights: tf.Tensor) -> tf.Tensor:
         """Attributions [n, *spatial, C] for one internal batch of images."""

@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.config import IG_BASELINES
-from tfxmed.explain.integrated_gradients import path_weights
-from tfxmed.explain.ops import gaussian_blur, spatial_axes
+from tfxmed.explain.integrated_gradients import path_baselines, path_weights
+from tfxmed.explain.ops import spatial_axes
 from tfxmed.models.factory import layer_output, model_input
 from tfxmed.models.keras_internals import loss_tracker
 from tfxmed.models.spec import declared_spec
@@ -103,8 +103,7 @@ class ExplanationConsistencyModel(keras.Model):
         alphas, weights = (a.astype(np.float32) for a in path_weights(self.ig_steps, "trapezoid"))
         count = tf.shape(images)[0]
         images = tf.cast(images, tf.float32)
-        blurred = self.ig_baseline == "blurred"
-        baselines = gaussian_blur(images, self.ig_blur_sigma) if blurred else tf.zeros_like(images)
+        baselines = path_baselines(images, self.ig_baseline, self.ig_blur_sigma)
         difference = images - baselines
         path = baselines[None] + alphas[:, None, None, None, None] * difference[None]
         path = tf.reshape(path, [-1, *images.shape[1:]])

@@ -1,11 +1,12 @@
 """Global pooling heads: average, max, and log-sum-exp (LSE) between them.
 
 With average pooling the logit is the mean of the class activation map, so a lesion covering 1% of
-the image moves it little and a position-dependent bias shared by every image (border activations)
-can dominate the map's peak: Grad-CAM then paints the same blob on every image. Max and LSE pooling
-make the logit follow the strongest location, so the channels that separate the classes must fire at
-the lesion and nowhere on a normal image: the pooling used for weakly supervised localisation on
-chest X-rays (Wang et al., ChestX-ray8, CVPR 2017, arXiv:1705.02315; Pinheiro & Collobert, CVPR 2015).
+the image moves it little. Max and LSE pooling make the logit follow the strongest location, so the
+channels that separate the classes must fire at the lesion and nowhere on a normal image: the pooling
+used for weakly supervised localisation on chest X-rays (Wang et al., ChestX-ray8, CVPR 2017,
+arXiv:1705.02315; Pinheiro & Collobert, CVPR 2015). On the quick start neither helped within its
+8-epoch budget (docs/results.md): Grad-CAM's one blob there came from the downsampling
+(`resnet_attention`'s `downsample`), not from the pooling.
 
 LSE_r(x) = max(x) + (1/r)·log(mean(exp(r·(x − max(x))))): r → 0 is the mean, r → ∞ the max.
 """
@@ -17,7 +18,7 @@ from keras import layers, ops
 
 from tfxmed.config import POOLINGS
 
-__all__ = ["LogSumExpPooling2D", "POOLINGS", "global_pooling"]
+__all__ = ["LogSumExpPooling2D", "global_pooling"]
 
 
 @keras.saving.register_keras_serializable(package="tfxmed")
