@@ -89,3 +89,10 @@ def learnable_npz(path, rng, kind):
         arrays[f"{split}_images"] = np.repeat(images[..., None], 3, -1) if kind == "multi_class" else images
         arrays[f"{split}_labels"] = labels
     np.savez(path, **arrays)
+
+
+def expected_calibration(kind: str, calibration: dict) -> str:
+    """The calibration `auto` takes for a `learnable_npz` flavour: per-label Platt for multi-label, a
+    temperature for more than two classes; for two classes the one its out-of-fold choice on val recorded."""
+    return {"binary": calibration.get("selection", {}).get("method"), "multi_class": "temperature",
+            "multi_label": "platt"}[kind]

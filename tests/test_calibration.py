@@ -29,6 +29,36 @@ def test_temperature_scaling_recovers_the_temperature_and_lowers_ece_without_cha
     np.testing.assert_array_equal(calibrated > 0.5, raw > 0.5)  # the decision at argmax is unchanged
 
 
+def test_auto_takes_platt_for_two_classes_when_the_model_over_calls_one_class(rng):
+    """A bias in the logit difference is what temperature cannot fix; `auto` sees it out of fold on val."""
+    n = 600
+    true_logit = rng.normal(0.0, 2.0, 2 * n)
+    labels = (rng.random(2 * n) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    logits = np.stack([np.zeros(2 * n), 0.6 * true_logit + 1.5], axis=1)  # under-confident, over-calls class 1
+    val, test = slice(0, n), slice(n, None)
+    fitted = calibration.fit(logits[val], np.eye(2)[labels[val]], multi_label=False)
+    assert fitted["method"] == "platt" and fitted["of"] == "logit difference"
+    assert fitted["selection"]["cv_nll"]["platt"] < fitted["selection"]["cv_nll"]["temperature"]
+    assert fitted["scale"][1] == pytest.approx(1 / 0.6, rel=0.2) and fitted["bias"][1] == pytest.approx(-2.5, abs=0.5)
+    temperature = calibration.fit(logits[val], np.eye(2)[labels[val]], multi_label=False, method="temperature")
+    platt_p = calibration.apply(fitted, logits[test], False)[:, 1]
+    temperature_p = calibration.apply(temperature, logits[test], False)[:, 1]
+    ece = {name: expected_calibration_error(labels[test], p) for name, p in (("platt", platt_p),
+                                                                            ("temperature", temperature_p))}
+    assert ece["platt"] < 0.5 * ece["temperature"], ece
+    assert roc_auc(labels[test], platt_p) == pytest.approx(roc_auc(labels[test], logits[test, 1]), abs=1e-12)
+    np.testing.assert_allclose(calibration.apply(fitted, logits[test], False).sum(-1), 1, atol=1e-6)
+
+
+def test_auto_keeps_temperature_when_the_bias_does_not_earn_its_parameter(rng):
+    logits, onehot = _overconfident_binary(rng, n=600)
+    fitted = calibration.fit(logits, onehot, multi_label=False)
+    assert fitted["method"] == "temperature"
+    assert fitted["selection"]["method"] == "temperature"
+    tiny = calibration.fit(logits[:6], np.eye(2)[[0, 1, 0, 1, 0, 1]], multi_label=False)
+    assert tiny["method"] == "temperature" and "fewer than" in tiny["selection"]["reason"]
+
+
 def test_platt_scaling_calibrates_each_label_separately(rng):
     n = 4000
     truth = rng.normal(0, 1.5, (n, 2))
@@ -56,8 +86,10 @@ def test_bad_requests_are_refused_with_the_reason(rng):
     logits, onehot = _overconfident_binary(rng, n=50)
     with pytest.raises(ValueError, match="unknown"):
         calibration.fit(logits, onehot, False, method="isotonic")
+    with pytest.raises(ValueError, match="two classes"):
+        calibration.fit(np.tile(logits, (1, 2))[:, :3], np.eye(3)[np.arange(50) % 3], False, method="platt")
     with pytest.raises(ValueError, match="multi-label"):
-        calibration.fit(logits, onehot, False, method="platt")
+        calibration.fit(logits, onehot, True, method="temperature")
     with pytest.raises(ValueError, match=r"\[N, K\]"):
         calibration.fit(logits[:, 0], onehot, False)
     assert calibration.fit(logits, onehot, False, method="none") == {"method": "none"}

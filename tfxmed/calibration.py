@@ -1,17 +1,24 @@
-"""Calibrated probabilities: temperature scaling (single-label) and per-label Platt scaling (multi-label).
+"""Calibrated probabilities: temperature scaling, and Platt scaling (two classes; per label for multi-label).
 
 Clinicians read a probability as a risk, so every probability that leaves tfxmed (evaluate, the
 report, the SavedModel signatures) is calibrated on the validation split:
 
 - single-label (softmax): one temperature T, p = softmax(z / T) (Guo et al., 2017). T > 0 rescales all
   logits alike, so the ranking, the argmax and the AUC are unchanged; only the confidence moves.
+- two classes (softmax): also Platt scaling of the logit difference, p₁ = σ(a·(z₁ − z₀) + b), a > 0.
+  The bias corrects a model that over- or under-calls the positive class as a whole (temperature
+  cannot); the order of the scores, hence the AUC, is unchanged, but the decision at p = 0.5 moves.
 - multi-label (one sigmoid per label): per label, p = σ(a·z + b) with a > 0 (Platt, 1999; "vector
   scaling" with a bias). Monotone per label, so each label's AUC is unchanged.
 
-Both are fitted by minimising the validation negative log-likelihood. A run's calibration is fitted
-once and kept in RUN/calibration.json (`run_calibration`), so evaluate, report and export apply the
-same numbers. Explanations are unaffected: they explain logits, and a positive rescaling of a logit
-(plus a bias) leaves every normalised map the same.
+All are fitted by minimising the validation negative log-likelihood. `auto` takes per-label Platt for
+multi-label, temperature for more than two classes, and for two classes whichever of temperature and
+Platt has the lower out-of-fold NLL on validation (stratified 5-fold); Platt, with one parameter more,
+must win by more than one standard error of the paired per-image difference, else temperature.
+
+A run's calibration is fitted once and kept in RUN/calibration.json (`run_calibration`), so evaluate,
+report and export apply the same numbers. Explanations are unaffected: they explain logits, and a
+positive rescaling of a logit (plus a bias) leaves every normalised map the same.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from tfxmed.config import CALIBRATION_METHODS
 __all__ = ["fit", "apply", "apply_tf", "predict", "run_calibration", "IDENTITY", "CALIBRATION_METHODS"]
 
 IDENTITY = {"method": "none"}
+VERSION = 2  # bumped when `auto` chooses differently: a saved calibration of an older version is refitted
+CV_FOLDS = 5  # `auto`'s choice between temperature and Platt for two classes (out-of-fold validation NLL)
 
 
 def _nll_softmax(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
@@ -33,16 +42,55 @@ def _nll_softmax(logits: np.ndarray, targets: np.ndarray, temperature: float) ->
     return float(-np.mean(np.sum(targets * log_probabilities, axis=-1)))
 
 
-def _nll_sigmoid(logit: np.ndarray, target: np.ndarray, scale: float, bias: float) -> float:
+def _per_image_nll(logit: np.ndarray, target: np.ndarray, scale: float, bias: float) -> np.ndarray:
     z = scale * logit + bias
-    return float(np.mean(np.logaddexp(0.0, z) - target * z))  # −[y log σ(z) + (1−y) log(1−σ(z))]
+    return np.logaddexp(0.0, z) - target * z  # −[y log σ(z) + (1−y) log(1−σ(z))]
+
+
+def _nll_sigmoid(logit: np.ndarray, target: np.ndarray, scale: float, bias: float) -> float:
+    return float(np.mean(_per_image_nll(logit, target, scale, bias)))
+
+
+def _fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    # One parameter: a bounded search over log T (T in [e^-4, e^4]).
+    result = optimize.minimize_scalar(lambda log_t: _nll_softmax(logits, labels, np.exp(log_t)),
+                                      bounds=(-4.0, 4.0), method="bounded")
+    return float(np.exp(result.x))
+
+
+def _fit_platt(logit: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    # a = exp(s) keeps the scores in the same order.
+    result = optimize.minimize(lambda p: _nll_sigmoid(logit, target, np.exp(p[0]), p[1]), x0=[0.0, 0.0],
+                               method="L-BFGS-B", bounds=[(-4.0, 4.0), (-20.0, 20.0)])
+    return float(np.exp(result.x[0])), float(result.x[1])
+
+
+def _choose_binary(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Out-of-fold validation NLL of temperature and of Platt scaling (two classes); see the module docstring."""
+    from sklearn.model_selection import StratifiedKFold
+
+    difference, target = logits[:, 1] - logits[:, 0], labels[:, 1]
+    if min(np.bincount(target.astype(int), minlength=2)) < CV_FOLDS:
+        return {"method": "temperature", "reason": f"fewer than {CV_FOLDS} validation images of a class"}
+    losses = {"temperature": np.zeros(len(target)), "platt": np.zeros(len(target))}
+    for fit_on, held_out in StratifiedKFold(CV_FOLDS, shuffle=True, random_state=0).split(difference, target):
+        temperature = _fit_temperature(logits[fit_on], labels[fit_on])
+        losses["temperature"][held_out] = _per_image_nll(difference[held_out], target[held_out], 1 / temperature, 0)
+        losses["platt"][held_out] = _per_image_nll(difference[held_out], target[held_out],
+                                                   *_fit_platt(difference[fit_on], target[fit_on]))
+    gain = losses["temperature"] - losses["platt"]
+    standard_error = float(np.std(gain, ddof=1) / np.sqrt(len(gain)))
+    return {"method": "platt" if gain.mean() > standard_error else "temperature",
+            "cv_nll": {name: float(loss.mean()) for name, loss in losses.items()},
+            "cv_standard_error": standard_error}
 
 
 def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str = "auto") -> dict:
     """Fits a calibration on (validation) `logits` [N, K] and 0/1 `labels` (one-hot or multi-hot [N, K]).
 
     Returns a JSON-ready dict: {"method": "temperature", "temperature": T} or {"method": "platt",
-    "scale": [a_k], "bias": [b_k]}, with the validation NLL before and after.
+    "scale": [a_k], "bias": [b_k]} (applied as logits · scale + bias; two classes: scale [a, a], bias
+    [0, b]), with the validation NLL before and after, and for `auto` on two classes the choice's figures.
     """
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"calibration method '{method}' unknown; choose from {', '.join(CALIBRATION_METHODS)}")
@@ -51,29 +99,33 @@ def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str =
         raise ValueError(f"logits {logits.shape} and labels {labels.shape} must both be [N, K]")
     if method == "none" or not len(logits):
         return dict(IDENTITY)
-    method = ("platt" if multi_label else "temperature") if method == "auto" else method
+    binary = not multi_label and logits.shape[1] == 2
+    choice = {}
+    if method == "auto":
+        choice = {"selection": _choose_binary(logits, labels)} if binary else {}
+        method = "platt" if multi_label else choice["selection"]["method"] if binary else "temperature"
     if method == "temperature":
         if multi_label:
             raise ValueError("temperature scaling is for single-label (softmax) models; use platt for multi-label")
-        # One parameter: a bounded search over log T (T in [e^-4, e^4]).
-        result = optimize.minimize_scalar(lambda log_t: _nll_softmax(logits, labels, np.exp(log_t)),
-                                          bounds=(-4.0, 4.0), method="bounded")
-        temperature = float(np.exp(result.x))
-        return {"method": "temperature", "temperature": temperature,
+        temperature = _fit_temperature(logits, labels)
+        return {"method": "temperature", "temperature": temperature, **choice,
                 "val_nll_before": _nll_softmax(logits, labels, 1.0),
                 "val_nll_after": _nll_softmax(logits, labels, temperature)}
-    if not multi_label:
-        raise ValueError("platt scaling is for multi-label (sigmoid) models; use temperature for single-label")
+    if not multi_label and not binary:
+        raise ValueError(f"platt scaling of a softmax needs two classes (got {logits.shape[1]}); use temperature")
+    if binary:
+        scale, bias = _fit_platt(logits[:, 1] - logits[:, 0], labels[:, 1])
+        fitted = {"method": "platt", "scale": [scale, scale], "bias": [0.0, bias], "of": "logit difference"}
+        return {**fitted, **choice, "val_nll_before": _nll_softmax(logits, labels, 1.0),
+                "val_nll_after": _nll_softmax(logits * scale + np.array([0.0, bias]), labels, 1.0)}
     scales, biases, before, after = [], [], [], []
     for k in range(logits.shape[1]):
         z, y = logits[:, k], labels[:, k]
-        # a = exp(s) keeps each label's scores in the same order.
-        result = optimize.minimize(lambda p, z=z, y=y: _nll_sigmoid(z, y, np.exp(p[0]), p[1]), x0=[0.0, 0.0],
-                                   method="L-BFGS-B", bounds=[(-4.0, 4.0), (-20.0, 20.0)])
-        scales.append(float(np.exp(result.x[0])))
-        biases.append(float(result.x[1]))
+        scale, bias = _fit_platt(z, y)
+        scales.append(scale)
+        biases.append(bias)
         before.append(_nll_sigmoid(z, y, 1.0, 0.0))
-        after.append(_nll_sigmoid(z, y, scales[-1], biases[-1]))
+        after.append(_nll_sigmoid(z, y, scale, bias))
     return {"method": "platt", "scale": scales, "bias": biases,
             "val_nll_before": float(np.mean(before)), "val_nll_after": float(np.mean(after))}
 
@@ -127,7 +179,8 @@ def run_calibration(run, val) -> dict:
     if exists(path):
         with open_file(path) as stream:
             saved = json.load(stream)
-        if saved.get("requested") == method and saved.get("checkpoint_sha256") == checkpoint:
+        if (saved.get("requested"), saved.get("checkpoint_sha256"), saved.get("version")) == (method, checkpoint,
+                                                                                             VERSION):
             return saved  # fitted for this very checkpoint and setting
     if method == "none":
         calibration = {**IDENTITY, "reason": "train.calibration: none"}
@@ -140,6 +193,6 @@ def run_calibration(run, val) -> dict:
         logits = logits_model(run.model).predict(val["image"], batch_size=128, verbose=0)
         calibration = {**fit(logits, val["label"], run.manifest["multi_label"], method),
                        "fitted_on": f"val ({len(logits)} images)"}
-    calibration.update(requested=method, checkpoint_sha256=checkpoint)
+    calibration.update(requested=method, checkpoint_sha256=checkpoint, version=VERSION)
     write_json_atomic(calibration, path)
     return calibration

@@ -192,7 +192,9 @@ class TrainConfig:
     # empty: off. Written to RUN/tensorboard/train/plugins/profile/<time>/<host>.xplane.pb.
     profile_batches: str | int = ""
     # Probabilities that leave tfxmed are calibrated on the validation split (tfxmed.calibration):
-    # auto = temperature scaling (single-label) or per-label Platt scaling (multi-label); none = raw.
+    # auto = per-label Platt scaling (multi-label), temperature scaling (more than two classes), and for two
+    # classes temperature or Platt scaling of the logit difference, whichever predicts validation better
+    # out of fold; none = raw.
     calibration: str = field("auto", choices=CALIBRATION_METHODS)
     consistency: ConsistencyConfig = dataclasses.field(default_factory=ConsistencyConfig)
 

@@ -279,6 +279,9 @@ def _calibration_note(calibration: dict | None) -> str:
         return f'<p class="note">Probabilities are the model\'s own (uncalibrated: {html.escape(reason)}).</p>'
     if calibration["method"] == "temperature":
         how = f"temperature scaling, T = {calibration['temperature']:.3f}"
+    elif calibration.get("of") == "logit difference":
+        how = (f"Platt scaling of the logit difference, a = {calibration['scale'][1]:.3f}, "
+               f"b = {calibration['bias'][1]:+.3f}")
     else:
         how = "per-label Platt scaling"
     return (f'<p class="note">Probabilities are calibrated by {how}, fitted on {html.escape(calibration["fitted_on"])}'

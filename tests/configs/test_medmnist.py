@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.helpers import COUNTS, REPO, learnable_npz
+from tests.helpers import COUNTS, REPO, expected_calibration, learnable_npz
 from tfxmed.config import load_config
 
 RECIPE = os.path.join(REPO, "configs", "medmnist.yaml")
@@ -31,6 +31,7 @@ def test_recipe_trains_and_evaluates_every_flavour(tmp_path, rng, kind, monkeypa
     assert len(report["auc_per_class"]) == classes
     has_threshold = metrics["classification_at_validation_threshold"] is not None
     assert has_threshold == (kind == "binary")  # Youden on val: binary single-label only
-    # Probabilities calibrated on val: one temperature for softmax heads, Platt per label for sigmoid ones.
-    assert metrics["calibration"]["method"] == ("platt" if kind == "multi_label" else "temperature")
+    # Probabilities calibrated on val: a temperature for softmax heads (or Platt for two classes), Platt per label
+    # for sigmoid ones.
+    assert metrics["calibration"]["method"] == expected_calibration(kind, metrics["calibration"])
     assert metrics["localization"]["num_evaluated"] == 0  # MedMNIST has no masks: nothing to localise

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tfxmed.training
-from tests.helpers import COUNTS, REPO, learnable_npz
+from tests.helpers import COUNTS, REPO, expected_calibration, learnable_npz
 from tfxmed.errors import RunDirectoryError
 from tfxmed.experiments.auto import auto
 from tfxmed.runs import load_run
@@ -39,7 +39,7 @@ def test_auto_searches_ensembles_the_seeds_and_tests_once(tmp_path, rng, kind, m
     metrics = json.load(open(run.paths.metrics))
     assert metrics["split"] == "test" and metrics["classification"]["num_examples"] == COUNTS["test"]
     assert summary["test"]["auc"] == metrics["classification"]["auc"]
-    assert metrics["calibration"]["method"] == ("platt" if kind == "multi_label" else "temperature")
+    assert metrics["calibration"]["method"] == expected_calibration(kind, metrics["calibration"])
     _resumes(npz, tmp_path, summary, monkeypatch, killed_seed=kind == "binary")
 
 
