@@ -112,4 +112,4 @@ def test_the_command_scores_real_runs_as_evaluate_does(study_run, tmp_path, caps
     assert printed["images"] == 32 and "DeLong p" in open(os.path.join(out, "compare.md")).read()
     with pytest.raises(SystemExit):
         main([study_run, str(tmp_path / "missing"), "--out", out])
-    assert "no such folder" in capsys.readouterr().err
+    assert "is 'PATH' a tfxmed run directory?".replace("PATH", str(tmp_path / "missing")) in capsys.readouterr().err

@@ -1,18 +1,15 @@
 """Compare runs on one split: `python -m tfxmed compare RUN RUN [...] [--group NAME=RUN,RUN ...] [--out DIR]`.
 
-Every run is tested against the first on the same images: DeLong's test of AUC, McNemar's test of
-accuracy, with Holm-adjusted p-values. `--group` (repeatable) adds groups of runs (seeds or folds,
-paired by position): mean ± sd and paired t / Wilcoxon tests against the first group. Writes
-DIR/compare.md and DIR/compare.json and prints the JSON.
-"""
+DeLong (AUC) and McNemar (ACC) tests of each run against the first, Holm-adjusted; groups of runs
+(seeds, paired by position) get paired t / Wilcoxon tests (`tfxmed.experiments.compare`). Writes
+DIR/compare.md and DIR/compare.json and prints the JSON."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
-from tfxmed.commands.common import emit, fail, refusals
+from tfxmed.commands.common import emit, refusals
 
 
 def _group(text: str) -> tuple[str, list[str]]:
@@ -32,15 +29,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m tfxmed compar
     parser.add_argument("--split", default="test", help="the split every run is scored on (default: test)")
     parser.add_argument("--out", default="runs/compare", help="folder for compare.md and compare.json")
     args = parser.parse_args(argv)
-    from tfxmed.experiments.compare import compare, markdown
-    from tfxmed.storage import make_dirs, write_json_atomic, write_text_atomic
+    from tfxmed.experiments.compare import compare
 
-    for run in [*args.runs, *(r for _, members in args.group for r in members)]:
-        if not os.path.isdir(run):
-            fail(f"run '{run}': no such folder (give run directories written by train, auto or ensemble)")
     with refusals(ValueError):
-        result = compare(args.runs, args.split, dict(args.group))
-    make_dirs(args.out)
-    write_json_atomic(result, os.path.join(args.out, "compare.json"))
-    write_text_atomic(markdown(result), os.path.join(args.out, "compare.md"))
-    return emit(result)
+        return emit(compare(args.runs, args.split, dict(args.group), out=args.out))

@@ -137,8 +137,9 @@ def _groups(groups: dict[str, list[str]], scored: dict[str, dict]) -> dict:
 
 
 def compare(runs: Sequence[str], split: str = "test", groups: dict[str, list[str]] | None = None,
-            scorer=scores_of) -> dict:
-    """Scores `runs` (and every run of `groups`) on `split` and tests each against the first; JSON-ready."""
+            scorer=scores_of, out: str | None = None) -> dict:
+    """Scores `runs` (and every run of `groups`) on `split` and tests each against the first; JSON-ready.
+    `out`: a folder to write compare.json and compare.md into."""
     groups = groups or {}
     ordered = list(dict.fromkeys([*runs, *(run for members in groups.values() for run in members)]))
     if len(ordered) < 2:
@@ -155,6 +156,12 @@ def compare(runs: Sequence[str], split: str = "test", groups: dict[str, list[str
     }
     if groups:
         result.update(_groups(groups, scored))
+    if out:
+        from tfxmed.storage import make_dirs, write_json_atomic, write_text_atomic
+
+        make_dirs(out)
+        write_json_atomic(result, os.path.join(out, "compare.json"))
+        write_text_atomic(markdown(result), os.path.join(out, "compare.md"))
     return result
 
 
