@@ -76,7 +76,9 @@ def test_saved_config_round_trips(tmp_path):
     [
         ("train.consistency.distance=foo",
          r"train\.consistency\.distance: 'foo' is not allowed; choose one of l1, l2, cosine$"),
-        ("model.name=foo", r"model\.name: 'foo' is not allowed; choose one of resnet50_attention, small_cnn$"),
+        ("model.name=foo",
+         r"model\.name: 'foo' is not allowed; choose one of resnet50_attention, small_cnn, densenet121, "
+         r"efficientnetb0, vgg16$"),
         ("data.batch_size=0", r"data\.batch_size: must be >= 1, got 0$"),
         ("train.epochs=-1", r"train\.epochs: must be >= 1, got -1$"),
         ("train.learning_rate=-1", r"train\.learning_rate: must be > 0, got -1\.0$"),
@@ -158,7 +160,8 @@ def test_a_value_outside_its_range_names_key_value_and_range(override, allowed):
         (["model.name=small_cnn", "model.small_cnn.blocks=[1, 1, 1, 1, 1]", "data.image_size=8"],
          r"data\.image_size: must be >= 16 for model\.small_cnn\.blocks=\[1, 1, 1, 1, 1\], got 8"),
         (["model.weights=imagenet", "model.resnet50_attention.width=32"], r"model\.weights: 'imagenet' needs"),
-        (["model.name=small_cnn", "model.weights=imagenet"], r"model\.weights: 'imagenet' needs.*name=small_cnn"),
+        (["model.name=small_cnn", "model.weights=imagenet"], r"model\.weights: 'imagenet' has no weights.*small_cnn"),
+        (["model.name=vgg16", "data.image_size=16"], r"data\.image_size: keras\.applications' vgg16 needs >= 32 px"),
     ],
 )
 def test_values_outside_list_lengths_and_cross_key_rules_are_refused(overrides, message):
@@ -171,6 +174,7 @@ def test_allowed_edge_values_load():
                                 "train.consistency.ig_fraction=1", "model.weights=imagenet", "data.channels=3",
                                 "data.source=tfrecords", "data.tfrecord_dir=data/x", "runtime.strategy=tpu"])
     assert config.explain.method == "auto" and config.data.cv_fold == 4
+    assert load_config(None, ["model.name=densenet121", "model.weights=imagenet", "data.image_size=32"]).model.weights
 
 
 def test_configs_built_with_from_dict_are_validated_too():

@@ -20,7 +20,7 @@ from tfxmed.config_fields import ConfigError, apply_overrides, field
 from tfxmed.storage import open_file, write_yaml_atomic
 
 __all__ = [
-    "ConfigError", "MODEL_NAMES", "POOLINGS", "IG_BASELINES", "DOWNSAMPLES",
+    "ConfigError", "APPLICATIONS", "MODEL_NAMES", "POOLINGS", "IG_BASELINES", "DOWNSAMPLES",
     "DATA_SOURCES", "AUGMENT_BACKENDS", "STRATEGIES", "JIT_COMPILE", "HOST_SIDE_METHODS",
     "DISTANCES", "BINARIZE_METHODS",
     "RECORD_ENCODINGS", "EXPLAIN_METHODS", "SyntheticDataConfig", "DataConfig", "ResNetAttentionConfig",
@@ -32,7 +32,8 @@ __all__ = [
 # Allowed values, one home each. tfxmed.models.factory and tfrecords_tools.prepare import theirs from
 # here. The other lists are implemented in modules that import TensorFlow, which this module (imported
 # by every command's parser) must not: they keep their tuple and tests/test_config.py pins it to this one.
-MODEL_NAMES = ("resnet50_attention", "small_cnn")
+APPLICATIONS = ("densenet121", "efficientnetb0", "vgg16")  # keras.applications backbones (tfxmed.models.applications)
+MODEL_NAMES = ("resnet50_attention", "small_cnn", *APPLICATIONS)  # tfxmed.models.factory
 POOLINGS = ("avg", "max", "lse")  # global pooling before the logits (tfxmed.models.layers.pooling)
 IG_BASELINES = ("zero", "blurred")  # train.consistency.ig_baseline
 DOWNSAMPLES = ("stride", "avgpool")  # model.resnet50_attention.downsample
@@ -136,7 +137,8 @@ class ModelConfig:
     model, of which `name` picks the one used."""
 
     name: str = field("resnet50_attention", choices=MODEL_NAMES)
-    # "none" | "imagenet" (resnet50_attention with standard blocks and width) | path to a .weights.h5 / .keras file
+    # "none" | "imagenet" (resnet50_attention with standard blocks and width, densenet121, efficientnetb0, vgg16;
+    # read from Keras' cache, never downloaded: tfxmed.models.weights) | path to a .weights.h5 / .keras file
     weights: str = "none"
     attention: bool = True  # CSAM (channel-spatial attention)
     dropout: float = field(0.3, within="[0, 1)")  # before the logits
@@ -294,12 +296,15 @@ def _check_across(config: Experiment) -> Experiment:
     if model.name == "small_cnn" and data.image_size < smallest:
         raise ConfigError(f"data.image_size: must be >= {smallest} for model.small_cnn.blocks="
                           f"{model.small_cnn.blocks}, got {data.image_size}")
+    if model.name in APPLICATIONS and data.image_size < 32:
+        raise ConfigError(f"data.image_size: keras.applications' {model.name} needs >= 32 px, got {data.image_size}")
     resnet = model.resnet50_attention
-    standard_resnet = (model.name, resnet.blocks, resnet.width) == ("resnet50_attention", [3, 4, 6, 3], 64)
-    if model.weights == "imagenet" and not standard_resnet:
-        raise ConfigError("model.weights: 'imagenet' needs model.name=resnet50_attention with its standard "
-                          "model.resnet50_attention.blocks=[3, 4, 6, 3] and width=64, got "
-                          f"name={model.name}, blocks={resnet.blocks}, width={resnet.width}")
+    if model.weights == "imagenet" and model.name == "small_cnn":
+        raise ConfigError("model.weights: 'imagenet' has no weights for model.name=small_cnn; use none or a file")
+    if model.weights == "imagenet" and model.name == "resnet50_attention" and (resnet.blocks, resnet.width) != (
+            [3, 4, 6, 3], 64):
+        raise ConfigError("model.weights: 'imagenet' needs the standard model.resnet50_attention.blocks=[3, 4, 6, 3] "
+                          f"and width=64, got blocks={resnet.blocks}, width={resnet.width}")
     return config
 
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfxmed.config import ModelConfig, SmallCnnConfig
+from tfxmed.config import MODEL_NAMES, ModelConfig, SmallCnnConfig
 from tfxmed.models import build_model, find_layer, model_spec
 from tfxmed.models.factory import layer_output, model_input
 
@@ -25,7 +25,7 @@ def test_local_weights_file_loads(tmp_path, rng):
 def test_unknown_model_name_lists_choices():
     with pytest.raises(ValueError, match="resnet50_attention, small_cnn"):
         build_model(ModelConfig(name="resnet18"), (16, 16, 1), 2, False)
-    with pytest.raises(ValueError, match="model.name must be one of resnet50_attention, small_cnn; got 'resnet18'"):
+    with pytest.raises(ValueError, match=f"model.name must be one of {', '.join(MODEL_NAMES)}; got 'resnet18'"):
         model_spec(ModelConfig(name="resnet18"))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfxmed.models import attention_model, default_explain_layer, logits_model
-from tfxmed.models.resnet_attention import _bottleneck, resnet_attention, transfer_weights_by_name
+from tfxmed.models.resnet_attention import _bottleneck, resnet_attention
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +30,6 @@ def test_outputs_are_probabilities_and_logits_view_matches(resnet, rng):
     np.testing.assert_allclose(keras.ops.softmax(logits).numpy(), probabilities, rtol=1e-4, atol=1e-6)
     attention = attention_model(resnet).predict(x, verbose=0)
     assert attention.shape == (2, 2, 2, 1) and np.all((attention > 0) & (attention < 1))
-
-
-def test_rgb_stem_weights_summed_for_grayscale(tmp_path):
-    source = resnet_attention((32, 32, 3), 2, attention=False, blocks=(1, 1, 1, 1), width=8)
-    target = resnet_attention((32, 32, 1), 2, attention=True, blocks=(1, 1, 1, 1), width=8)
-    copied = transfer_weights_by_name(source, target)
-    assert "conv1_conv" in copied and "conv5_block1_3_conv" in copied
-    kernel = source.get_layer("conv1_conv").get_weights()[0]
-    np.testing.assert_allclose(
-        target.get_layer("conv1_conv").get_weights()[0], kernel.sum(axis=2, keepdims=True), rtol=1e-6)
 
 
 @pytest.mark.parametrize("downsample", ["stride", "avgpool"])

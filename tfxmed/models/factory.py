@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from tfxmed.config import MODEL_NAMES, ModelConfig
+from tfxmed.models.applications import BACKBONES, application, application_spec
 from tfxmed.models.keras_internals import node_output_in_graph
 from tfxmed.models.resnet_attention import resnet_attention, resnet_attention_spec
 from tfxmed.models.small_cnn import small_cnn, small_cnn_spec
@@ -21,6 +22,7 @@ __all__ = [
 SPECS = {
     "resnet50_attention": lambda config: resnet_attention_spec(config.attention, config.resnet50_attention.blocks),
     "small_cnn": lambda config: small_cnn_spec(config.attention, config.small_cnn.blocks),
+    **{name: (lambda config, name=name: application_spec(name, config.attention)) for name in BACKBONES},
 }
 
 
@@ -42,6 +44,9 @@ def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: in
         if config.weights not in ("none", ""):
             model.load_weights(config.weights)
         return model
+    if config.name in BACKBONES:
+        return application(config.name, input_shape, num_classes, multi_label, config.attention, config.dropout,
+                           config.weights, config.pooling, config.lse_r)
     raise ValueError(f"model.name must be one of {', '.join(MODEL_NAMES)}; got '{config.name}'")
 
 

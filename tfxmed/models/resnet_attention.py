@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import numpy as np
 from keras import layers
 
 from tfxmed.config import DOWNSAMPLES
-from tfxmed.models.layers import channel_spatial_attention, global_pooling
+from tfxmed.models.layers import channel_spatial_attention, classification_head
 from tfxmed.models.spec import ModelSpec, declare_spec
+from tfxmed.models.weights import imagenet_file, transfer_weights_by_name
 
-__all__ = ["resnet_attention", "resnet_attention_spec", "transfer_weights_by_name"]
+__all__ = ["resnet_attention", "resnet_attention_spec"]
+
+IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 BN_EPSILON = 1.001e-5
 # 0.9 rather than Keras' 0.99: moving statistics settle within tens of steps, which short
@@ -98,7 +100,8 @@ def resnet_attention(
         blocks: bottleneck blocks per stage ((3, 4, 6, 3) is ResNet50).
         width: filters of the first stage (64 in ResNet50); later stages double it.
         stem_pool: keep the stem's stride-2 max pool (off: feature maps twice as fine, 4x the cost).
-        weights: "none", "imagenet" (needs internet once), or a path to a local weights file.
+        weights: "none", "imagenet" (the notop file in Keras' cache, `tfxmed.models.weights`), or a path to a
+            local weights file.
         pooling: the global pooling before the head, "avg" | "max" | "lse" (`tfxmed.models.layers.pooling`).
         lse_r: LSE pooling's sharpness.
         downsample: how stages 3-5 halve the grid: "stride" (ResNet50's strided 1x1 convs) or "avgpool"
@@ -124,48 +127,13 @@ def resnet_attention(
                             downsample=downsample)
         if stage == 2 and attention:
             x = channel_spatial_attention(x, name="csam")
-    x = global_pooling(x, pooling, lse_r)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(
-        logits
-    )
+    outputs = classification_head(x, num_classes, multi_label, dropout, pooling, lse_r)
     model = keras.Model(inputs, outputs, name=name)
     if weights == "imagenet":
         if tuple(blocks) != (3, 4, 6, 3) or width != 64:
             raise ValueError("weights='imagenet' needs the standard ResNet50 (blocks 3,4,6,3, width 64)")
-        reference = keras.applications.ResNet50(include_top=False, weights="imagenet")
+        reference = keras.applications.ResNet50(include_top=False, weights=imagenet_file(IMAGENET_FILE))
         transfer_weights_by_name(reference, model)
     elif weights not in ("none", "", None):
         model.load_weights(weights)
     return declare_spec(model, resnet_attention_spec(attention, blocks))
-
-
-def transfer_weights_by_name(source: keras.Model, target: keras.Model) -> list[str]:
-    """Copies weights of same-named layers; an RGB first conv is summed over colours for grayscale.
-
-    Returns the names of the layers copied.
-    """
-    copied = []
-    for layer in target.layers:
-        try:
-            source_layer = source.get_layer(layer.name)
-        except ValueError:
-            continue
-        values = source_layer.get_weights()
-        if not values:
-            continue
-        targets = layer.get_weights()
-        if len(values) != len(targets):
-            continue
-        adapted = []
-        for value, wanted in zip(values, targets):
-            if value.shape != wanted.shape and value.ndim == 4 and value.shape[2] == 3 and wanted.shape[2] == 1:
-                value = np.sum(value, axis=2, keepdims=True)  # grayscale = R + G + B contributions
-            if value.shape != wanted.shape:
-                break
-            adapted.append(value)
-        else:
-            layer.set_weights(adapted)
-            copied.append(layer.name)
-    return copied

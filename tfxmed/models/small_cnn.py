@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from tfxmed.models.layers import channel_spatial_attention, global_pooling
+from tfxmed.models.layers import channel_spatial_attention, classification_head
 from tfxmed.models.resnet_attention import BN_MOMENTUM
 from tfxmed.models.spec import ModelSpec, declare_spec
 
@@ -55,10 +55,5 @@ def small_cnn(
             x = layers.Activation("relu", name=f"{conv_name}_relu")(x)
     if attention:
         x = channel_spatial_attention(x, name="csam", reduction=4)
-    x = global_pooling(x, pooling, lse_r)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    logits = layers.Dense(num_classes, name="logits")(x)
-    outputs = layers.Activation("sigmoid" if multi_label else "softmax", name="probabilities", dtype="float32")(
-        logits
-    )
+    outputs = classification_head(x, num_classes, multi_label, dropout, pooling, lse_r)
     return declare_spec(keras.Model(inputs, outputs, name=name), small_cnn_spec(attention, blocks))
