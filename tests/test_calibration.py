@@ -50,6 +50,17 @@ def test_auto_takes_platt_for_two_classes_when_the_model_over_calls_one_class(rn
     np.testing.assert_allclose(calibration.apply(fitted, logits[test], False).sum(-1), 1, atol=1e-6)
 
 
+def test_a_large_scale_keeps_the_auc_exactly(rng):
+    """σ(z) rounds to 1.0 in float32 from z ≈ 17: calibrated probabilities stay float64 so no ties appear."""
+    labels = np.arange(400) % 2
+    difference = rng.normal(0, 1, 400) + 3.0 * labels
+    logits = np.stack([np.zeros(400), difference], axis=1).astype("float32")
+    fitted = {"method": "platt", "scale": [4.0, 4.0], "bias": [0.0, 11.0], "of": "logit difference"}
+    calibrated = calibration.apply(fitted, logits, False)[:, 1]
+    assert np.mean(4.0 * difference + 11.0 > 17.0) > 0.3  # a third of the scores would tie at 1.0 in float32
+    assert roc_auc(labels, calibrated) == roc_auc(labels, difference)
+
+
 def test_auto_keeps_temperature_when_the_bias_does_not_earn_its_parameter(rng):
     logits, onehot = _overconfident_binary(rng, n=600)
     fitted = calibration.fit(logits, onehot, multi_label=False)

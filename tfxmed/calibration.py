@@ -131,7 +131,10 @@ def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str =
 
 
 def apply(calibration: dict, logits: np.ndarray, multi_label: bool) -> np.ndarray:
-    """Calibrated probabilities [N, K] from logits (NumPy); method "none" gives the model's own."""
+    """Calibrated probabilities [N, K] from logits (NumPy, float64); method "none" gives the model's own.
+
+    Float64 on purpose: a scale > 1 pushes confident logits past float32's last representable step below
+    1 (σ(z) rounds to 1.0 from z ≈ 17), and the ties that makes would change the AUC the scaling keeps."""
     logits = np.asarray(logits, np.float64)
     method = calibration["method"]
     if method == "temperature":
@@ -140,8 +143,7 @@ def apply(calibration: dict, logits: np.ndarray, multi_label: bool) -> np.ndarra
         logits = logits * np.asarray(calibration["scale"]) + np.asarray(calibration["bias"])
     elif method != "none":
         raise ValueError(f"calibration method '{method}' unknown; choose from {', '.join(CALIBRATION_METHODS)}")
-    probabilities = special.expit(logits) if multi_label else special.softmax(logits, axis=-1)
-    return probabilities.astype(np.float32)
+    return special.expit(logits) if multi_label else special.softmax(logits, axis=-1)
 
 
 def apply_tf(calibration: dict, logits, multi_label: bool):
