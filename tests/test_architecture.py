@@ -151,9 +151,9 @@ def test_every_command_answers_help_in_both_forms(command):
 # `tests/a/test_b.py` (and `tfrecords_tools/b.py` has `tests/tfrecords_tools/test_b.py`); package
 # `__init__`s re-export names (the dispatcher in `tfxmed/commands/__init__.py` is tested above).
 ALIASES = ("train", "evaluate", "export", "report", "audit", "study", "tune", "ablate", "crossval", "auto", "compare",
-           "demo")
+           "ensemble", "demo")
 COMMAND_MODULES = ("train", "evaluate", "explain", "export", "report", "audit", "tune", "ablate", "crossval", "auto",
-                   "compare", "demo", "convert", "inspect_records")
+                   "compare", "ensemble", "demo", "convert", "inspect_records")
 WITHOUT_MIRROR = {
     # `python -m tfxmed.<command>`: the older form of each command, an 8-line alias of its command module.
     # test_every_command_answers_help_in_both_forms runs both forms (the explain alias is a `__main__`).

@@ -26,6 +26,7 @@ COMMANDS = {
     "tune": ("tune", "KerasTuner hyperparameter search"),
     "ablate": ("ablate", "ablation over variants and seeds with paired tests"),
     "crossval": ("crossval", "k-fold cross-validation by patient"),
+    "ensemble": ("ensemble", "one run from several: mean, validation-weighted or stacked (cross-fitted) logits"),
     "compare": ("compare", "DeLong and McNemar tests of runs on one split; paired tests across seed groups"),
     "auto": ("auto", "budgeted search, seed ensemble and one test evaluation on a MedMNIST-style .npz"),
     "demo": ("demo", "the whole pipeline on the embedded synthetic benchmark"),

@@ -18,7 +18,6 @@ interrupted member resumes.
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
@@ -26,10 +25,11 @@ import time
 
 import numpy as np
 
-from tfxmed.config import ConfigError, to_dict
+from tfxmed.config import ConfigError
 from tfxmed.errors import RunDirectoryError
+from tfxmed.experiments.ensembling import save_ensemble_run
 from tfxmed.experiments.tuning import load_search, make_tuner, trial_config, write_results
-from tfxmed.runs import RunPaths, load_run, write_run_info
+from tfxmed.runs import RunPaths
 from tfxmed.storage import file_sha256, open_file, write_json_atomic
 
 __all__ = ["auto", "DEFAULT_SEARCH", "MARKER"]
@@ -110,26 +110,6 @@ def _members(spec, tuner, best: dict, strategy, out: str, seeds: int, verbose: i
     return rows
 
 
-def _save_ensemble(members: list[dict], out: str) -> dict:
-    """The members' logit-averaging ensemble as `out`'s best checkpoint, with config and run info."""
-    from tfxmed.models import declared_spec
-    from tfxmed.models.ensemble import build_ensemble
-
-    runs = [load_run(row["run_dir"]) for row in members]
-    ensemble = build_ensemble([run.model for run in runs]) if len(runs) > 1 else runs[0].model
-    paths = RunPaths(out)
-    config = runs[0].config
-    config.runtime.run_dir, config.runtime.seed = out, 0
-    os.makedirs(os.path.dirname(paths.best_checkpoint), exist_ok=True)
-    temporary = paths.best_checkpoint.replace(".keras", ".tmp.keras")
-    ensemble.save(temporary)
-    os.replace(temporary, paths.best_checkpoint)
-    spec = declared_spec(ensemble)
-    write_run_info(config, out, {"data_dir": runs[0].data_dir, "strategy": config.runtime.strategy,
-                                 "model_spec": dataclasses.asdict(spec), "members": [r["run_dir"] for r in members]})
-    return to_dict(config)
-
-
 def auto(data: str, budget_minutes: float, out: str, strategy, seeds: int = 3, search_file: str = DEFAULT_SEARCH,
          overrides: tuple[str, ...] = (), verbose: int = 0) -> dict:
     """Runs (or resumes) the whole recipe into `out`; returns the summary (see the module docstring)."""
@@ -148,7 +128,7 @@ def auto(data: str, budget_minutes: float, out: str, strategy, seeds: int = 3, s
         return finished  # the test split was touched once already
     search, tuner = _search(spec, strategy, os.path.join(out, "search"), budget_minutes * 60.0, seeds, verbose)
     members = _members(spec, tuner, search["best"], strategy, out, seeds, verbose)
-    config = _save_ensemble(members, out)
+    config = save_ensemble_run([row["run_dir"] for row in members], out)
     metrics = evaluate_run(out, "test")  # the only time the test split is read
     summary = {
         "out": out, "budget_minutes": budget_minutes, "search_trials": search["trials"],
