@@ -84,6 +84,23 @@ def test_platt_scaling_calibrates_each_label_separately(rng):
         assert expected_calibration_error(labels[:, k], probabilities[:, k]) < 0.03
 
 
+def test_platt_scaling_fits_each_label_on_its_scored_examples_only(rng):
+    """−1 marks a label that is not scored (weight 0, e.g. U-Ignore): not a negative to calibrate towards."""
+    n = 2000
+    truth = rng.normal(0, 1.5, (n, 2))
+    labels = (rng.random((n, 2)) < 1 / (1 + np.exp(-truth))).astype(float)
+    logits = truth * 2.0
+    ignored = labels.copy()
+    ignored[: n // 2, 0] = np.where(labels[: n // 2, 0] == 1, -1, 0)  # half of label 0's positives unscored
+    fitted = calibration.fit(logits, ignored, multi_label=True)
+    scored = ignored[:, 0] >= 0
+    alone = calibration.fit(logits[scored][:, :1], ignored[scored][:, :1], multi_label=True)
+    assert fitted["scale"][0] == pytest.approx(alone["scale"][0])
+    assert fitted["bias"][0] == pytest.approx(alone["bias"][0])
+    as_negatives = calibration.fit(logits, np.maximum(ignored, 0), multi_label=True)  # what scoring them as 0 did
+    assert as_negatives["bias"][0] < fitted["bias"][0] - 0.3
+
+
 def test_the_graph_version_matches_numpy(rng):
     logits = rng.normal(0, 3, (16, 3)).astype("float32")
     for fitted, multi_label in (({"method": "temperature", "temperature": 2.5}, False),

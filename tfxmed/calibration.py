@@ -86,7 +86,8 @@ def _choose_binary(logits: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str = "auto") -> dict:
-    """Fits a calibration on (validation) `logits` [N, K] and 0/1 `labels` (one-hot or multi-hot [N, K]).
+    """Fits a calibration on (validation) `logits` [N, K] and 0/1 `labels` (one-hot or multi-hot [N, K]; for
+    multi-label, −1 marks an entry that is not scored, `tfxmed.metrics.classification.ignored_as_minus_one`).
 
     Returns a JSON-ready dict: {"method": "temperature", "temperature": T} or {"method": "platt",
     "scale": [a_k], "bias": [b_k]} (applied as logits · scale + bias; two classes: scale [a, a], bias
@@ -120,7 +121,12 @@ def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str =
                 "val_nll_after": _nll_softmax(logits * scale + np.array([0.0, bias]), labels, 1.0)}
     scales, biases, before, after = [], [], [], []
     for k in range(logits.shape[1]):
-        z, y = logits[:, k], labels[:, k]
+        scored = labels[:, k] >= 0  # −1: not scored (label weight 0, e.g. U-Ignore)
+        z, y = logits[scored, k], labels[scored, k]
+        if not scored.any():
+            scales.append(1.0)
+            biases.append(0.0)
+            continue
         scale, bias = _fit_platt(z, y)
         scales.append(scale)
         biases.append(bias)
@@ -190,10 +196,13 @@ def run_calibration(run, val) -> dict:
         calibration = {**IDENTITY, "reason": "no validation split to fit on"}
     else:
         val = val() if callable(val) else val
+        from tfxmed.metrics.classification import ignored_as_minus_one
         from tfxmed.models.factory import logits_model
 
+        multi_label = run.manifest["multi_label"]
         logits = logits_model(run.model).predict(val["image"], batch_size=128, verbose=0)
-        calibration = {**fit(logits, val["label"], run.manifest["multi_label"], method),
+        labels = ignored_as_minus_one(val["label"], val.get("label_weight")) if multi_label else val["label"]
+        calibration = {**fit(logits, labels, multi_label, method),
                        "fitted_on": f"val ({len(logits)} images)"}
     calibration.update(requested=method, checkpoint_sha256=checkpoint, version=VERSION)
     write_json_atomic(calibration, path)

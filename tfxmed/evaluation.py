@@ -25,7 +25,7 @@ from tfxmed.explain import make_explainer
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.explain.saving import save_explanations
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
-from tfxmed.metrics.classification import report_auc
+from tfxmed.metrics.classification import ignored_as_minus_one, report_auc
 from tfxmed.metrics.curves import calibration_summary
 from tfxmed.metrics.diagnostics import map_specificity
 from tfxmed.metrics.faithfulness import average_drop_increase, deletion_insertion
@@ -46,11 +46,20 @@ ROAD_IMAGES = 64  # lesion images ROAD is measured on (the report uses as many)
 def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
     """All examples of a split (eval preprocessing) as NumPy arrays."""
     dataset = pipeline.build_dataset(data_dir, manifest, split, config.data, training=False, batch_size=128)
-    parts: dict[str, list] = {key: [] for key in ("image", "mask", "has_mask", "label", "confounder", "has_confounder")}
+    parts: dict[str, list] = {key: [] for key in ("image", "mask", "has_mask", "label", "label_weight", "confounder",
+                                                  "has_confounder")}
     for batch in dataset:
         for key in parts:
             parts[key].append(batch[key].numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def metric_labels(data: dict, multi_label: bool) -> np.ndarray:
+    """The labels metrics score (`collect_split`'s split): class indices [N], or multi-hot [N, K] with −1
+    where the record's label weight is 0 (not scored, e.g. CheXpert U-Ignore)."""
+    if multi_label:
+        return ignored_as_minus_one(data["label"], data.get("label_weight"))
+    return np.argmax(data["label"], axis=-1)
 
 
 def efficiency(model: keras.Model, images: np.ndarray, explainer, forward, batch_size: int = 32) -> dict:
@@ -105,7 +114,7 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     calibration = calibration_lib.run_calibration(
         run, val if val is not None else lambda: collect_split(data_dir, manifest, config, "val"))
     probabilities = calibration_lib.predict(model, data["image"], calibration, multi_label)
-    labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
+    labels = metric_labels(data, multi_label)
     report = classification_report(labels, probabilities, names, multi_label=multi_label)
     report["auc_ci"] = bootstrap_ci(lambda y, p: report_auc(y, p, multi_label), labels, probabilities)
     uncalibrated = model.predict(data["image"], batch_size=128, verbose=0)
@@ -197,7 +206,8 @@ def headline(metrics: dict) -> dict:
 
 def _mean_ece(summary: dict | None) -> float | None:
     """Mean ECE over a `calibration_summary`'s classes (the positive class only, for binary)."""
-    return float(np.mean([c["ece"] for c in summary.values()])) if summary else None
+    values = [c["ece"] for c in (summary or {}).values() if c["ece"] is not None]
+    return float(np.mean(values)) if values else None
 
 
 def explain_run(run_dir: str, methods, count: int = 32, split: str = "test", target: str = "predicted",

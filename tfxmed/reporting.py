@@ -165,7 +165,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
 
     from tfxmed import calibration as calibration_lib
     from tfxmed.data.selection import lesion_examples
-    from tfxmed.evaluation import collect_split, evaluate_run
+    from tfxmed.evaluation import collect_split, evaluate_run, metric_labels
     from tfxmed.metrics import localization_summary
     from tfxmed.metrics.curves import calibration_summary, plot_calibration, plot_precision_recall
     from tfxmed.metrics.faithfulness import deletion_insertion
@@ -203,7 +203,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     # Calibrated as evaluate calibrated them (RUN/calibration.json, fitted on validation).
     probabilities = calibration_lib.predict(model, data["image"], calibration_lib.run_calibration(
         run, lambda: collect_split(data_dir, manifest, config, "val")), multi_label)
-    labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
+    labels = metric_labels(data, multi_label)
     plot_precision_recall(labels, probabilities, names, multi_label, os.path.join(eval_dir, "precision_recall.png"))
     plot_calibration(labels, probabilities, names, multi_label, os.path.join(eval_dir, "calibration.png"))
     calibration = calibration_summary(labels, probabilities, names, multi_label)

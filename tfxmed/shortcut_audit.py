@@ -30,7 +30,7 @@ from skimage.restoration import inpaint_biharmonic
 
 from tfxmed.data.synthetic import marker_region
 from tfxmed.default_explanation import choose, explainer_for, load_choice
-from tfxmed.evaluation import collect_split
+from tfxmed.evaluation import collect_split, metric_labels
 from tfxmed.explain import make_explainer
 from tfxmed.explain.overlay import save_overlay_grid
 from tfxmed.metrics.classification import report_auc
@@ -98,7 +98,7 @@ def _decision(probabilities: np.ndarray, names) -> str:
 
 
 def _cue_aucs(data: dict, probabilities: np.ndarray, multi_label: bool) -> dict:
-    labels = data["label"].astype(int) if multi_label else data["label"].argmax(-1)
+    labels = metric_labels(data, multi_label)
     has_cue = data["present"]
     result = {}
     for name, chosen in (("auc_with_cue", has_cue), ("auc_without_cue", ~has_cue)):

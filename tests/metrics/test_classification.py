@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from tfxmed.metrics.classification import (
     classification_report,
+    ignored_as_minus_one,
     plot_confusion_matrix,
     plot_roc,
 )
@@ -137,6 +138,42 @@ def test_multilabel_report_matches_hand_computation():
     assert report["recall_macro"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)
     assert report["threshold"] == 0.5
     assert report["multi_label"] is True
+
+
+def test_multilabel_entries_not_scored_are_left_out_of_every_label_metric(tmp_path):
+    """U-Ignore: an uncertain finding (label weight 0) is neither a positive nor a negative."""
+    weights = np.ones_like(MULTILABEL_LABELS, dtype=float)
+    weights[1, 0] = 0.0  # effusion of example 1 (p = 0.4, stored as 0) is not scored
+    weights[2, 1] = 0.0  # nodule of example 2 (p = 0.15, stored as 1) is not scored
+    labels = ignored_as_minus_one(MULTILABEL_LABELS, weights)
+    assert labels[1, 0] == labels[2, 1] == -1 and (labels >= 0).sum() == 10
+    report = classification_report(labels, MULTILABEL_PROBABILITIES, MULTILABEL_NAMES, multi_label=True)
+    # nodule on examples 0, 1, 3 only: the positive (0.7) outranks both negatives; scored as a label it was 3/4.
+    assert report["auc_per_class"]["nodule"] == pytest.approx(1.0)
+    assert report["confusion_matrix"]["effusion"] == [[1, 0], [0, 2]]
+    assert report["confusion_matrix"]["nodule"] == [[2, 0], [0, 1]]
+    assert report["sensitivity"]["nodule"] == 1.0 and report["specificity"]["effusion"] == 1.0
+    # accuracy: the mean of each label's accuracy over its scored examples (3/3, 3/3, 3/4).
+    assert report["accuracy"] == pytest.approx((1 + 1 + 0.75) / 3)
+    assert report["subset_accuracy"] == pytest.approx(3 / 4)  # example 1 still predicts "mass" wrongly
+    assert report["recall_macro"] == pytest.approx((1.0 + 1.0 + 0.0) / 3)
+    plot_roc(labels, MULTILABEL_PROBABILITIES, MULTILABEL_NAMES, True, str(tmp_path / "roc.png"))
+    assert_png(tmp_path / "roc.png")
+    np.testing.assert_array_equal(ignored_as_minus_one(MULTILABEL_LABELS, None), MULTILABEL_LABELS)
+
+
+def test_multilabel_macro_figures_match_scikit_learn_when_every_entry_is_scored():
+    from sklearn.metrics import f1_score, precision_score
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random((50, 4)) < 0.4).astype(int)
+    probabilities = np.clip(labels * 0.3 + rng.random((50, 4)) * 0.7, 0, 1)
+    report = classification_report(labels, probabilities, list("abcd"), multi_label=True)
+    predictions = (probabilities >= 0.5).astype(int)
+    assert report["precision_macro"] == pytest.approx(precision_score(labels, predictions, average="macro",
+                                                                      zero_division=0))
+    assert report["f1_macro"] == pytest.approx(f1_score(labels, predictions, average="macro", zero_division=0))
+    assert report["accuracy"] == pytest.approx(np.mean(labels == predictions))
 
 
 def test_report_is_strict_json_with_missing_class():

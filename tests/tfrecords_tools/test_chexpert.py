@@ -124,3 +124,27 @@ def test_u_ignore_weights_reach_the_training_loss(tmp_path, rng):
     compile_model(model, config, manifest, steps_per_epoch=1)
     loss = model.train_on_batch(images, labels, sample_weight=weights)
     assert np.isfinite(loss if np.isscalar(loss) else loss[0])
+
+
+def test_u_ignore_labels_are_left_out_of_the_metrics_not_scored_as_negatives(tmp_path, rng):
+    from tests.helpers import TINY_CONFIG
+    from tfxmed.config import load_config
+    from tfxmed.evaluation import collect_split, metric_labels
+    from tfxmed.metrics import classification_report
+
+    out = str(tmp_path / "ignore")
+    sum(convert_chexpert(_fake_chexpert(tmp_path, rng), out, policy="ignore", val_fraction=0.25, salt="s"))
+    manifest = load_manifest(out)
+    config = load_config(TINY_CONFIG, [f"data.tfrecord_dir={out}", "data.source=tfrecords"])
+    data = collect_split(out, manifest, config, "train")
+    labels = metric_labels(data, multi_label=True)
+    edema = OBSERVATIONS.index("Edema")
+    uncertain = data["label_weight"][:, edema] == 0
+    assert uncertain.any() and np.all(labels[uncertain, edema] == -1) and np.all(labels[~uncertain, edema] == 1)
+    # Scores that rank the uncertain studies lowest: as negatives they would make Edema's AUC perfect.
+    scores = np.full(labels.shape, 0.5)
+    scores[:, edema] = np.where(uncertain, 0.1, 0.9)
+    report = classification_report(labels, scores, manifest["class_names"], multi_label=True)
+    assert report["auc_per_class"]["Edema"] is None  # every scored Edema label is positive: undefined
+    as_negatives = classification_report(np.maximum(labels, 0), scores, manifest["class_names"], multi_label=True)
+    assert as_negatives["auc_per_class"]["Edema"] == 1.0

@@ -32,7 +32,7 @@ __all__ = ["compare", "holm", "markdown", "scores_of"]
 def scores_of(run_dir: str, split: str = "test") -> dict:
     """A run's labels, calibrated probabilities and decisions on `split` (as `evaluate_run` scores them)."""
     from tfxmed import calibration as calibration_lib
-    from tfxmed.evaluation import collect_split
+    from tfxmed.evaluation import collect_split, metric_labels
     from tfxmed.metrics.classification import classification_report
     from tfxmed.runs import load_run
 
@@ -44,7 +44,7 @@ def scores_of(run_dir: str, split: str = "test") -> dict:
         run, lambda: collect_split(run.data_dir, run.manifest, run.config, "val"))
     multi_label, names = run.manifest["multi_label"], run.manifest["class_names"]
     probabilities = calibration_lib.predict(run.model, data["image"], calibration, multi_label)
-    labels = data["label"].astype(int) if multi_label else np.argmax(data["label"], axis=-1)
+    labels = metric_labels(data, multi_label)
     report = classification_report(labels, probabilities, names, multi_label=multi_label)
     decisions = probabilities.argmax(-1) if not multi_label else None
     return {"run": run_dir, "labels": labels, "probabilities": probabilities, "class_names": names,

@@ -37,8 +37,8 @@ SUMMARY = "ensemble.json"
 
 
 def _nll(logits: np.ndarray, labels: np.ndarray, multi_label: bool) -> float:
-    if multi_label:
-        return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+    if multi_label:  # −1: not scored (label weight 0)
+        return float(np.mean((np.logaddexp(0.0, logits) - labels * logits)[labels >= 0]))
     return float(-np.mean(np.sum(labels * special.log_softmax(logits, axis=-1), axis=-1)))
 
 
@@ -60,7 +60,8 @@ def _stacking(logits: np.ndarray, labels: np.ndarray, multi_label: bool) -> tupl
     kernel, bias = np.zeros((members * classes, classes)), np.zeros(classes)
     if multi_label:
         for k in range(classes):
-            model = _logistic_regression(logits[:, :, k].T, labels[:, k])
+            scored = labels[:, k] >= 0
+            model = _logistic_regression(logits[:, scored, k].T, labels[scored, k])
             kernel[np.arange(members) * classes + k, k], bias[k] = model.coef_[0], model.intercept_[0]
         return kernel, bias
     target = labels.argmax(-1)
@@ -112,7 +113,7 @@ def _val_auc(logits: np.ndarray, labels: np.ndarray, multi_label: bool) -> float
     from tfxmed.metrics.classification import report_auc
 
     scores = special.expit(logits) if multi_label else special.softmax(logits, axis=-1)
-    return report_auc(labels.astype(int) if multi_label else labels.argmax(-1), scores, multi_label)
+    return report_auc(labels.astype(int) if multi_label else labels.argmax(-1), scores, multi_label)  # −1 kept
 
 
 def save_ensemble_run(member_dirs: Sequence[str], out: str, combiner=None, calibration: str | None = None,
@@ -142,6 +143,7 @@ def save_ensemble_run(member_dirs: Sequence[str], out: str, combiner=None, calib
 
 def _validation_logits(runs) -> tuple[np.ndarray, np.ndarray]:
     from tfxmed.evaluation import collect_split
+    from tfxmed.metrics.classification import ignored_as_minus_one
     from tfxmed.models.factory import logits_model
 
     first = runs[0]
@@ -158,7 +160,8 @@ def _validation_logits(runs) -> tuple[np.ndarray, np.ndarray]:
         raise Refusal(f"'{first.root}': its data has no validation split to fit the ensemble on")
     val = collect_split(first.data_dir, first.manifest, first.config, "val")
     logits = np.stack([logits_model(run.model).predict(val["image"], batch_size=128, verbose=0) for run in runs])
-    return logits, val["label"]
+    multi_label = first.manifest["multi_label"]
+    return logits, ignored_as_minus_one(val["label"], val["label_weight"]) if multi_label else val["label"]
 
 
 def ensemble(member_dirs: Sequence[str], method: str, out: str) -> dict:

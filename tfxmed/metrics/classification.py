@@ -1,7 +1,9 @@
 """Classification metrics and plots for single-label and multi-label classifiers.
 
 Everything scikit-learn provides (AUC, precision, recall, F1, confusion matrices, ROC curves) is
-computed with scikit-learn. Reports contain only plain Python values so they can be written with
+computed with scikit-learn. Multi-label labels may hold −1 for "not scored" (a label whose record weight
+is 0, e.g. CheXpert U-Ignore's uncertain findings, `ignored_as_minus_one`): each label's metrics use its
+scored examples only. Reports contain only plain Python values so they can be written with
 ``json.dumps(report, allow_nan=False)``: undefined values are ``None``, never NaN.
 
 Plots use Matplotlib's object-oriented API with the Agg canvas (no pyplot, no global backend
@@ -23,7 +25,17 @@ from sklearn import metrics as sklearn_metrics
 from tfxmed.storage import is_remote, make_dirs, write_figure_atomic
 
 __all__ = [
-    "report_auc", "classification_report", "plot_roc", "plot_confusion_matrix"]
+    "report_auc", "classification_report", "plot_roc", "plot_confusion_matrix", "ignored_as_minus_one"]
+
+IGNORED = -1  # a multi-label entry that is not scored (its label weight is 0)
+
+
+def ignored_as_minus_one(labels: np.ndarray, label_weights: np.ndarray | None) -> np.ndarray:
+    """Multi-hot `labels` [N, K] as int, with −1 where `label_weights` is 0 (e.g. U-Ignore), for the metrics."""
+    labels = np.asarray(labels).astype(np.int64)
+    if label_weights is None:
+        return labels
+    return np.where(np.asarray(label_weights) > 0, labels, IGNORED)
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -70,8 +82,8 @@ def _validate_inputs(
                 f"multi-label labels must be multi-hot with shape [num_examples, num_classes] = "
                 f"{list(probabilities.shape)}; got shape {labels.shape}"
             )
-        if not np.all(np.isin(labels, (0, 1))):
-            raise ValueError("multi-label labels must contain only 0 and 1")
+        if not np.all(np.isin(labels, (0, 1, IGNORED))):
+            raise ValueError("multi-label labels must contain only 0 and 1 (and -1 for a label not scored)")
         labels = labels.astype(np.int64)
     else:
         if labels.shape != (num_examples,):
@@ -101,10 +113,11 @@ def _per_class_auc(targets: np.ndarray, probabilities: np.ndarray) -> list[float
     """One-vs-rest ROC AUC per class; ``None`` where a class has only one target value."""
     values: list[float | None] = []
     for class_index in range(targets.shape[1]):
-        column = targets[:, class_index]
-        defined = column.min() != column.max()
+        scored = targets[:, class_index] != IGNORED
+        column = targets[scored, class_index]
+        defined = len(column) > 0 and column.min() != column.max()
         values.append(_optional_float(sklearn_metrics.roc_auc_score(
-            column, probabilities[:, class_index])) if defined else None)
+            column, probabilities[scored, class_index])) if defined else None)
     return values
 
 
@@ -177,22 +190,36 @@ def classification_report(
 
     report: dict[str, Any] = {}
     if multi_label:
-        report["accuracy"] = _optional_float(1.0 - sklearn_metrics.hamming_loss(labels, predictions))
-        report["subset_accuracy"] = _optional_float(sklearn_metrics.accuracy_score(labels, predictions))
-        per_class_matrices = sklearn_metrics.multilabel_confusion_matrix(labels, predictions)
-        averaged = {}
+        scored = labels != IGNORED
+        correct = (labels == predictions) | ~scored
+        report["accuracy"] = _optional_float(np.mean([np.mean(correct[scored[:, k], k]) for k in class_indices
+                                                      if scored[:, k].any()]) if scored.any() else None)
+        report["subset_accuracy"] = _optional_float(np.mean(correct.all(axis=1)))
+        per_class_matrices = np.array([
+            sklearn_metrics.confusion_matrix(labels[scored[:, k], k], predictions[scored[:, k], k], labels=[0, 1])
+            for k in class_indices])
     else:
         report["accuracy"] = _optional_float(sklearn_metrics.accuracy_score(labels, predictions))
         per_class_matrices = sklearn_metrics.multilabel_confusion_matrix(
             labels, predictions, labels=class_indices)
-        averaged = {"labels": class_indices}
     report["auc"] = _optional_float(auc)
     report["auc_per_class"] = dict(zip(class_names, auc_per_class))
-    for key, function in (("precision_macro", sklearn_metrics.precision_score),
-                          ("recall_macro", sklearn_metrics.recall_score),
-                          ("f1_macro", sklearn_metrics.f1_score)):
-        report[key] = _optional_float(
-            function(labels, predictions, average="macro", zero_division=0, **averaged))
+    if multi_label:  # macro means of the per-label figures over each label's scored examples
+        (_, false_positive), (false_negative, true_positive) = per_class_matrices.transpose(1, 2, 0)
+        precision = np.divide(true_positive, true_positive + false_positive,
+                              out=np.zeros(num_classes), where=true_positive + false_positive > 0)
+        recall = np.divide(true_positive, true_positive + false_negative,
+                           out=np.zeros(num_classes), where=true_positive + false_negative > 0)
+        f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(num_classes),
+                       where=precision + recall > 0)
+        for key, values in (("precision_macro", precision), ("recall_macro", recall), ("f1_macro", f1)):
+            report[key] = _optional_float(values.mean())
+    else:
+        for key, function in (("precision_macro", sklearn_metrics.precision_score),
+                              ("recall_macro", sklearn_metrics.recall_score),
+                              ("f1_macro", sklearn_metrics.f1_score)):
+            report[key] = _optional_float(function(labels, predictions, average="macro", zero_division=0,
+                                                   labels=class_indices))
 
     sensitivity: dict[str, float | None] = {}
     specificity: dict[str, float | None] = {}
@@ -249,14 +276,14 @@ def plot_roc(
     axes = figure.add_subplot(1, 1, 1)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
     for class_index in plotted_classes:
-        column = targets[:, class_index]
+        scored = targets[:, class_index] != IGNORED
+        column, scores = targets[scored, class_index], probabilities[scored, class_index]
         name = class_names[class_index]
-        if column.min() == column.max():
+        if not len(column) or column.min() == column.max():
             axes.plot([], [], linestyle="none", label=f"{name} (AUC undefined)")
             continue
-        false_positive_rate, true_positive_rate, _ = sklearn_metrics.roc_curve(
-            column, probabilities[:, class_index])
-        auc = sklearn_metrics.roc_auc_score(column, probabilities[:, class_index])
+        false_positive_rate, true_positive_rate, _ = sklearn_metrics.roc_curve(column, scores)
+        auc = sklearn_metrics.roc_auc_score(column, scores)
         axes.plot(false_positive_rate, true_positive_rate, linewidth=2,
                   label=f"{name} (AUC = {auc:.3f})")
     axes.set_xlim(0.0, 1.0)

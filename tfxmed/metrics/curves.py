@@ -25,11 +25,13 @@ __all__ = ["calibration_summary", "expected_calibration_error", "plot_precision_
 
 
 def _columns(labels, probabilities, class_names, multi_label):
-    """(class index, name, 0/1 targets, scores) per curve: class 1 only for binary single-label."""
+    """(class index, name, 0/1 targets, scores) per curve: class 1 only for binary single-label; a
+    multi-label column keeps its scored examples only (labels −1 are not scored)."""
     labels, probabilities, class_names = _validate_inputs(labels, probabilities, class_names, multi_label)
     targets = _one_versus_rest_targets(labels, probabilities.shape[1], multi_label)
     indices = [1] if not multi_label and probabilities.shape[1] == 2 else range(probabilities.shape[1])
-    return [(i, class_names[i], targets[:, i], probabilities[:, i]) for i in indices]
+    scored = targets >= 0
+    return [(i, class_names[i], targets[scored[:, i], i], probabilities[scored[:, i], i]) for i in indices]
 
 
 def expected_calibration_error(targets: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
@@ -47,6 +49,9 @@ def calibration_summary(labels, probabilities, class_names, multi_label: bool = 
     """Per class: Brier score, ECE and average precision (PR AUC); JSON-ready (None when undefined)."""
     summary = {}
     for _, name, targets, scores in _columns(labels, probabilities, class_names, multi_label):
+        if not len(targets):  # a label no example is scored on
+            summary[name] = {"brier": None, "ece": None, "average_precision": None}
+            continue
         defined = targets.min() != targets.max()
         summary[name] = {
             "brier": _optional_float(sklearn_metrics.brier_score_loss(targets, scores)),
@@ -63,7 +68,7 @@ def plot_precision_recall(labels, probabilities, class_names, multi_label: bool,
     figure = Figure(figsize=(6, 6))
     axes = figure.add_subplot(1, 1, 1)
     for _, name, targets, scores in _columns(labels, probabilities, class_names, multi_label):
-        if targets.min() == targets.max():
+        if not len(targets) or targets.min() == targets.max():
             axes.plot([], [], linestyle="none", label=f"{name} (undefined)")
             continue
         precision, recall, _ = sklearn_metrics.precision_recall_curve(targets, scores)
@@ -87,6 +92,8 @@ def plot_calibration(
     axes = figure.add_subplot(1, 1, 1)
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
     for _, name, targets, scores in _columns(labels, probabilities, class_names, multi_label):
+        if not len(targets):
+            continue
         observed, predicted = sklearn_calibration.calibration_curve(targets, scores, n_bins=bins, strategy="uniform")
         ece = expected_calibration_error(targets, scores, bins)
         axes.plot(predicted, observed, marker="o", linewidth=2, label=f"{name} (ECE = {ece:.3f})")
