@@ -10,9 +10,12 @@ from tfrecords_tools import sources
 from tfrecords_tools.salt import resolve_salt
 from tfxmed.config import DATA_SOURCES as SOURCES
 from tfxmed.config import Experiment
-from tfxmed.storage import MANIFEST_NAME, exists, file_sha256
+from tfxmed.errors import OutputExistsError
+from tfxmed.storage import MANIFEST_NAME, exists, file_sha256, open_file, write_json_atomic
 
 __all__ = ["dataset_dir", "prepare_data", "SOURCES"]
+
+SOURCE_MARKER = "converted_from.json"  # in a data.tfrecord_dir tfxmed converted into: what it holds
 
 
 def dataset_dir(config: Experiment) -> str:
@@ -26,12 +29,35 @@ def dataset_dir(config: Experiment) -> str:
     if data.tfrecord_dir:
         return data.tfrecord_dir
     encoding = "" if data.encoding == "png" else f"-{data.encoding}"
-    if data.source == "medmnist":
-        stem = os.path.splitext(os.path.basename(data.npz))[0]
-        return os.path.join("data", f"{stem}-{file_sha256(data.npz)[:10]}{encoding}")
-    spec = {**data.synthetic.__dict__, "seed": config.runtime.seed}
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
-    return os.path.join("data", f"synthetic-{digest}{encoding}")
+    stem = os.path.splitext(os.path.basename(data.npz))[0] if data.source == "medmnist" else "synthetic"
+    return os.path.join("data", f"{stem}-{_content_digest(config)[:10]}{encoding}")
+
+
+def _content_digest(config: Experiment) -> str:
+    """What a conversion of `config`'s source holds: the .npz file's sha256, or the synthetic spec's and seed's."""
+    if config.data.source == "medmnist":
+        return file_sha256(config.data.npz)
+    spec = {**config.data.synthetic.__dict__, "seed": config.runtime.seed}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _check_reuse(config: Experiment, directory: str) -> None:
+    """Refuses to train on a `data.tfrecord_dir` that holds the conversion of another source or file."""
+    expected = {"source": config.data.source, "digest": _content_digest(config), "encoding": config.data.encoding}
+    marker = os.path.join(directory, SOURCE_MARKER)
+    if exists(marker):
+        with open_file(marker) as stream:
+            found = json.load(stream)
+    else:  # converted before the marker existed: the manifest's dataset name is what can be checked
+        with open_file(os.path.join(directory, MANIFEST_NAME)) as stream:
+            name = json.load(stream).get("dataset")
+        wanted = os.path.basename(config.data.npz) if config.data.source == "medmnist" else "synthetic"
+        found = expected if name == wanted else {"dataset": name}
+    if found != expected:
+        what = config.data.npz if config.data.source == "medmnist" else "the synthetic spec in data.synthetic"
+        raise OutputExistsError(
+            f"data.tfrecord_dir='{directory}' already holds another conversion ({found}), not one of {what}; "
+            "give an empty folder (or none: tfxmed names one by content), or data.source=tfrecords to train on it")
 
 
 def _conversion(config: Experiment, directory: str, salt: str):
@@ -76,6 +102,8 @@ def prepare_data(config: Experiment, progress: bool = True) -> str:
             f"data.npz='{config.data.npz}': no such file (data.source=medmnist needs a MedMNIST .npz)")
     directory = dataset_dir(config)
     if exists(os.path.join(directory, MANIFEST_NAME)):
+        if config.data.tfrecord_dir:  # a folder named by the user, not by content: check what it holds
+            _check_reuse(config, directory)
         return directory
     ticks, total = _conversion(config, directory, resolve_salt())
     if progress:
@@ -84,4 +112,7 @@ def prepare_data(config: Experiment, progress: bool = True) -> str:
         ticks = tqdm(ticks, total=total, unit="img", desc=f"{source} → TFRecords")
     for _ in ticks:
         pass
+    if config.data.tfrecord_dir:  # written last: the converters only write into folders of their own
+        write_json_atomic({"source": config.data.source, "digest": _content_digest(config),
+                           "encoding": config.data.encoding}, os.path.join(directory, SOURCE_MARKER))
     return directory

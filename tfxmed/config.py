@@ -140,6 +140,10 @@ class ModelConfig:
     # "none" | "imagenet" (resnet50_attention with standard blocks and width, densenet121, efficientnetb0, vgg16;
     # read from Keras' cache, never downloaded: tfxmed.models.weights) | path to a .weights.h5 / .keras file
     weights: str = "none"
+    # A finished tfxmed run to start from (pretrain on one dataset, fine-tune on another): every layer whose
+    # name and weight shapes match is copied (tfxmed.models.weights.init_from_run); the rest, e.g. a head
+    # with another number of classes, keeps its fresh initialisation. Empty: none.
+    init_from: str = ""
     attention: bool = True  # CSAM (channel-spatial attention)
     dropout: float = field(0.3, within="[0, 1)")  # before the logits
     # Global pooling before the logits (tfxmed.models.layers.pooling): "avg", "max", or "lse" (log-sum-exp

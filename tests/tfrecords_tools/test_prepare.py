@@ -62,3 +62,29 @@ def test_tfrecords_source_without_a_manifest_says_what_to_do(tmp_path):
     config.data.source = "dicomweb"  # past the config's own check: prepare_data still names the choices
     with pytest.raises(ValueError, match="data.source must be one of synthetic, medmnist, tfrecords; got 'dicomweb'"):
         prepare_data(config)
+
+
+def test_a_named_folder_holding_another_conversion_is_refused_not_silently_reused(tmp_path, monkeypatch, rng):
+    """A data.tfrecord_dir shared by two configs used to hand the second the first one's records."""
+    from tests.helpers import learnable_npz
+    from tfxmed.errors import OutputExistsError
+
+    monkeypatch.setenv("TFXMED_ID_SALT", "test-salt")
+    folder = tmp_path / "records"
+    synthetic = load_config(TINY_CONFIG, [*SMALL, f"data.tfrecord_dir={folder}"])
+    assert prepare_data(synthetic, progress=False) == str(folder)
+    assert prepare_data(synthetic, progress=False) == str(folder)  # the same conversion: reused
+    npz = tmp_path / "labels.npz"
+    learnable_npz(npz, rng, "binary")
+    medmnist = load_config(RECIPE, [f"data.npz={npz}", f"data.tfrecord_dir={folder}"])
+    with pytest.raises(OutputExistsError, match=rf"data.tfrecord_dir='{folder}' already holds another conversion"):
+        prepare_data(medmnist, progress=False)
+    with pytest.raises(OutputExistsError, match="another conversion"):  # same source, other spec
+        prepare_data(load_config(TINY_CONFIG, [*SMALL, "runtime.seed=7", f"data.tfrecord_dir={folder}"]),
+                     progress=False)
+    assert load_manifest(str(folder))["dataset"] == "synthetic"  # nothing was overwritten
+    # A folder converted before the marker existed is checked by the manifest's dataset name.
+    os.remove(folder / prepare.SOURCE_MARKER)
+    assert prepare_data(synthetic, progress=False) == str(folder)
+    with pytest.raises(OutputExistsError, match="'dataset': 'synthetic'"):
+        prepare_data(medmnist, progress=False)

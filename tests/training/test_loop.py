@@ -146,3 +146,38 @@ def test_a_profile_range_past_the_run_is_refused(tiny_config):
     tiny_config.train.profile_batches = "5,6"
     with pytest.raises(ValueError, match=r"train.profile_batches='5,6' starts after the run's last batch \(2 = "):
         train(tiny_config, distribute.make_strategy("cpu"), verbose=0)
+
+
+def test_init_from_carries_a_synthetic_run_s_backbone_into_a_medmnist_run(tiny_config, tmp_path, rng):
+    """Pretrain on the synthetic benchmark (2 classes), fine-tune on a MedMNIST .npz with 3 labels: every
+    backbone layer starts from the pretrained weights; the head, of another size, starts fresh."""
+    from tests.helpers import learnable_npz
+    from tfxmed.config import load_config
+    from tfxmed.models.weights import WeightsUnavailable
+    from tfxmed.runs import load_run
+
+    tiny_config.train.epochs = 1
+    pretrained = train(tiny_config, tf.distribute.get_strategy(), verbose=0)
+    source = load_run(pretrained.run_dir).model
+    npz = tmp_path / "labels.npz"
+    learnable_npz(npz, rng, "multi_label")
+
+    class AtStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = {layer.name: [w.copy() for w in layer.get_weights()] for layer in self.model.layers}
+
+    start = AtStart()
+    overrides = [f"data.npz={npz}", "data.source=medmnist", "data.image_size=32", "train.epochs=1",
+                 "train.min_steps=0", "train.tensorboard_images=0", f"runtime.run_dir={tmp_path / 'fine'}",
+                 f"data.tfrecord_dir={tmp_path / 'npz_data'}", "model.name=small_cnn", "model.small_cnn.width=8",
+                 "model.small_cnn.blocks=[1, 1, 1]", f"model.init_from={pretrained.run_dir}"]
+    train(load_config(None, overrides), tf.distribute.get_strategy(), extra_callbacks=[start], verbose=0)
+    record = json.load(open(tmp_path / "fine" / "init_from.json"))
+    assert "last_conv" in record["copied"] and "csam_channel" in record["copied"] and record["kept"] == ["logits"]
+    for name in ("conv1_1", "last_conv", "csam_spatial"):
+        for ours, theirs in zip(start.weights[name], source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert start.weights["logits"][0].shape == (32, 3)  # a fresh head for 3 labels
+    with pytest.raises(WeightsUnavailable, match="is not a finished tfxmed run"):
+        train(load_config(None, [*overrides[:-1], f"runtime.run_dir={tmp_path / 'other'}",
+                                 f"model.init_from={tmp_path / 'nowhere'}"]), tf.distribute.get_strategy(), verbose=0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from tfxmed.errors import Refusal
 
-__all__ = ["WeightsUnavailable", "imagenet_file", "keras_models_dir", "transfer_weights_by_name"]
+__all__ = ["WeightsUnavailable", "imagenet_file", "init_from", "keras_models_dir", "transfer_weights_by_name"]
 
 DOWNLOADS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -68,3 +68,18 @@ def transfer_weights_by_name(source: keras.Model, target: keras.Model) -> list[s
             layer.set_weights(adapted)
             copied.append(layer.name)
     return copied
+
+
+def init_from(model: keras.Model, source: keras.Model, origin: str) -> dict:
+    """Copies `source`'s weights into `model` by layer name (`model.init_from`; `origin` names the run).
+
+    Layers whose weights do not fit (a head for another number of classes) keep their initialisation;
+    an RGB first kernel is summed for a grayscale model. Returns {"run", "copied", "kept"} (layers with
+    weights), and refuses a source that copies nothing: that is never a fine-tuning anyone meant.
+    """
+    copied = transfer_weights_by_name(source, model)
+    kept = [layer.name for layer in model.layers if layer.weights and layer.name not in copied]
+    if not copied:
+        raise WeightsUnavailable(f"model.init_from: no layer of '{origin}' ({source.name}) matches this "
+                                 f"model ({model.name}) by name and shape; is it the same model.name?")
+    return {"run": origin, "copied": copied, "kept": kept}

@@ -18,8 +18,9 @@ from tfxmed.data.augment_albumentations import check_backend
 from tfxmed.data.selection import lesions_first
 from tfxmed.default_explanation import choose, explainer_for
 from tfxmed.models import build_model
-from tfxmed.runs import RunPaths, claim_run_dir, write_run_info
-from tfxmed.storage import is_remote, load_manifest, remove
+from tfxmed.models.weights import WeightsUnavailable, init_from
+from tfxmed.runs import RunPaths, claim_run_dir, load_run, write_run_info
+from tfxmed.storage import is_remote, load_manifest, remove, write_json_atomic
 from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages, HistoryCSV
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.custom_loop import fit_distributed, is_chief, needs_custom_loop, wait_for_manifest, worker_run_dir
@@ -120,6 +121,15 @@ def _with_consistency(classifier: keras.Model, config: Experiment) -> keras.Mode
     )
 
 
+def _init_from(classifier: keras.Model, run_dir: str) -> dict:
+    """`model.init_from`: the weights of another finished run, copied by layer name (tfxmed.models.weights)."""
+    try:
+        source = load_run(run_dir).model
+    except FileNotFoundError as error:
+        raise WeightsUnavailable(f"model.init_from: '{run_dir}' is not a finished tfxmed run ({error})") from error
+    return init_from(classifier, source, run_dir)
+
+
 def _profile_batches(config: Experiment, total_steps: int) -> str | int:
     """TensorBoard's `profile_batch` for `train.profile_batches` (0: off); refuses a range past the run's end."""
     text = str(config.train.profile_batches).strip()
@@ -198,6 +208,10 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     profile = _profile_batches(config, config.train.epochs * steps_per_epoch)  # refused before the model is built
     with strategy.scope():
         classifier = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"])
+        if config.model.init_from:  # a resumed run's backup restores its own weights over these
+            initialised = _init_from(classifier, config.model.init_from)
+            if chief:
+                write_json_atomic(initialised, os.path.join(run_dir, "init_from.json"))
         model = _with_consistency(classifier, config)
         compile_model(model, config, manifest, steps_per_epoch, keras_jit_compile(config.runtime.jit_compile, strategy))
 
