@@ -20,7 +20,7 @@ from tfxmed.config_fields import ConfigError, apply_overrides, field
 from tfxmed.storage import open_file, write_yaml_atomic
 
 __all__ = [
-    "ConfigError", "APPLICATIONS", "MODEL_NAMES", "POOLINGS", "IG_BASELINES", "DOWNSAMPLES",
+    "ConfigError", "APPLICATIONS", "BRANCHES", "MODEL_NAMES", "POOLINGS", "IG_BASELINES", "DOWNSAMPLES",
     "DATA_SOURCES", "AUGMENT_BACKENDS", "STRATEGIES", "JIT_COMPILE", "HOST_SIDE_METHODS",
     "DISTANCES", "BINARIZE_METHODS",
     "RECORD_ENCODINGS", "EXPLAIN_METHODS", "SyntheticDataConfig", "DataConfig", "ResNetAttentionConfig",
@@ -33,7 +33,8 @@ __all__ = [
 # here. The other lists are implemented in modules that import TensorFlow, which this module (imported
 # by every command's parser) must not: they keep their tuple and tests/test_config.py pins it to this one.
 APPLICATIONS = ("densenet121", "efficientnetb0", "vgg16")  # keras.applications backbones (tfxmed.models.applications)
-MODEL_NAMES = ("resnet50_attention", "small_cnn", *APPLICATIONS)  # tfxmed.models.factory
+BRANCHES = ("resnet50_attention", "small_cnn", *APPLICATIONS)  # what `fusion` may fuse
+MODEL_NAMES = (*BRANCHES, "fusion")  # tfxmed.models.factory
 POOLINGS = ("avg", "max", "lse")  # global pooling before the logits (tfxmed.models.layers.pooling)
 IG_BASELINES = ("zero", "blurred")  # train.consistency.ig_baseline
 DOWNSAMPLES = ("stride", "avgpool")  # model.resnet50_attention.downsample
@@ -123,6 +124,14 @@ class ResNetAttentionConfig:
 
 
 @dataclasses.dataclass
+class FusionConfig:
+    """`model.name: fusion` (`tfxmed.models.fusion`): the pooled features of these backbones, each built from
+    its own section of `model` (attention, dropout aside), concatenated before one head."""
+
+    members: list[str] = field(["resnet50_attention", "densenet121"], length="[2, inf)")
+
+
+@dataclasses.dataclass
 class SmallCnnConfig:
     """`model.name: small_cnn` (`tfxmed.models.small_cnn`)."""
 
@@ -152,6 +161,7 @@ class ModelConfig:
     lse_r: float = field(5.0, within="(0, inf)")
     resnet50_attention: ResNetAttentionConfig = dataclasses.field(default_factory=ResNetAttentionConfig)
     small_cnn: SmallCnnConfig = dataclasses.field(default_factory=SmallCnnConfig)
+    fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
 
 
 @dataclasses.dataclass
@@ -300,8 +310,15 @@ def _check_across(config: Experiment) -> Experiment:
     if model.name == "small_cnn" and data.image_size < smallest:
         raise ConfigError(f"data.image_size: must be >= {smallest} for model.small_cnn.blocks="
                           f"{model.small_cnn.blocks}, got {data.image_size}")
-    if model.name in APPLICATIONS and data.image_size < 32:
-        raise ConfigError(f"data.image_size: keras.applications' {model.name} needs >= 32 px, got {data.image_size}")
+    if model.name == "fusion":
+        unknown = [name for name in model.fusion.members if name not in BRANCHES]
+        if unknown or len(set(model.fusion.members)) != len(model.fusion.members):
+            raise ConfigError(f"model.fusion.members: distinct names from {', '.join(BRANCHES)}, got "
+                              f"{model.fusion.members}")
+    fused = model.fusion.members if model.name == "fusion" else [model.name]
+    if set(fused) & set(APPLICATIONS) and data.image_size < 32:
+        raise ConfigError(f"data.image_size: keras.applications' {', '.join(set(fused) & set(APPLICATIONS))} "
+                          f"needs >= 32 px, got {data.image_size}")
     resnet = model.resnet50_attention
     if model.weights == "imagenet" and model.name == "small_cnn":
         raise ConfigError("model.weights: 'imagenet' has no weights for model.name=small_cnn; use none or a file")

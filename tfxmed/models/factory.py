@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import keras
 
 from tfxmed.config import MODEL_NAMES, ModelConfig
 from tfxmed.models.applications import BACKBONES, application, application_spec
+from tfxmed.models.fusion import fusion, fusion_spec
 from tfxmed.models.keras_internals import node_output_in_graph
 from tfxmed.models.resnet_attention import resnet_attention, resnet_attention_spec
 from tfxmed.models.small_cnn import small_cnn, small_cnn_spec
@@ -23,7 +25,14 @@ SPECS = {
     "resnet50_attention": lambda config: resnet_attention_spec(config.attention, config.resnet50_attention.blocks),
     "small_cnn": lambda config: small_cnn_spec(config.attention, config.small_cnn.blocks),
     **{name: (lambda config, name=name: application_spec(name, config.attention)) for name in BACKBONES},
+    "fusion": lambda config: fusion_spec([model_spec(_member(config, name)) for name in config.fusion.members]),
 }
+
+
+def _member(config: ModelConfig, name: str) -> ModelConfig:
+    """A fusion member's config: the fusion's, with `name` as the model (each reads its own section); ImageNet
+    weights go to each member, a weights file to the whole fusion."""
+    return dataclasses.replace(config, name=name, weights="imagenet" if config.weights == "imagenet" else "none")
 
 
 def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: int, multi_label: bool) -> keras.Model:
@@ -42,6 +51,13 @@ def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: in
             cnn.width, cnn.blocks, kernel_size=cnn.kernel_size, pooling=config.pooling, lse_r=config.lse_r,
         )
         if config.weights not in ("none", ""):
+            model.load_weights(config.weights)
+        return model
+    if config.name == "fusion":
+        model = fusion(config.fusion.members, lambda name: build_model(_member(config, name), input_shape, num_classes,
+                                                                       multi_label),
+                       input_shape, num_classes, multi_label, config.dropout)
+        if config.weights not in ("none", "", "imagenet"):
             model.load_weights(config.weights)
         return model
     if config.name in BACKBONES:
