@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -85,3 +87,10 @@ def test_thresholds_by_hand():
     assert youden_threshold(labels, scores) == pytest.approx(0.8)
     assert threshold_for_sensitivity(labels, scores, 1.0) == pytest.approx(0.35)
     assert threshold_for_sensitivity(labels, scores, 0.5) == pytest.approx(0.8)
+
+
+def test_a_classifier_no_better_than_chance_gets_a_finite_threshold_that_calls_nothing_positive():
+    labels, scores = np.array([1, 1, 0, 0]), np.array([0.1, 0.2, 0.3, 0.4])  # inverted: J <= 0 everywhere
+    threshold = youden_threshold(labels, scores)
+    assert np.isfinite(threshold) and threshold > scores.max() and threshold == pytest.approx(0.4)
+    json.dumps({"threshold": threshold}, allow_nan=False)

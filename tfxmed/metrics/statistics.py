@@ -135,7 +135,13 @@ def mean_sd(values) -> dict:
 def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """The score threshold maximising sensitivity + specificity − 1 (choose it on validation)."""
     fpr, tpr, thresholds = roc_curve(labels, scores)
-    return float(thresholds[np.argmax(tpr - fpr)])
+    return _finite(thresholds[np.argmax(tpr - fpr)], scores)
+
+
+def _finite(threshold: float, scores) -> float:
+    """roc_curve's first threshold is +inf ("call nothing positive"): the next float above the top score says
+    the same and stays a number (JSON has no infinity). It is chosen when no threshold beats chance."""
+    return float(threshold) if np.isfinite(threshold) else float(np.nextafter(np.max(scores), np.inf))
 
 
 def threshold_for_sensitivity(labels: np.ndarray, scores: np.ndarray, sensitivity: float) -> float:
@@ -143,4 +149,4 @@ def threshold_for_sensitivity(labels: np.ndarray, scores: np.ndarray, sensitivit
     if not 0.0 < sensitivity <= 1.0:
         raise ValueError(f"sensitivity must be in (0, 1]; got {sensitivity}")
     fpr, tpr, thresholds = roc_curve(labels, scores)
-    return float(thresholds[np.argmax(tpr >= sensitivity)])
+    return _finite(thresholds[np.argmax(tpr >= sensitivity)], scores)

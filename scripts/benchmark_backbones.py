@@ -1,0 +1,113 @@
+"""Backbones side by side on one MedMNIST `.npz` (issue 14): the generic recipe with each `model.name`, 3 seeds.
+
+    python scripts/benchmark_backbones.py --data ../shared/data/pneumoniamnist.npz \
+        [--backbones resnet50_attention densenet121 efficientnetb0 vgg16] [--seeds 0 1 2] \
+        [--epochs densenet121=5 vgg16=5] [--set KEY=VALUE ...]
+
+Each backbone trains `configs/medmnist.yaml` with only `model.name` changed (and, with `--epochs
+NAME=N`, fewer passes for the large ones: the JSON says which), one run per seed, evaluated once on
+the test split (`benchmark_medmnist._run_seed`; finished seeds are reused). Per backbone: test AUC and
+ACC (mean ± sd over seeds), parameters, training seconds and inference ms/image; and the paired tests
+of `tfxmed.experiments.compare` against the first backbone (the reference, ResNet50 + CSAM by default):
+DeLong and McNemar per seed (Holm-adjusted), and paired t / Wilcoxon across seeds. Prints JSON and
+writes `OUT/backbones.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchmark_medmnist import _run_seed  # noqa: E402
+
+from tfxmed.metrics.statistics import mean_sd  # noqa: E402
+
+DEFAULT_BACKBONES = ("resnet50_attention", "densenet121", "efficientnetb0", "vgg16")
+
+
+def _epochs(specs: list[str]) -> dict[str, int]:
+    pairs = [spec.partition("=") for spec in specs]
+    if any(not name or not separator or not value.isdigit() for name, separator, value in pairs):
+        raise SystemExit(f"--epochs: expected NAME=N pairs, got {specs}")
+    return {name: int(value) for name, _, value in pairs}
+
+
+def _efficiency(run_dir: str) -> dict:
+    """Parameters and inference ms/image of a run's model, from its evaluation (eval/metrics.json)."""
+    with open(os.path.join(run_dir, "eval", "metrics.json"), encoding="utf-8") as stream:
+        efficiency = json.load(stream)["efficiency"]
+    return {"parameters": efficiency["parameters"], "inference_ms_per_image": efficiency["inference_ms_per_image"]}
+
+
+def _markdown(table: dict, reference: str) -> str:
+    lines = [f"| backbone | test AUC | test ACC | parameters | training s / seed | inference ms / image | "
+             f"paired t p (AUC) vs {reference} | DeLong p per seed (Holm) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, row in table.items():
+        auc, acc = row["test_auc"], row["test_acc"]
+        delong = ", ".join("–" if p is None else f"{p:.3g}" for p in row.get("delong_p_holm", [])) or "–"
+        paired = row.get("paired_auc_t_p")
+        lines.append(f"| {name}{' (' + str(row['epochs']) + ' epochs)' if row['epochs'] else ''} | "
+                     f"{auc['mean']:.4f} ± {auc['sd']:.4f} | {acc['mean']:.4f} ± {acc['sd']:.4f} | "
+                     f"{row['parameters'] / 1e6:.1f} M | {row['train_seconds']['mean']:.0f} | "
+                     f"{row['inference_ms_per_image']:.2f} | {'–' if paired is None else f'{paired:.3g}'} | {delong} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="MedMNIST .npz (e.g. ../shared/data/pneumoniamnist.npz)")
+    parser.add_argument("--recipe", default="configs/medmnist.yaml")
+    parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES), help="the first is the reference")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", nargs="*", default=[], metavar="NAME=N", help="fewer passes for some backbones")
+    parser.add_argument("--out", default=None, help="default runs/benchmark_backbones/<npz stem>")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    if not os.path.isfile(args.data):
+        print(json.dumps({"error": f"{args.data}: no such file"}))
+        return 2
+    from tfxmed.experiments.compare import compare
+
+    epochs = _epochs(args.epochs)
+    stem = os.path.splitext(os.path.basename(args.data))[0].lower()
+    out = args.out or os.path.join("runs", "benchmark_backbones", stem)
+    table, groups = {}, {}
+    for name in args.backbones:
+        overrides = [f"model.name={name}", *args.overrides,  # --epochs NAME=N wins over a --set train.epochs
+                     *([f"train.epochs={epochs[name]}"] if name in epochs else [])]
+        rows = [_run_seed(args.recipe, args.data, seed, os.path.join(out, name), overrides, None)
+                for seed in args.seeds]
+        groups[name] = [os.path.join(out, name, f"seed-{seed}") for seed in args.seeds]
+        table[name] = {"epochs": epochs.get(name), "seeds": rows,
+                       **{key: mean_sd([row[key] for row in rows]) for key in ("test_auc", "test_acc",
+                                                                                "train_seconds")},
+                       **_efficiency(groups[name][0])}
+    reference = args.backbones[0]
+    if len(args.backbones) > 1:
+        for index in range(len(args.seeds)):  # DeLong / McNemar on each seed's test predictions
+            tested = compare([groups[name][index] for name in args.backbones])
+            for name, row in zip(args.backbones[1:], tested["against_reference"]):
+                test = next(iter(row["delong"].values()))
+                table[name].setdefault("delong_p_holm", []).append(test and test["p_holm"])
+                table[name].setdefault("mcnemar_p_holm", []).append(row["mcnemar"] and row["mcnemar"]["p_holm"])
+        across = compare([], groups=groups) if len(args.seeds) > 1 else {"paired": {}}
+        for name, tests in across["paired"].items():
+            table[name]["paired_auc_t_p"] = (tests["auc"] or {}).get("t_p_value")
+            table[name]["paired_acc_t_p"] = (tests["accuracy"] or {}).get("t_p_value")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "backbones.md"), "w", encoding="utf-8") as stream:
+        stream.write(_markdown(table, reference))
+    print(json.dumps({"dataset": stem, "recipe": args.recipe, "reference": reference, "overrides": args.overrides,
+                      "backbones": table}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
