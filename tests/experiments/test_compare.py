@@ -61,6 +61,11 @@ def test_each_run_is_tested_against_the_reference_on_the_same_images(models):
     assert "| strong (reference) |" in table and "| weak |" in table and table.count("\n") == 7
 
 
+def test_runs_of_the_same_folder_name_keep_apart_in_the_table():
+    labels = compare_lib._labels(["runs/a/seed-0", "runs/b/seed-0", "runs/ens"])
+    assert labels == {"runs/a/seed-0": "a/seed-0", "runs/b/seed-0": "b/seed-0", "runs/ens": "ens"}
+
+
 def test_groups_of_seeds_get_paired_tests(models, rng):
     labels = models["strong"]["labels"]
     runs = {}

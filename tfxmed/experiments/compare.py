@@ -173,9 +173,23 @@ def _mean_sd_text(value: dict | None) -> str:
     return "–" if value is None else f"{value['mean']:.4f} ± {value['sd']:.4f}"
 
 
+def _labels(runs: Sequence[str]) -> dict[str, str]:
+    """Each run's shortest trailing path that no other run shares (seed-0 twice → a/seed-0, b/seed-0)."""
+    labels = {}
+    for run in runs:
+        parts = os.path.normpath(run).split(os.sep)
+        for depth in range(1, len(parts) + 1):
+            label = "/".join(parts[-depth:])
+            if sum(os.path.normpath(other).endswith(os.sep + label) or os.path.normpath(other) == label
+                   for other in runs) == 1:
+                break
+        labels[run] = label
+    return labels
+
+
 def markdown(result: dict) -> str:
     """The comparison as Markdown tables (runs vs the reference; groups, when given)."""
-    name = os.path.basename
+    name = _labels(list(result["runs"])).__getitem__
     lines = [f"Compared on the `{result['split']}` split ({result['images']} images); reference: "
              f"`{result['reference']}`. p (Holm): adjusted over the runs compared with the reference.", "",
              "| run | AUC | ACC | ΔAUC vs reference | DeLong p | p (Holm) | McNemar p | p (Holm) |",
