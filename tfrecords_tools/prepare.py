@@ -41,9 +41,16 @@ def _content_digest(config: Experiment) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+def _what_it_holds(config: Experiment) -> dict:
+    """What a named folder records: the source and, for MedMNIST, the file's sha256. A named folder of
+    synthetic records is reused whatever the spec and seed (pinning a folder pins the data: name one per spec)."""
+    digest = file_sha256(config.data.npz) if config.data.source == "medmnist" else ""
+    return {"source": config.data.source, "digest": digest, "encoding": config.data.encoding}
+
+
 def _check_reuse(config: Experiment, directory: str) -> None:
     """Refuses to train on a `data.tfrecord_dir` that holds the conversion of another source or file."""
-    expected = {"source": config.data.source, "digest": _content_digest(config), "encoding": config.data.encoding}
+    expected = _what_it_holds(config)
     marker = os.path.join(directory, SOURCE_MARKER)
     if exists(marker):
         with open_file(marker) as stream:
@@ -54,7 +61,7 @@ def _check_reuse(config: Experiment, directory: str) -> None:
         wanted = os.path.basename(config.data.npz) if config.data.source == "medmnist" else "synthetic"
         found = expected if name == wanted else {"dataset": name}
     if found != expected:
-        what = config.data.npz if config.data.source == "medmnist" else "the synthetic spec in data.synthetic"
+        what = config.data.npz if config.data.source == "medmnist" else "the synthetic benchmark"
         raise OutputExistsError(
             f"data.tfrecord_dir='{directory}' already holds another conversion ({found}), not one of {what}; "
             "give an empty folder (or none: tfxmed names one by content), or data.source=tfrecords to train on it")
@@ -113,6 +120,5 @@ def prepare_data(config: Experiment, progress: bool = True) -> str:
     for _ in ticks:
         pass
     if config.data.tfrecord_dir:  # written last: the converters only write into folders of their own
-        write_json_atomic({"source": config.data.source, "digest": _content_digest(config),
-                           "encoding": config.data.encoding}, os.path.join(directory, SOURCE_MARKER))
+        write_json_atomic(_what_it_holds(config), os.path.join(directory, SOURCE_MARKER))
     return directory

@@ -79,8 +79,15 @@ def test_a_named_folder_holding_another_conversion_is_refused_not_silently_reuse
     medmnist = load_config(RECIPE, [f"data.npz={npz}", f"data.tfrecord_dir={folder}"])
     with pytest.raises(OutputExistsError, match=rf"data.tfrecord_dir='{folder}' already holds another conversion"):
         prepare_data(medmnist, progress=False)
-    with pytest.raises(OutputExistsError, match="another conversion"):  # same source, other spec
-        prepare_data(load_config(TINY_CONFIG, [*SMALL, "runtime.seed=7", f"data.tfrecord_dir={folder}"]),
+    # Pinning a folder pins the data: another seed (which draws other synthetic images) reuses it.
+    assert prepare_data(load_config(TINY_CONFIG, [*SMALL, "runtime.seed=7", f"data.tfrecord_dir={folder}"]),
+                        progress=False) == str(folder)
+    other_file = tmp_path / "other.npz"
+    learnable_npz(other_file, rng, "binary")  # other images: another file's records are not these
+    medmnist_folder = tmp_path / "medmnist_records"
+    prepare_data(load_config(RECIPE, [f"data.npz={npz}", f"data.tfrecord_dir={medmnist_folder}"]), progress=False)
+    with pytest.raises(OutputExistsError, match="another conversion"):
+        prepare_data(load_config(RECIPE, [f"data.npz={other_file}", f"data.tfrecord_dir={medmnist_folder}"]),
                      progress=False)
     assert load_manifest(str(folder))["dataset"] == "synthetic"  # nothing was overwritten
     # A folder converted before the marker existed is checked by the manifest's dataset name.
