@@ -103,18 +103,19 @@ def test_the_command_scores_real_runs_as_evaluate_does(study_run, tmp_path, caps
     from tfxmed.models import build_model
     from tfxmed.runs import load_run
 
-    second = str(tmp_path / "second")
+    first, second = str(tmp_path / "first"), str(tmp_path / "second")  # copies: evaluate writes into a run
+    shutil.copytree(study_run, first)
     shutil.copytree(study_run, second)
     run = load_run(second)
     keras.utils.set_random_seed(1)
     build_model(run.config.model, (32, 32, 1), 2, False).save(run.paths.best_checkpoint)
     out = str(tmp_path / "compared")
-    assert main([study_run, second, "--out", out]) == 0
+    assert main([first, second, "--out", out]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed == json.load(open(os.path.join(out, "compare.json")))
-    for run_dir in (study_run, second):
+    for run_dir in (first, second):
         assert printed["runs"][run_dir]["auc"] == pytest.approx(evaluate_run(run_dir, "test")["classification"]["auc"])
     assert printed["images"] == 32 and "DeLong p" in open(os.path.join(out, "compare.md")).read()
     with pytest.raises(SystemExit):
-        main([study_run, str(tmp_path / "missing"), "--out", out])
+        main([first, str(tmp_path / "missing"), "--out", out])
     assert "is 'PATH' a tfxmed run directory?".replace("PATH", str(tmp_path / "missing")) in capsys.readouterr().err
