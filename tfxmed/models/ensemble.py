@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from tfxmed.models.factory import logits_model
+from tfxmed.models.fusion import prefixed_copy
 from tfxmed.models.spec import ModelSpec, declare_spec, declared_spec
 
 __all__ = ["build_ensemble", "member_prefix"]
@@ -53,15 +54,7 @@ def build_ensemble(members: list[keras.Model], name: str = "ensemble", combiner=
     image = keras.Input(shapes.pop(), name="image")
     member_logits = []
     for index, member in enumerate(members):
-        scores = logits_model(member)
-        prefix = member_prefix(index)
-
-        def renamed(layer, prefix=prefix):
-            return layer.__class__.from_config({**layer.get_config(), "name": prefix + layer.name})
-
-        copy = keras.models.clone_model(scores, input_tensors=image, clone_function=renamed)
-        copy.set_weights(scores.get_weights())
-        member_logits.append(copy.output)
+        member_logits.append(prefixed_copy(logits_model(member), image, member_prefix(index)))
     if combiner is None:
         logits = keras.layers.Average(name="logits")(member_logits)
     else:

@@ -23,7 +23,7 @@ from tfxmed.config import POOLINGS
 from tfxmed.models.layers import classification_head
 from tfxmed.models.spec import ModelSpec, declare_spec, declared_spec
 
-__all__ = ["branch_prefix", "fusion", "fusion_spec"]
+__all__ = ["branch_prefix", "fusion", "fusion_spec", "prefixed_copy"]
 
 POOLING_LAYERS = tuple(f"{kind}_pool" for kind in POOLINGS)  # the head's global pooling (layers.pooling)
 
@@ -50,6 +50,18 @@ def _features(member: keras.Model) -> keras.Model:
     return keras.Model(member.inputs[0], pooling.input, name=f"{member.name}_features")
 
 
+def prefixed_copy(model: keras.Model, inputs, prefix: str):
+    """`model` copied onto the symbolic `inputs` with its layers renamed `prefix + name` and its weights
+    copied (fusion branches, ensemble members); returns the copy's output tensor."""
+
+    def renamed(layer):
+        return layer.__class__.from_config({**layer.get_config(), "name": prefix + layer.name})
+
+    copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=renamed)
+    copy.set_weights(model.get_weights())
+    return copy.output
+
+
 def fusion(members: Sequence[str], build_member: Callable[[str], keras.Model], input_shape: Sequence[int],
            num_classes: int, multi_label: bool = False, dropout: float = 0.3) -> keras.Model:
     """Builds the fusion of `members` (names; `build_member(name)` builds one as a whole classifier)."""
@@ -60,13 +72,7 @@ def fusion(members: Sequence[str], build_member: Callable[[str], keras.Model], i
         specs.append(declared_spec(member))
         source = _features(member)
         prefix = branch_prefix(index)
-
-        def renamed(layer, prefix=prefix):
-            return layer.__class__.from_config({**layer.get_config(), "name": prefix + layer.name})
-
-        branch = keras.models.clone_model(source, input_tensors=image, clone_function=renamed)
-        branch.set_weights(source.get_weights())
-        pooled.append(layers.GlobalAveragePooling2D(name=f"{prefix}pool")(branch.output))
+        pooled.append(layers.GlobalAveragePooling2D(name=f"{prefix}pool")(prefixed_copy(source, image, prefix)))
     fused = layers.Concatenate(name="fused")(pooled)
     outputs = classification_head(fused, num_classes, multi_label, dropout)
     model = keras.Model(image, outputs, name="fusion_" + "_".join(members))
