@@ -204,6 +204,11 @@ class TrainConfig:
     max_steps: int = field(0, within="[0, inf)")
     # Early stopping watches validation AUC (as the best checkpoint does) with this patience in epochs.
     early_stopping_patience: int = field(10, within="[0, inf)")
+    # Fine-tuning in two phases (tfxmed.training.freezing): the backbone (every layer with weights but the
+    # attention module and the `logits` head) is frozen, BatchNorm in inference mode, for the first
+    # freeze_epochs; then all layers train at learning_rate × unfreeze_lr_factor (cosine, no warm-up).
+    freeze_epochs: int = field(0, within="[0, inf)")
+    unfreeze_lr_factor: float = field(0.1, within="(0, inf)")
     # TensorBoard profile of these global training batches, "start,stop" (1-based, e.g. "10,20") or "N";
     # empty: off. Written to RUN/tensorboard/train/plugins/profile/<time>/<host>.xplane.pb.
     profile_batches: str | int = ""
@@ -300,6 +305,12 @@ def _check_across(config: Experiment) -> Experiment:
     train = config.train
     if train.min_steps and train.max_steps and train.min_steps > train.max_steps:
         raise ConfigError(f"train.min_steps: must be <= train.max_steps={train.max_steps}, got {train.min_steps}")
+    if train.freeze_epochs and train.freeze_epochs >= train.epochs:
+        raise ConfigError(f"train.freeze_epochs: must be < train.epochs={train.epochs} (epochs left to fine-tune "
+                          f"the unfrozen model), got {train.freeze_epochs}")
+    if train.freeze_epochs and config.runtime.strategy == "multiworker":
+        raise ConfigError("train.freeze_epochs: not supported with runtime.strategy=multiworker (its custom training "
+                          "loop has no second phase yet); freeze with cpu, gpu, mirrored or tpu, or set it to 0")
     if data.source == "tfrecords" and not data.tfrecord_dir:
         raise ConfigError("data.tfrecord_dir: data.source=tfrecords needs the converted TFRecords' folder, got ''")
     _check_device_graphs(config)

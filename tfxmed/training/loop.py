@@ -24,6 +24,7 @@ from tfxmed.storage import is_remote, load_manifest, remove, write_json_atomic
 from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages, HistoryCSV
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.custom_loop import fit_distributed, is_chief, needs_custom_loop, wait_for_manifest, worker_run_dir
+from tfxmed.training.freezing import FrozenPhase, set_backbone_frozen
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy
 from tfxmed.training.xla import check_model_compiles, jit_compile_enabled, keras_jit_compile
 
@@ -72,16 +73,22 @@ def step_budget(train_count: int, batch_size: int, train: TrainConfig) -> StepBu
 
 
 def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_per_epoch: int,
-                  jit_compile: bool | str = "auto") -> None:
+                  jit_compile: bool | str = "auto", epochs: int | None = None, learning_rate: float | None = None,
+                  warmup_epochs: int | None = None) -> None:
     """Adam (β1, β2) with cosine-decayed LR, label-smoothed cross-entropy, macro AUC; the train and evaluation
-    steps XLA-compiled per `jit_compile` (`tfxmed.training.xla.keras_jit_compile`)."""
+    steps XLA-compiled per `jit_compile` (`tfxmed.training.xla.keras_jit_compile`).
+
+    `epochs`, `learning_rate`, `warmup_epochs` default to `config.train`'s (a phase of `train.freeze_epochs`
+    passes its own)."""
     train = config.train
-    total_steps = max(train.epochs * steps_per_epoch, 1)
-    warmup = train.warmup_epochs * steps_per_epoch
+    epochs = train.epochs if epochs is None else epochs
+    learning_rate = train.learning_rate if learning_rate is None else learning_rate
+    total_steps = max(epochs * steps_per_epoch, 1)
+    warmup = min(train.warmup_epochs if warmup_epochs is None else warmup_epochs, epochs) * steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else train.learning_rate,
+        initial_learning_rate=0.0 if warmup else learning_rate,
         decay_steps=max(total_steps - warmup, 1),
-        warmup_target=train.learning_rate if warmup else None,
+        warmup_target=learning_rate if warmup else None,
         warmup_steps=warmup,
     )
     optimizer = keras.optimizers.Adam(schedule, beta_1=train.beta_1, beta_2=train.beta_2,
@@ -213,7 +220,11 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
             if chief:
                 write_json_atomic(initialised, os.path.join(run_dir, "init_from.json"))
         model = _with_consistency(classifier, config)
-        compile_model(model, config, manifest, steps_per_epoch, keras_jit_compile(config.runtime.jit_compile, strategy))
+        keras_jit = keras_jit_compile(config.runtime.jit_compile, strategy)
+        freeze = config.train.freeze_epochs
+        if freeze:
+            set_backbone_frozen(classifier, True)
+        compile_model(model, config, manifest, steps_per_epoch, keras_jit, epochs=freeze or None)
 
     paths = RunPaths(run_dir)
     best_path = paths.best_checkpoint
@@ -245,13 +256,34 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
             validation_steps=validation_steps, callbacks=callbacks, backup_dir=run.backup,
             write_backup_dir=paths.backup, verbose=verbose)
         return TrainResult(run.root, data_dir, history.history, run.best_checkpoint, best.best, len(history.epoch))
-    history = model.fit(
-        train_data,
-        epochs=config.train.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_data,
-        validation_steps=validation_steps,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    return TrainResult(run_dir, data_dir, history.history, best_path, best.best, len(history.epoch))
+    fit = dict(steps_per_epoch=steps_per_epoch, validation_data=val_data, validation_steps=validation_steps,
+               verbose=verbose)
+    if not freeze:
+        history = model.fit(train_data, epochs=config.train.epochs, callbacks=callbacks, **fit).history
+    else:
+        history = _fit_in_phases(model, classifier, strategy, config, manifest, train_data, fit, callbacks, run_dir,
+                                 keras_jit)
+    return TrainResult(run_dir, data_dir, history, best_path, best.best, len(next(iter(history.values()), [])))
+
+
+def _fit_in_phases(model, classifier, strategy, config, manifest, train_data, fit: dict, callbacks: list, run_dir: str,
+                   jit) -> dict:
+    """`train.freeze_epochs`: the frozen phase (skipped when a resumed run finished it), then the unfrozen one."""
+    freeze, phase = config.train.freeze_epochs, FrozenPhase(run_dir)
+    history: dict[str, list] = {}
+    backup = [callback for callback in callbacks if isinstance(callback, keras.callbacks.BackupAndRestore)]
+    others = [callback for callback in callbacks if callback not in backup]
+    if phase.done:
+        phase.restore(classifier)
+    else:
+        frozen_backup = keras.callbacks.BackupAndRestore(phase.backup)
+        first = model.fit(train_data, epochs=freeze, callbacks=[frozen_backup, *others], **fit)
+        history = first.history
+        phase.finish(classifier)
+    with strategy.scope():
+        set_backbone_frozen(classifier, False)
+        compile_model(model, config, manifest, fit["steps_per_epoch"], jit, epochs=config.train.epochs - freeze,
+                      learning_rate=config.train.learning_rate * config.train.unfreeze_lr_factor, warmup_epochs=0)
+    second = model.fit(train_data, epochs=config.train.epochs, initial_epoch=freeze, callbacks=callbacks, **fit)
+    phase.clean()
+    return {key: history.get(key, []) + values for key, values in second.history.items()}
