@@ -138,8 +138,7 @@ def load_run(run_dir: str) -> Run:
     # Keras does not save the model's ModelSpec (the layers explainers read): it follows from the config,
     # unless the run recorded its own (an ensemble's, say: tfxmed.models.ensemble).
     recorded = info.get("model_spec")
-    spec = ModelSpec(**{**recorded, "candidate_layers": tuple(recorded.get("candidate_layers", ()))}) \
-        if recorded else model_spec(config.model)
+    spec = ModelSpec.from_dict(recorded) if recorded else model_spec(config.model)
     model = declare_spec(keras.saving.load_model(paths.best_checkpoint), spec)
     return Run(paths, config, load_manifest(data_dir), data_dir, model)
 

@@ -129,3 +129,28 @@ def test_members_of_other_data_or_a_used_folder_are_refused(members, tmp_path, s
     with pytest.raises(Refusal, match="non-empty folder"):
         ensembling.ensemble(members, "mean", str(tmp_path / "used"))
     assert (tmp_path / "used" / "notes.txt").read_text() == "mine"
+
+
+def test_members_of_other_input_sizes_are_ensembled_each_at_its_own(members, tmp_path):
+    """A member trained at data.image_size=40 on the same data joins one at 32: each is fitted on its own
+    pipeline's images, the ensemble run takes 40 px and is evaluated and explained at that size."""
+    import tensorflow as tf
+
+    from tfxmed.config import load_config
+    from tfxmed.evaluation import evaluate_run
+    from tfxmed.runs import load_run
+    from tfxmed.training import train
+
+    first = load_run(members[0])
+    larger = str(tmp_path / "larger")
+    config = load_config(TINY_CONFIG, [f"runtime.run_dir={larger}", f"data.tfrecord_dir={first.data_dir}",
+                                       "data.image_size=40", "train.epochs=1", "train.tensorboard_images=0"])
+    train(config, tf.distribute.get_strategy(), verbose=0)
+    out = str(tmp_path / "mixed_sizes")
+    summary = ensembling.ensemble([members[0], larger], "mean", out)
+    assert len(summary["val_auc_members"]) == 2 and np.isfinite(summary["val_auc"])
+    run = load_run(out)
+    assert run.config.data.image_size == 40 and tuple(run.model.inputs[0].shape[1:3]) == (40, 40)
+    assert run.model.get_layer("m0_resize").get_config()["height"] == 32
+    metrics = evaluate_run(out, "test")
+    assert metrics["localization"]["num_evaluated"] > 0 and metrics["localization"]["layer"] == "members"

@@ -129,6 +129,7 @@ def save_ensemble_run(member_dirs: Sequence[str], out: str, combiner=None, calib
     model = build_ensemble([run.model for run in runs], combiner=combiner) if len(runs) > 1 else runs[0].model
     paths, config = RunPaths(out), runs[0].config
     config.runtime.run_dir, config.runtime.seed = out, 0
+    config.data.image_size = int(model.inputs[0].shape[1])  # the largest member's: smaller ones resize inside
     if calibration is not None:
         config.train.calibration = calibration
     os.makedirs(os.path.dirname(paths.best_checkpoint), exist_ok=True)
@@ -152,14 +153,13 @@ def _validation_logits(runs) -> tuple[np.ndarray, np.ndarray]:
             raise Refusal(f"ensemble members must be trained on the same converted data: '{run.root}' uses "
                           f"{run.data_dir} {run.manifest['class_names']}, '{first.root}' {first.data_dir} "
                           f"{first.manifest['class_names']}")
-        if run.model.inputs[0].shape[1:] != first.model.inputs[0].shape[1:]:
-            raise Refusal(f"ensemble members must share their input shape: '{run.root}' takes "
-                          f"{tuple(run.model.inputs[0].shape[1:])}, '{first.root}' "
-                          f"{tuple(first.model.inputs[0].shape[1:])}")
     if "val" not in first.manifest["splits"]:
         raise Refusal(f"'{first.root}': its data has no validation split to fit the ensemble on")
-    val = collect_split(first.data_dir, first.manifest, first.config, "val")
-    logits = np.stack([logits_model(run.model).predict(val["image"], batch_size=128, verbose=0) for run in runs])
+    logits = []
+    for run in runs:  # each member sees the images as its own pipeline makes them (its data.image_size)
+        val = collect_split(run.data_dir, run.manifest, run.config, "val")
+        logits.append(logits_model(run.model).predict(val["image"], batch_size=128, verbose=0))
+    logits = np.stack(logits)
     multi_label = first.manifest["multi_label"]
     return logits, ignored_as_minus_one(val["label"], val["label_weight"]) if multi_label else val["label"]
 

@@ -29,6 +29,13 @@ NORMALIZATIONS = {"minmax": minmax_per_map, "rank": rank_per_map}
 COMBINATIONS = ("mean", "product")
 
 
+def _pixel_level(explainer) -> bool:
+    """True for maps that get smoothed: not the CAM family (nor a fusion of CAMs, e.g. an ensemble's)."""
+    if isinstance(explainer, Fusion):
+        return any(_pixel_level(inner) for inner in explainer.explainers.values())
+    return not isinstance(explainer, CamExplainer)
+
+
 class Fusion:
     """Weighted fusion of several explainers' maps (build one with `make_explainer("fusion", model)`).
 
@@ -65,7 +72,7 @@ class Fusion:
         processed = {}
         for name, explainer in self.explainers.items():
             maps = np.maximum(np.asarray(raw[name], np.float32), 0.0)
-            if self.smoothing_sigma > 0 and not isinstance(explainer, CamExplainer) and maps.ndim == 3:
+            if self.smoothing_sigma > 0 and _pixel_level(explainer) and maps.ndim == 3:
                 maps = gaussian_blur(tf.constant(maps[..., None]), self.smoothing_sigma).numpy()[..., 0]
             processed[name] = NORMALIZATIONS[self.normalization](maps)
         return processed
@@ -94,7 +101,7 @@ class Fusion:
         """True when every component computes in-graph and maps are min-max scaled: then the fusion
         itself runs as one TensorFlow function (`explain_batch`), e.g. in the SavedModel `explain`."""
         return self.normalization == "minmax" and all(
-            isinstance(e, Explainer) and e.in_graph for e in self.explainers.values())
+            isinstance(e, Explainer | Fusion) and e.in_graph for e in self.explainers.values())
 
     @property
     def scores(self):
@@ -136,7 +143,7 @@ class Fusion:
         fused = 1.0 if self.combination == "product" else 0.0
         for name, explainer in self.explainers.items():
             maps = tf.nn.relu(explainer.explain_batch(images, target_weights))
-            if self.smoothing_sigma > 0 and not isinstance(explainer, CamExplainer) and maps.shape.rank == 3:
+            if self.smoothing_sigma > 0 and _pixel_level(explainer) and maps.shape.rank == 3:
                 maps = gaussian_blur(maps[..., None], self.smoothing_sigma)[..., 0]
             share = self.weights[name] / total
             if self.combination == "product":

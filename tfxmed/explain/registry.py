@@ -7,6 +7,7 @@ import inspect
 import keras
 
 from tfxmed.explain.base import host_side_message
+from tfxmed.explain.cam import CamExplainer
 from tfxmed.explain.eigen_cam import EigenCam, EigenGradCam
 from tfxmed.explain.fusion import DEFAULT_WEIGHTS, Fusion
 from tfxmed.explain.grad_cam import GradCam
@@ -22,6 +23,7 @@ from tfxmed.explain.saliency import Saliency
 from tfxmed.explain.score_cam import ScoreCam
 from tfxmed.explain.smooth_grad import SmoothGrad
 from tfxmed.explain.xgrad_cam import XGradCam
+from tfxmed.models.spec import MEMBERS, declared_spec
 
 METHODS = {
     "gradcam": GradCam,
@@ -70,7 +72,20 @@ def _build(name: str, model: keras.Model, default_layer: str = "", **options):
         raise ValueError(f"method '{name}' computes in float32 only; drop precision='{precision}'")
     if default_layer and "layer" not in options and "layer" in parameters:
         options["layer"] = default_layer
+    spec = declared_spec(model)
+    if issubclass(METHODS[name], CamExplainer) and (options.get("layer") or (spec and spec.explain_layer)) == MEMBERS:
+        return _members(name, model, **options)
     return METHODS[name](model, **options)
+
+
+def _members(name: str, model: keras.Model, layer: str = MEMBERS, **options) -> Fusion:
+    """An ensemble's CAM (`ModelSpec.member_layers`): the weighted mean of CAM `name` at each member's layer,
+    each map normalised at input resolution, the members' shares of the combination as weights."""
+    spec = declared_spec(model)
+    if spec is None or not spec.member_layers:
+        raise ValueError(f"layer '{layer}' explains an ensemble's members; model '{model.name}' declares none")
+    explainers = {member: METHODS[name](model, layer=member, **options) for member in spec.member_layers}
+    return Fusion(explainers, dict(zip(spec.member_layers, spec.member_weights)), smoothing_sigma=0.0)
 
 
 def _fusion(model: keras.Model, default_layer: str = "", weights=None, options=None, batch_size: int = 32,

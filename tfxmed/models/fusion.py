@@ -50,14 +50,26 @@ def _features(member: keras.Model) -> keras.Model:
     return keras.Model(member.inputs[0], pooling.input, name=f"{member.name}_features")
 
 
-def prefixed_copy(model: keras.Model, inputs, prefix: str):
+def prefixed_copy(model: keras.Model, inputs, prefix: str, resize_to: Sequence[int] | None = None):
     """`model` copied onto the symbolic `inputs` with its layers renamed `prefix + name` and its weights
-    copied (fusion branches, ensemble members); returns the copy's output tensor."""
+    copied (fusion branches, ensemble members); returns the copy's output tensor.
+
+    `resize_to` (height, width): the copy sees `inputs` resized to it first (`<prefix>resize`, bilinear with
+    antialiasing), for a model built for another input size."""
+    resized = []
 
     def renamed(layer):
         return layer.__class__.from_config({**layer.get_config(), "name": prefix + layer.name})
 
-    copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=renamed)
+    def call(layer, *args, **kwargs):
+        if resize_to is not None and args and args[0] is inputs:
+            if not resized:
+                resized.append(layers.Resizing(*resize_to, interpolation="bilinear", antialias=True,
+                                               name=f"{prefix}resize")(inputs))
+            args = (resized[0], *args[1:])
+        return layer(*args, **kwargs)
+
+    copy = keras.models.clone_model(model, input_tensors=inputs, clone_function=renamed, call_function=call)
     copy.set_weights(model.get_weights())
     return copy.output
 

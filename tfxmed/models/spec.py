@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ModelSpec", "declare_spec", "declared_spec", "default_explain_layer", "SPEC_ATTRIBUTE"]
+__all__ = ["MEMBERS", "ModelSpec", "declare_spec", "declared_spec", "default_explain_layer", "SPEC_ATTRIBUTE"]
 
 SPEC_ATTRIBUTE = "tfxmed_spec"
+# The explain layer of an ensemble: each member's map at its own layer, weighted (see ModelSpec.member_layers).
+MEMBERS = "members"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +35,30 @@ class ModelSpec:
         attention_layer: the layer whose output is the attention map [N, h, w, 1], if any.
         candidate_layers: other feature layers (e.g. earlier stages, finer grids) that
             `explain.method: auto` may choose on the validation masks.
+        member_layers, member_weights: an ensemble's members' feature layers and their weights in its
+            combination. With `explain_layer=MEMBERS`, the CAM family explains the ensemble as the
+            weighted mean of the members' normalised maps, each at its own layer, upsampled to the input
+            (`tfxmed.explain.registry`).
     """
 
     explain_layer: str
     logits_layer: str | None = "logits"
     attention_layer: str | None = None
     candidate_layers: tuple[str, ...] = ()
+    member_layers: tuple[str, ...] = ()
+    member_weights: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        if len(self.member_layers) != len(self.member_weights):
+            raise ValueError(f"member_layers {self.member_layers} and member_weights {self.member_weights} differ in "
+                             "length")
+        if self.explain_layer == MEMBERS and not self.member_layers:
+            raise ValueError(f"explain_layer '{MEMBERS}' needs member_layers (an ensemble's)")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelSpec:
+        """The spec `dataclasses.asdict` wrote (lists back to tuples), e.g. from a run's `run_info.json`."""
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
 
 
 def declare_spec(model, spec: ModelSpec):
