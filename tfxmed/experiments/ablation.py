@@ -42,7 +42,7 @@ METRICS = {
 
 
 def parse_variants(specs: Sequence[str]) -> dict[str, list[str]] | None:
-    """`NAME:KEY=VALUE,KEY=VALUE` strings → {name: overrides} (None for no specs: the default variants)."""
+    """`NAME:KEY=VALUE,KEY=VALUE` strings (`ablate`, `crossval`) → {name: overrides} (None for no specs)."""
     if not specs:
         return None
     variants = {}
