@@ -121,3 +121,30 @@ def test_bad_requests_are_refused_with_the_reason(rng):
     with pytest.raises(ValueError, match=r"\[N, K\]"):
         calibration.fit(logits[:, 0], onehot, False)
     assert calibration.fit(logits, onehot, False, method="none") == {"method": "none"}
+
+
+def test_a_softmax_per_group_gets_a_temperature_per_group(rng):
+    """Group 0 is overconfident by 3, group 1 calibrated: each group's own temperature is recovered, each
+    group's probabilities sum to 1, and the graph version matches."""
+    n, groups = 3000, [[0, 1, 2], [3, 4]]
+    true0, true1 = rng.normal(0, 1.5, (n, 3)), rng.normal(0, 1.5, (n, 2))
+
+    def draw(logits):
+        p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        return np.eye(logits.shape[1])[[rng.choice(logits.shape[1], p=row) for row in p]]
+
+    labels = np.concatenate([draw(true0), draw(true1)], axis=1)
+    logits = np.concatenate([3.0 * true0, true1], axis=1)
+    fitted = calibration.fit(logits, labels, True, groups=groups)
+    assert fitted["method"] == "group_temperature" and fitted["label_groups"] == groups
+    assert 1 / fitted["scale"][0] == pytest.approx(3.0, rel=0.1)
+    assert 1 / fitted["scale"][3] == pytest.approx(1.0, rel=0.1)
+    assert fitted["val_nll_after"] < fitted["val_nll_before"]
+    probabilities = calibration.apply(fitted, logits, True)
+    np.testing.assert_allclose(probabilities[:, :3].sum(-1), 1.0)
+    np.testing.assert_allclose(probabilities[:, 3:].sum(-1), 1.0)
+    np.testing.assert_allclose(calibration.apply_tf(fitted, tf.constant(logits, tf.float32), True).numpy(),
+                               probabilities, atol=1e-5)
+    assert calibration.fit(logits, labels, True, "none", groups) == {"method": "none", "label_groups": groups}
+    with pytest.raises(ValueError, match="temperature"):
+        calibration.fit(logits, labels, True, "platt", groups)

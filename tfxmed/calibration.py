@@ -10,6 +10,9 @@ report, the SavedModel signatures) is calibrated on the validation split:
   cannot); the order of the scores, hence the AUC, is unchanged, but the decision at p = 0.5 moves.
 - multi-label (one sigmoid per label): per label, p = σ(a·z + b) with a > 0 (Platt, 1999; "vector
   scaling" with a bias). Monotone per label, so each label's AUC is unchanged.
+- multi-label with a softmax per group of outputs (`label_groups`, CheXpert U-MultiClass): one
+  temperature per group, p_g = softmax(z_g / T_g) ("group_temperature"); the dict carries the groups,
+  and `apply` takes a softmax per group whatever the method (none included).
 
 All are fitted by minimising the validation negative log-likelihood. `auto` takes per-label Platt for
 multi-label, temperature for more than two classes, and for two classes whichever of temperature and
@@ -30,7 +33,7 @@ from scipy import optimize, special
 
 from tfxmed.config import CALIBRATION_METHODS
 
-__all__ = ["fit", "apply", "apply_tf", "predict", "run_calibration", "IDENTITY", "CALIBRATION_METHODS"]
+__all__ = ["fit", "apply", "apply_tf", "identity_for", "predict", "run_calibration", "IDENTITY", "CALIBRATION_METHODS"]
 
 IDENTITY = {"method": "none"}
 VERSION = 2  # bumped when `auto` chooses differently: a saved calibration of an older version is refitted
@@ -85,7 +88,25 @@ def _choose_binary(logits: np.ndarray, labels: np.ndarray) -> dict:
             "cv_standard_error": standard_error}
 
 
-def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str = "auto") -> dict:
+def _fit_groups(logits: np.ndarray, labels: np.ndarray, groups: list[list[int]]) -> dict:
+    """One temperature per group of a `GroupSoftmax` head, on the validation rows whose group is scored."""
+    scale, before, after = np.ones(logits.shape[1]), [], []
+    for group in groups:
+        scored = np.all(labels[:, group] >= 0, axis=1)
+        if not scored.any():
+            continue
+        z, y = logits[scored][:, group], labels[scored][:, group]
+        temperature = _fit_temperature(z, y)
+        scale[group] = 1.0 / temperature
+        before.append(_nll_softmax(z, y, 1.0))
+        after.append(_nll_softmax(z, y, temperature))
+    return {"method": "group_temperature", "scale": scale.tolist(), "bias": [0.0] * logits.shape[1],
+            "label_groups": groups, "val_nll_before": float(np.mean(before)) if before else None,
+            "val_nll_after": float(np.mean(after)) if after else None}
+
+
+def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str = "auto",
+        groups: list[list[int]] | None = None) -> dict:
     """Fits a calibration on (validation) `logits` [N, K] and 0/1 `labels` (one-hot or multi-hot [N, K]; for
     multi-label, −1 marks an entry that is not scored, `tfxmed.metrics.classification.ignored_as_minus_one`).
 
@@ -99,7 +120,11 @@ def fit(logits: np.ndarray, labels: np.ndarray, multi_label: bool, method: str =
     if logits.ndim != 2 or logits.shape != labels.shape:
         raise ValueError(f"logits {logits.shape} and labels {labels.shape} must both be [N, K]")
     if method == "none" or not len(logits):
-        return dict(IDENTITY)
+        return {**IDENTITY, **({"label_groups": groups} if groups else {})}
+    if groups:
+        if method not in ("auto", "temperature"):
+            raise ValueError(f"a softmax per group of outputs is calibrated by temperature (auto), not {method}")
+        return _fit_groups(logits, labels, groups)
     binary = not multi_label and logits.shape[1] == 2
     choice = {}
     if method == "auto":
@@ -145,10 +170,15 @@ def apply(calibration: dict, logits: np.ndarray, multi_label: bool) -> np.ndarra
     method = calibration["method"]
     if method == "temperature":
         logits = logits / calibration["temperature"]
-    elif method == "platt":
+    elif method in ("platt", "group_temperature"):
         logits = logits * np.asarray(calibration["scale"]) + np.asarray(calibration["bias"])
     elif method != "none":
         raise ValueError(f"calibration method '{method}' unknown; choose from {', '.join(CALIBRATION_METHODS)}")
+    if calibration.get("label_groups"):
+        probabilities = np.empty_like(logits)
+        for group in calibration["label_groups"]:
+            probabilities[:, group] = special.softmax(logits[:, group], axis=-1)
+        return probabilities
     return special.expit(logits) if multi_label else special.softmax(logits, axis=-1)
 
 
@@ -156,12 +186,24 @@ def apply_tf(calibration: dict, logits, multi_label: bool):
     """The same as `apply`, in TensorFlow (for the SavedModel's signatures: constants in the graph)."""
     import tensorflow as tf
 
+    from tfxmed.models.layers.head import GroupSoftmax
+
     logits = tf.cast(logits, tf.float32)
     if calibration["method"] == "temperature":
         logits = logits / tf.constant(calibration["temperature"], tf.float32)
-    elif calibration["method"] == "platt":
+    elif calibration["method"] in ("platt", "group_temperature"):
         logits = logits * tf.constant(calibration["scale"], tf.float32) + tf.constant(calibration["bias"], tf.float32)
+    if calibration.get("label_groups"):
+        return GroupSoftmax(calibration["label_groups"])(logits)
     return tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits, axis=-1)
+
+
+def identity_for(model) -> dict:
+    """No calibration for `model`: its own activation (a softmax per group for a `GroupSoftmax` head)."""
+    from tfxmed.models.layers.head import label_groups_of
+
+    groups = label_groups_of(model)
+    return {**IDENTITY, **({"label_groups": groups} if groups else {})}
 
 
 def predict(model, images: np.ndarray, calibration: dict, multi_label: bool, batch_size: int = 128) -> np.ndarray:
@@ -190,10 +232,14 @@ def run_calibration(run, val) -> dict:
         if (saved.get("requested"), saved.get("checkpoint_sha256"), saved.get("version")) == (method, checkpoint,
                                                                                              VERSION):
             return saved  # fitted for this very checkpoint and setting
+    from tfxmed.models.layers.head import label_groups_of
+
+    groups = label_groups_of(run.model)
+    identity = identity_for(run.model)
     if method == "none":
-        calibration = {**IDENTITY, "reason": "train.calibration: none"}
+        calibration = {**identity, "reason": "train.calibration: none"}
     elif "val" not in run.manifest["splits"]:
-        calibration = {**IDENTITY, "reason": "no validation split to fit on"}
+        calibration = {**identity, "reason": "no validation split to fit on"}
     else:
         val = val() if callable(val) else val
         from tfxmed.metrics.classification import ignored_as_minus_one
@@ -202,7 +248,7 @@ def run_calibration(run, val) -> dict:
         multi_label = run.manifest["multi_label"]
         logits = logits_model(run.model).predict(val["image"], batch_size=128, verbose=0)
         labels = ignored_as_minus_one(val["label"], val.get("label_weight")) if multi_label else val["label"]
-        calibration = {**fit(logits, labels, multi_label, method),
+        calibration = {**fit(logits, labels, multi_label, method, groups),
                        "fitted_on": f"val ({len(logits)} images)"}
     calibration.update(requested=method, checkpoint_sha256=checkpoint, version=VERSION)
     write_json_atomic(calibration, path)

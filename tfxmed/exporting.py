@@ -73,7 +73,7 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     """
     check_replaceable(path)
     choice = choice or Choice("gradcam", default_explain_layer(model))
-    calibration = calibration or calibration_lib.IDENTITY
+    calibration = calibration or calibration_lib.identity_for(model)
     scores = logits_model(model) if calibration["method"] != "none" else None
     channels = int(model.inputs[0].shape[-1])
     served = explainer_for(model, choice, serving=True)

@@ -1,5 +1,6 @@
 import csv
 import glob
+import json
 import os
 
 import numpy as np
@@ -148,3 +149,41 @@ def test_u_ignore_labels_are_left_out_of_the_metrics_not_scored_as_negatives(tmp
     assert report["auc_per_class"]["Edema"] is None  # every scored Edema label is positive: undefined
     as_negatives = classification_report(np.maximum(labels, 0), scores, manifest["class_names"], multi_label=True)
     assert as_negatives["auc_per_class"]["Edema"] == 1.0
+
+
+@pytest.mark.slow
+def test_u_multiclass_trains_a_softmax_per_observation_and_serves_calibrated_groups(tmp_path, rng):
+    """U-MultiClass end to end: the model ends in a softmax per observation group (each sums to 1), the
+    calibration is a temperature per group, and evaluate and the exported SavedModel give grouped probabilities."""
+    from tests.helpers import TINY_CONFIG
+    from tests.test_exporting import _served_in_a_fresh_process
+    from tfxmed import calibration
+    from tfxmed.config import load_config
+    from tfxmed.evaluation import collect_split, evaluate_run
+    from tfxmed.exporting import export_run
+    from tfxmed.models.layers.head import label_groups_of
+    from tfxmed.runs import load_run
+    from tfxmed.training import train
+
+    out = str(tmp_path / "multiclass")
+    sum(convert_chexpert(_fake_chexpert(tmp_path, rng), out, policy="multiclass", val_fraction=0.25, salt="s"))
+    config = load_config(TINY_CONFIG, [f"data.tfrecord_dir={out}", "data.source=tfrecords", "train.epochs=1",
+                                       f"runtime.run_dir={tmp_path / 'run'}", "train.tensorboard_images=0",
+                                       "data.batch_size=2", "explain.num_overlays=0"])
+    train(config, tf.distribute.get_strategy(), verbose=0)
+    run = load_run(str(tmp_path / "run"))
+    groups = label_groups_of(run.model)
+    assert groups == [[3 * i, 3 * i + 1, 3 * i + 2] for i in range(14)]
+    test = collect_split(run.data_dir, run.manifest, run.config, "test")
+    own = run.model.predict(test["image"], verbose=0)
+    np.testing.assert_allclose(own.reshape(-1, 14, 3).sum(-1), 1.0, atol=1e-5)
+    metrics = evaluate_run(run.root, "test")
+    fitted = json.load(open(tmp_path / "run" / "calibration.json"))
+    assert fitted["method"] == "group_temperature" and fitted["label_groups"] == groups
+    assert len(metrics["classification"]["auc_per_class"]) == 42  # each state of each observation scored
+    expected = calibration.predict(run.model, test["image"], fitted, True)
+    np.testing.assert_allclose(expected.reshape(-1, 14, 3).sum(-1), 1.0, atol=1e-9)
+    path = export_run(run.root)
+    raw = test["image"][:2] * np.asarray(run.manifest["pixel_std"]) + np.asarray(run.manifest["pixel_mean"])
+    served = _served_in_a_fresh_process(path, raw.astype("float32"), tmp_path)
+    np.testing.assert_allclose(served["serving"], expected[:2], atol=1e-4)

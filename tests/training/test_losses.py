@@ -72,3 +72,17 @@ def test_elementwise_bce_masks_labels_with_a_per_label_weight():
     smoothed = ElementwiseBinaryCrossentropy(label_smoothing=0.2)(y_true, y_pred)
     reference = keras.losses.BinaryCrossentropy(label_smoothing=0.2)(y_true, y_pred)
     assert float(smoothed) == pytest.approx(float(reference), rel=1e-4)
+
+
+def test_grouped_crossentropy_is_the_mean_over_groups_of_each_group_s_crossentropy():
+    from tfxmed.training.losses import GroupedCrossentropy
+
+    groups = [[0, 1, 2], [3, 4]]
+    y_true = np.array([[0, 1, 0, 1, 0], [1, 0, 0, 0, 1]], np.float32)
+    y_pred = np.array([[0.2, 0.7, 0.1, 0.6, 0.4], [0.5, 0.3, 0.2, 0.1, 0.9]], np.float32)
+    per_group = [[-np.log(0.7), -np.log(0.6)], [-np.log(0.5), -np.log(0.9)]]
+    assert float(GroupedCrossentropy(groups)(y_true, y_pred)) == pytest.approx(np.mean(per_group), rel=1e-5)
+    smoothed = float(GroupedCrossentropy(groups, label_smoothing=0.3)(y_true, y_pred))
+    target = y_true * 0.7 + np.array([0.1, 0.1, 0.1, 0.15, 0.15])
+    expected = np.mean([[-(target[i, g] * np.log(y_pred[i, g])).sum() for g in groups] for i in range(2)])
+    assert smoothed == pytest.approx(expected, rel=1e-5)

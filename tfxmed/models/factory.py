@@ -11,9 +11,10 @@ from tfxmed.config import MODEL_NAMES, ModelConfig
 from tfxmed.models.applications import BACKBONES, application, application_spec
 from tfxmed.models.fusion import fusion, fusion_spec
 from tfxmed.models.keras_internals import node_output_in_graph
+from tfxmed.models.layers.head import with_group_softmax
 from tfxmed.models.resnet_attention import resnet_attention, resnet_attention_spec
 from tfxmed.models.small_cnn import small_cnn, small_cnn_spec
-from tfxmed.models.spec import ModelSpec, declared_spec
+from tfxmed.models.spec import ModelSpec, declare_spec, declared_spec
 
 __all__ = [
     "layer_output", "model_input", "build_model", "model_spec", "MODEL_NAMES", "attention_model", "logits_model",
@@ -35,8 +36,21 @@ def _member(config: ModelConfig, name: str) -> ModelConfig:
     return dataclasses.replace(config, name=name, weights="imagenet" if config.weights == "imagenet" else "none")
 
 
-def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: int, multi_label: bool) -> keras.Model:
-    """Builds the configured classifier (outputs probabilities; the `logits` layer precedes them)."""
+def build_model(config: ModelConfig, input_shape: Sequence[int], num_classes: int, multi_label: bool,
+                label_groups: Sequence[Sequence[int]] | None = None) -> keras.Model:
+    """Builds the configured classifier (outputs probabilities; the `logits` layer precedes them).
+
+    `label_groups` (multi-label only; the manifest's, e.g. CheXpert U-MultiClass): the outputs end in a
+    softmax per group (`GroupSoftmax`) instead of independent sigmoids."""
+    model = _build(config, input_shape, num_classes, multi_label)
+    if not label_groups:
+        return model
+    if not multi_label:
+        raise ValueError("label_groups: a softmax per group of outputs is for multi-label data")
+    return declare_spec(with_group_softmax(model, label_groups), declared_spec(model))
+
+
+def _build(config: ModelConfig, input_shape: Sequence[int], num_classes: int, multi_label: bool) -> keras.Model:
     if config.name == "resnet50_attention":
         resnet = config.resnet50_attention
         return resnet_attention(

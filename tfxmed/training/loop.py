@@ -25,7 +25,7 @@ from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages, History
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.custom_loop import fit_distributed, is_chief, needs_custom_loop, wait_for_manifest, worker_run_dir
 from tfxmed.training.freezing import FrozenPhase, set_backbone_frozen
-from tfxmed.training.losses import ElementwiseBinaryCrossentropy
+from tfxmed.training.losses import ElementwiseBinaryCrossentropy, GroupedCrossentropy
 from tfxmed.training.xla import check_model_compiles, jit_compile_enabled, keras_jit_compile
 
 __all__ = ["TrainResult", "StepBudget", "step_budget", "train", "compile_model"]
@@ -94,7 +94,10 @@ def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_
     optimizer = keras.optimizers.Adam(schedule, beta_1=train.beta_1, beta_2=train.beta_2,
                                       use_ema=train.ema_momentum > 0, ema_momentum=train.ema_momentum or 0.99)
     num_classes = manifest["num_classes"]
-    if manifest["multi_label"]:
+    if manifest.get("label_groups"):  # a softmax per group (CheXpert U-MultiClass)
+        loss = GroupedCrossentropy(manifest["label_groups"], label_smoothing=train.label_smoothing)
+        accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
+    elif manifest["multi_label"]:
         loss = ElementwiseBinaryCrossentropy(label_smoothing=train.label_smoothing)  # per-label weights
         accuracy = keras.metrics.BinaryAccuracy(name="accuracy")
     else:
@@ -214,7 +217,8 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     input_shape = (config.data.image_size, config.data.image_size, pipeline.input_channels(config.data, manifest))
     profile = _profile_batches(config, config.train.epochs * steps_per_epoch)  # refused before the model is built
     with strategy.scope():
-        classifier = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"])
+        classifier = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"],
+                                 manifest.get("label_groups"))
         if config.model.init_from:  # a resumed run's backup restores its own weights over these
             initialised = _init_from(classifier, config.model.init_from)
             if chief:

@@ -75,3 +75,31 @@ class ElementwiseBinaryCrossentropy(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="tfxmed")
+class GroupedCrossentropy(keras.losses.Loss):
+    """Cross-entropy within each group of outputs (a `GroupSoftmax` head), kept per output ([B, K]) like
+    `ElementwiseBinaryCrossentropy`, so a [B, K] sample weight still masks entries.
+
+    Entry k holds −y'_k · log p_k · K / G, with y' smoothed within its group (y(1 − ε) + ε / |group|): the
+    mean over the K entries is the mean over the G groups of each group's categorical cross-entropy.
+    """
+
+    def __init__(self, groups, label_smoothing: float = 0.0, name: str = "grouped_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.groups = [[int(index) for index in group] for group in groups]
+        self.label_smoothing = label_smoothing
+        sizes = {index: len(group) for group in self.groups for index in group}
+        self._uniform = [1.0 / sizes[k] for k in range(len(sizes))]
+        self._scale = len(sizes) / len(self.groups)
+
+    def call(self, y_true, y_pred):
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        uniform = keras.ops.convert_to_tensor(self._uniform, y_pred.dtype)
+        y_true = y_true * (1.0 - self.label_smoothing) + uniform * self.label_smoothing
+        y_pred = keras.ops.clip(y_pred, keras.config.epsilon(), 1.0)
+        return -y_true * keras.ops.log(y_pred) * self._scale
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "label_smoothing": self.label_smoothing}

@@ -30,3 +30,26 @@ def test_the_probabilities_stay_float32_under_mixed_precision():
         assert model.output.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_group_softmax_normalises_each_group_in_place_and_round_trips(rng, tmp_path):
+    from tfxmed.models.layers.head import GroupSoftmax, label_groups_of, with_group_softmax
+
+    groups = [[0, 3], [1, 2, 4]]  # not contiguous: outputs keep their order
+    logits = rng.normal(0, 2, (5, 5)).astype("float32")
+    probabilities = GroupSoftmax(groups)(logits).numpy()
+    for group in groups:
+        expected = np.exp(logits[:, group]) / np.exp(logits[:, group]).sum(-1, keepdims=True)
+        np.testing.assert_allclose(probabilities[:, group], expected, rtol=1e-5)
+    image = keras.Input((4, 4, 2))
+    model = keras.Model(image, classification_head(image, 5, True, 0.0))
+    grouped = with_group_softmax(model, groups)
+    assert label_groups_of(grouped) == groups and label_groups_of(model) is None
+    grouped.save(tmp_path / "grouped.keras")
+    loaded = keras.saving.load_model(tmp_path / "grouped.keras")
+    batch = rng.random((3, 4, 4, 2)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(batch, verbose=0), grouped.predict(batch, verbose=0), atol=1e-6)
+    assert label_groups_of(loaded) == groups
+    for bad in ([[0, 1], [1, 2, 3, 4]], [[0], [1, 2, 3, 4]], [[0, 1], [2, 3]]):
+        with pytest.raises(ValueError, match="disjoint groups"):
+            with_group_softmax(model, bad)
