@@ -78,7 +78,7 @@ def test_saved_config_round_trips(tmp_path):
          r"train\.consistency\.distance: 'foo' is not allowed; choose one of l1, l2, cosine$"),
         ("model.name=foo",
          r"model\.name: 'foo' is not allowed; choose one of resnet50_attention, small_cnn, densenet121, "
-         r"efficientnetb0, vgg16, fusion$"),
+         r"efficientnetb0, vgg16, vit, fusion$"),
         ("data.batch_size=0", r"data\.batch_size: must be >= 1, got 0$"),
         ("train.epochs=-1", r"train\.epochs: must be >= 1, got -1$"),
         ("train.learning_rate=-1", r"train\.learning_rate: must be > 0, got -1\.0$"),

@@ -34,7 +34,8 @@ __all__ = [
 # by every command's parser) must not: they keep their tuple and tests/test_config.py pins it to this one.
 APPLICATIONS = ("densenet121", "efficientnetb0", "vgg16")  # keras.applications backbones (tfxmed.models.applications)
 BRANCHES = ("resnet50_attention", "small_cnn", *APPLICATIONS)  # what `fusion` may fuse
-MODEL_NAMES = (*BRANCHES, "fusion")  # tfxmed.models.factory
+MODEL_NAMES = (*BRANCHES, "vit", "fusion")  # tfxmed.models.factory
+VIT_SIZES = ("ti", "s", "b")  # tfxmed.models.vit
 POOLINGS = ("avg", "max", "lse")  # global pooling before the logits (tfxmed.models.layers.pooling)
 IG_BASELINES = ("zero", "blurred")  # train.consistency.ig_baseline
 DOWNSAMPLES = ("stride", "avgpool")  # model.resnet50_attention.downsample
@@ -51,7 +52,8 @@ CALIBRATION_METHODS = ("auto", "temperature", "platt", "none")  # tfxmed.calibra
 BINARIZE_METHODS = ("fraction_of_max", "top_fraction", "otsu")  # tfxmed.metrics.localization
 # tfxmed.explain.registry.METHODS, plus "auto": the method and layer chosen on validation masks
 EXPLAIN_METHODS = ("gradcam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "eigengradcam", "scorecam",
-                   "saliency", "smoothgrad", "ig", "occlusion", "lime", "kernelshap", "lrp", "fusion", "auto")
+                   "saliency", "smoothgrad", "ig", "occlusion", "lime", "kernelshap", "lrp", "rollout", "fusion",
+                   "auto")
 
 
 @dataclasses.dataclass
@@ -132,6 +134,17 @@ class FusionConfig:
 
 
 @dataclasses.dataclass
+class VitConfig:
+    """`model.name: vit` (`tfxmed.models.vit`): ViT-Ti/S/B; CSAM (model.attention) on the patch grid before the
+    last block."""
+
+    size: str = field("b", choices=VIT_SIZES)  # ti: width 192, 3 heads; s: 384, 6; b: 768, 12 (12 blocks each)
+    patch_size: int = field(16, within="[1, inf)")  # data.image_size must be a multiple of it
+    depth: int = field(0, within="[0, inf)")  # transformer blocks; 0: the size's 12 (fewer for CPU tests)
+    token_dropout: float = field(0.0, within="[0, 1)")  # inside the blocks (attention and MLP)
+
+
+@dataclasses.dataclass
 class SmallCnnConfig:
     """`model.name: small_cnn` (`tfxmed.models.small_cnn`)."""
 
@@ -161,6 +174,7 @@ class ModelConfig:
     lse_r: float = field(5.0, within="(0, inf)")
     resnet50_attention: ResNetAttentionConfig = dataclasses.field(default_factory=ResNetAttentionConfig)
     small_cnn: SmallCnnConfig = dataclasses.field(default_factory=SmallCnnConfig)
+    vit: VitConfig = dataclasses.field(default_factory=VitConfig)
     fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
 
 
@@ -331,8 +345,11 @@ def _check_across(config: Experiment) -> Experiment:
         raise ConfigError(f"data.image_size: keras.applications' {', '.join(set(fused) & set(APPLICATIONS))} "
                           f"needs >= 32 px, got {data.image_size}")
     resnet = model.resnet50_attention
-    if model.weights == "imagenet" and model.name == "small_cnn":
-        raise ConfigError("model.weights: 'imagenet' has no weights for model.name=small_cnn; use none or a file")
+    if model.weights == "imagenet" and model.name in ("small_cnn", "vit"):
+        raise ConfigError(f"model.weights: 'imagenet' has no weights for model.name={model.name}; use none or a file")
+    if model.name == "vit" and data.image_size % model.vit.patch_size:
+        raise ConfigError(f"data.image_size: must be a multiple of model.vit.patch_size={model.vit.patch_size} for "
+                          f"model.name=vit, got {data.image_size}")
     if model.weights == "imagenet" and model.name == "resnet50_attention" and (resnet.blocks, resnet.width) != (
             [3, 4, 6, 3], 64):
         raise ConfigError("model.weights: 'imagenet' needs the standard model.resnet50_attention.blocks=[3, 4, 6, 3] "

@@ -19,6 +19,7 @@ from tfxmed.explain.layer_cam import LayerCam
 from tfxmed.explain.lime import Lime
 from tfxmed.explain.lrp import LayerwiseRelevancePropagation
 from tfxmed.explain.occlusion import Occlusion
+from tfxmed.explain.rollout import AttentionRollout
 from tfxmed.explain.saliency import Saliency
 from tfxmed.explain.score_cam import ScoreCam
 from tfxmed.explain.smooth_grad import SmoothGrad
@@ -41,6 +42,7 @@ METHODS = {
     "lime": Lime,
     "kernelshap": KernelShap,
     "lrp": LayerwiseRelevancePropagation,
+    "rollout": AttentionRollout,
     "fusion": Fusion,
 }
 

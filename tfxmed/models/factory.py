@@ -15,6 +15,7 @@ from tfxmed.models.layers.head import with_group_softmax
 from tfxmed.models.resnet_attention import resnet_attention, resnet_attention_spec
 from tfxmed.models.small_cnn import small_cnn, small_cnn_spec
 from tfxmed.models.spec import ModelSpec, declare_spec, declared_spec
+from tfxmed.models.vit import vit, vit_spec
 
 __all__ = [
     "layer_output", "model_input", "build_model", "model_spec", "MODEL_NAMES", "attention_model", "logits_model",
@@ -26,6 +27,7 @@ SPECS = {
     "resnet50_attention": lambda config: resnet_attention_spec(config.attention, config.resnet50_attention.blocks),
     "small_cnn": lambda config: small_cnn_spec(config.attention, config.small_cnn.blocks),
     **{name: (lambda config, name=name: application_spec(name, config.attention)) for name in BACKBONES},
+    "vit": lambda config: vit_spec(config.attention),
     "fusion": lambda config: fusion_spec([model_spec(_member(config, name)) for name in config.fusion.members]),
 }
 
@@ -74,6 +76,10 @@ def _build(config: ModelConfig, input_shape: Sequence[int], num_classes: int, mu
         if config.weights not in ("none", "", "imagenet"):
             model.load_weights(config.weights)
         return model
+    if config.name == "vit":
+        options = config.vit
+        return vit(input_shape, num_classes, multi_label, config.attention, config.dropout, options.size,
+                   options.patch_size, options.depth, config.weights, options.token_dropout)
     if config.name in BACKBONES:
         return application(config.name, input_shape, num_classes, multi_label, config.attention, config.dropout,
                            config.weights, config.pooling, config.lse_r)
