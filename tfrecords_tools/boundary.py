@@ -37,7 +37,7 @@ OUTSIDE_ROOT_HINT = "pass --allow-outside-root to read it"
 # What a converter (and `inspect`, `--smote`, `--tfds-metadata`) writes into its output folder.
 _OWN_NAMES = re.compile(
     r"(manifest\.json|skipped\.csv|\.progress\.json|\.lock|dataset_info\.json|features\.json|samples\.png"
-    r"|[a-z]+(-smote)?-\d{5}\.tfrecord|\..+\.tmp.*)"
+    r"|[a-z]+(-smote|-gan)?-\d{5}\.tfrecord|gan_samples\.png|\..+\.tmp.*)"
 )
 _writing: dict[str, bool] = {}  # locks this process holds → whether a writer is using the folder now
 

@@ -87,9 +87,9 @@ def write_tfds_metadata(out_dir: str) -> str:
     import tensorflow_datasets as tfds
 
     manifest = load_manifest(out_dir)
-    if manifest.get("smote"):
-        raise Refusal(f"{out_dir}: SMOTE shards (train-smote-*) do not follow the TFDS file naming; write the "
-                         "TFDS metadata for a folder converted without --smote")
+    if manifest.get("smote") or manifest.get("gan"):
+        raise Refusal(f"{out_dir}: generated shards (train-smote-*, train-gan-*) do not follow the TFDS file naming; "
+                      "write the TFDS metadata for a folder without --smote or GAN samples")
     if manifest.get("encoding", "png") != "png":  # TFDS' Image feature decodes PNG only
         raise Refusal(f"{out_dir}: images are stored with encoding '{manifest['encoding']}'; TFDS metadata "
                       "describes PNG images: convert with --encoding png to read the folder with TFDS")

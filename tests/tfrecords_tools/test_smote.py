@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfrecords_tools import sources
-from tfrecords_tools.smote import _training_pixels, add_smote
+from tfrecords_tools.generated import training_pixels
+from tfrecords_tools.smote import add_smote
 from tfxmed.data import features
 from tfxmed.storage import file_sha256, load_manifest
 
@@ -22,7 +23,7 @@ def test_smote_balances_flags_and_interpolates_between_minority_images(tmp_path)
     before = load_manifest(out)
     counts = before["splits"]["train"]["class_counts"]
     minority = min(counts, key=counts.get)
-    originals, labels = _training_pixels(out, before, 16)
+    originals, labels = training_pixels(out, before, 16)
     entry = add_smote(out, size=16, k_neighbors=3)
     after = load_manifest(out)
     assert entry["added"] == abs(counts["lesion"] - counts["normal"]) and entry["space"] == "downsampled pixels"

@@ -220,9 +220,10 @@ def build_dataset(
             keys = tf.io.parse_single_example(serialized, spec)  # no image decoding just to filter
             example = {"patient": keys[features.PATIENT], "source": keys[features.SOURCE], "fold": keys[features.FOLD]}
             in_fold = tf.equal(record_fold(example, config.cv_folds), config.cv_fold)
-            if keep_fold:  # conversion-time synthetic samples (SMOTE) never validate
-                return in_fold & tf.equal(keys[features.SYNTHETIC], 0)
-            return tf.logical_not(in_fold)
+            generated = tf.equal(keys[features.SYNTHETIC], 1)  # SMOTE / GAN samples: always train, never validate
+            if keep_fold:
+                return in_fold & tf.logical_not(generated)
+            return tf.logical_not(in_fold) | generated
 
         dataset = dataset.filter(in_split)
     # Records are parsed, decoded and resized DECODE_BATCH at a time (raw records of one size in one op:
