@@ -57,7 +57,7 @@ XLA_OPTIONS = {
     "fusion": {"weights": {"gradcam": 0.4, "ig": 0.4}, "options": {"ig": {"steps": 4}}},
 }
 IN_GRAPH = ("gradcam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "eigengradcam", "scorecam",
-            "saliency", "smoothgrad", "ig", "occlusion", "lrp", "fusion")
+            "saliency", "smoothgrad", "ig", "occlusion", "lrp", "rollout", "fusion")
 
 
 def _must_compile(function, *args) -> bool:
@@ -82,8 +82,12 @@ SLOW_XLA = ("eigencam", "eigengradcam", "lrp", "occlusion", "fusion")
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW_XLA else m for m in IN_GRAPH])
 def test_in_graph_explainers_compile_with_xla_and_match(method, tiny_model, chain_model, rng):
     from tfxmed.explain import METHODS, make_explainer
+    from tfxmed.models.vit import vit
 
     model = chain_model if method == "lrp" else tiny_model
+    if method == "rollout":  # attention models only
+        keras.utils.set_random_seed(0)
+        model = vit((32, 32, 1), 2, size="ti", depth=2, patch_size=8)
     images = rng.random((3, 32, 32, 1)).astype(np.float32)
     targets = np.array([0, 1, 1])
     compiled = make_explainer(method, model, batch_size=8, jit_compile=True, **XLA_OPTIONS.get(method, {}))
