@@ -13,27 +13,28 @@ import pytest
 from tests.helpers import REPO, learnable_npz
 
 
-@pytest.mark.slow  # four tiny trainings and evaluations, then the tests re-score them: ~2-3 min on 2 cores
+@pytest.mark.slow  # four tiny trainings and evaluations, then the tests re-score them
 def test_the_backbone_table_has_every_figure_and_the_paired_tests(tmp_path, rng):
     npz = tmp_path / "bands.npz"
     learnable_npz(npz, rng, "binary")
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "scripts", "benchmark_backbones.py"), "--data", str(npz),
-         "--recipe", os.path.join(REPO, "configs", "medmnist.yaml"), "--backbones", "small_cnn", "vgg16",
-         "--seeds", "0", "1", "--epochs", "vgg16=1", "--out", str(tmp_path / "out"),
+         "--recipe", os.path.join(REPO, "configs", "medmnist.yaml"), "--backbones", "small_cnn", "resnet50_attention",
+         "--seeds", "0", "1", "--epochs", "resnet50_attention=1", "--out", str(tmp_path / "out"),
          "--set", "train.epochs=2", "--set", "train.min_steps=0", "--set", "data.image_size=32",
-         "--set", "train.tensorboard_images=0"],
+         "--set", "train.tensorboard_images=0", "--set", "model.resnet50_attention.blocks=[1, 1, 1, 1]",
+         "--set", "model.resnet50_attention.width=8"],
         cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])
-    assert report["reference"] == "small_cnn" and list(report["backbones"]) == ["small_cnn", "vgg16"]
-    vgg = report["backbones"]["vgg16"]
-    assert vgg["epochs"] == 1 and [row["epochs"] for row in vgg["seeds"]] == [1, 1]  # fewer passes, as asked
+    assert report["reference"] == "small_cnn" and list(report["backbones"]) == ["small_cnn", "resnet50_attention"]
+    other = report["backbones"]["resnet50_attention"]
+    assert other["epochs"] == 1 and [row["epochs"] for row in other["seeds"]] == [1, 1]  # fewer passes, as asked
     assert report["backbones"]["small_cnn"]["seeds"][0]["epochs"] == 2
-    assert vgg["parameters"] > 14e6 > report["backbones"]["small_cnn"]["parameters"]
-    assert vgg["inference_ms_per_image"] > 0 and vgg["train_seconds"]["mean"] > 0
+    assert other["parameters"] != report["backbones"]["small_cnn"]["parameters"]
+    assert other["inference_ms_per_image"] > 0 and other["train_seconds"]["mean"] > 0
     assert 0.5 < report["backbones"]["small_cnn"]["test_auc"]["mean"] <= 1.0
-    assert len(vgg["delong_p_holm"]) == 2 and all(p is None or 0 <= p <= 1 for p in vgg["delong_p_holm"])
-    assert "paired_auc_t_p" in vgg
+    assert len(other["delong_p_holm"]) == 2 and all(p is None or 0 <= p <= 1 for p in other["delong_p_holm"])
+    assert "paired_auc_t_p" in other
     table = (tmp_path / "out" / "backbones.md").read_text()
-    assert "| vgg16 (1 epochs) |" in table and "| small_cnn |" in table
+    assert "| resnet50_attention (1 epochs) |" in table and "| small_cnn |" in table
