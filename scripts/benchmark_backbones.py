@@ -5,7 +5,8 @@
         [--epochs densenet121=5 vgg16=5] [--set KEY=VALUE ...]
 
 Each backbone trains `configs/medmnist.yaml` with only `model.name` changed (and, with `--epochs
-NAME=N`, fewer passes for the large ones: the JSON says which), one run per seed, evaluated once on
+NAME=N`, N passes over the training split for the large ones instead of the recipe's step budget: the
+JSON says which), one run per seed, evaluated once on
 the test split (`benchmark_medmnist._run_seed`; finished seeds are reused). Per backbone: test AUC and
 ACC (mean ± sd over seeds), parameters, training seconds and inference ms/image; and the paired tests
 of `tfxmed.experiments.compare` against the first backbone (the reference, ResNet50 + CSAM by default):
@@ -80,8 +81,9 @@ def main() -> int:
     out = args.out or os.path.join("runs", "benchmark_backbones", stem)
     table, groups = {}, {}
     for name in args.backbones:
-        overrides = [f"model.name={name}", *args.overrides,  # --epochs NAME=N wins over a --set train.epochs
-                     *([f"train.epochs={epochs[name]}"] if name in epochs else [])]
+        # --epochs NAME=N: N passes over the training split (the recipe's step floor lifted), winning over --set
+        overrides = [f"model.name={name}", *args.overrides,
+                     *([f"train.epochs={epochs[name]}", "train.min_steps=0"] if name in epochs else [])]
         rows = [_run_seed(args.recipe, args.data, seed, os.path.join(out, name), overrides, None)
                 for seed in args.seeds]
         groups[name] = [os.path.join(out, name, f"seed-{seed}") for seed in args.seeds]
