@@ -257,7 +257,8 @@ def parse_batch(serialized: tf.Tensor, num_classes: int, channels: int, transfor
     has_mask, has_confounder = parsed[HAS_MASK] > 0, parsed[HAS_CONFOUNDER] > 0
 
     def right_length(key: str, size: tf.Tensor, present: tf.Tensor | bool = True) -> tf.Tensor:
-        return tf.reduce_all(tf.equal(tf.cast(tf.strings.length(parsed[key]), tf.int64), size) | tf.logical_not(present))
+        lengths = tf.cast(tf.strings.length(parsed[key]), tf.int64)
+        return tf.reduce_all(tf.equal(lengths, size) | tf.logical_not(present))
 
     uniform = tf.reduce_all(tf.stack([
         tf.reduce_all(tf.equal(parsed[FORMAT], b"raw")), tf.reduce_all(tf.equal(parsed[HEIGHT], height)),

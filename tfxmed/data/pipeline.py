@@ -92,7 +92,8 @@ def record_fold(example: dict, folds: int) -> tf.Tensor:
 def split_files(data_dir: str, manifest: dict, split: str, config: DataConfig) -> list[str]:
     """Shards read for `split`; under k-fold, "train" and "val" both read the pooled train+val shards."""
     if config.cv_folds > 0 and split in ("train", "val"):
-        return [f for name in ("train", "val") if name in manifest["splits"] for f in _shard_files(data_dir, manifest, name)]
+        return [f for name in ("train", "val") if name in manifest["splits"]
+                for f in _shard_files(data_dir, manifest, name)]
     return _shard_files(data_dir, manifest, split)
 
 
@@ -212,9 +213,11 @@ def build_dataset(
 
     if config.cv_folds > 0 and split in ("train", "val"):
         if not 0 <= config.cv_fold < config.cv_folds:
-            raise ValueError(f"data.cv_fold must be in [0, {config.cv_folds}) when data.cv_folds is set; got {config.cv_fold}")
+            raise ValueError(f"data.cv_fold must be in [0, {config.cv_folds}) when data.cv_folds is set; "
+                             f"got {config.cv_fold}")
         keep_fold = split == "val"
-        spec = features.feature_spec(num_classes, [features.PATIENT, features.SOURCE, features.FOLD, features.SYNTHETIC])
+        spec = features.feature_spec(num_classes,
+                                     [features.PATIENT, features.SOURCE, features.FOLD, features.SYNTHETIC])
 
         def in_split(serialized):
             keys = tf.io.parse_single_example(serialized, spec)  # no image decoding just to filter
