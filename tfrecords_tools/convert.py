@@ -1,5 +1,7 @@
 """Command line: `python -m tfrecords_tools.convert {synthetic,medmnist,folder,csv,...} ... --out DIR`.
 
+Volumes: `synthetic-volumes`, `medmnist3d`, `nifti`, `dicom-series` (`tfrecords_tools.volumes`).
+
 Refused inputs print `error: ...` and exit 2; a full disk or another system error prints what happened
 and that re-running resumes, and exits 1; nothing prints a traceback for a bad input.
 """
@@ -87,6 +89,32 @@ def _parser(prog: str = "python -m tfrecords_tools.convert") -> argparse.Argumen
     tfds.add_argument("--image-key", default="image")
     tfds.add_argument("--label-key", default="label")
     common(tfds)
+    volumes = commands.add_parser("synthetic-volumes", help="the embedded synthetic chest-CT benchmark (volumes)")
+    volumes.add_argument("--size", type=int, default=32, help="voxels per side")
+    volumes.add_argument("--train", type=int, default=200)
+    volumes.add_argument("--val", type=int, default=60)
+    volumes.add_argument("--test", type=int, default=60)
+    volumes.add_argument("--positive-fraction", type=float, default=0.5)
+    volumes.add_argument("--difficulty", type=float, default=0.5)
+    volumes.add_argument("--confounder-strength", type=float, default=0.0)
+    volumes.add_argument("--seed", type=int, default=42)
+    medmnist3d = commands.add_parser("medmnist3d", help="a MedMNIST 3-D .npz (28³ volumes, official splits)")
+    medmnist3d.add_argument("path")
+    tables = []
+    for name, what in (("nifti", "NIfTI files"), ("dicom-series", "DICOM series folders (one series each)")):
+        sub = commands.add_parser(name, help=f"CSV of path,label[,mask][,patient][,split] over {what}")
+        sub.add_argument("csv_path")
+        sub.add_argument("--window", type=float, nargs=2, default=(-1000.0, 400.0), metavar=("LOW", "HIGH"),
+                         help="intensity window mapped to [0, 1] (stored units; default the CT lung window in HU)")
+        sub.add_argument("--folds", type=int, default=5)
+        sub.add_argument("--seed", type=int, default=42)
+        tables.append(sub)
+    for sub in (volumes, medmnist3d, *tables):
+        sub.add_argument("--out", required=True, help="output folder for shards + manifest.json")
+        sub.add_argument("--shard-examples", type=int, default=0, help="volumes per shard (0: 64)")
+        sub.add_argument("--salt", default=None, help="secret for patient-id hashing (else $TFXMED_ID_SALT)")
+        sub.add_argument("--restart", action="store_true", help="start over instead of resuming")
+        sub.set_defaults(tfds_metadata=False, smote=0, encoding=None)
     for sub in (folder, table, chexpert, nih, isic):
         sub.add_argument("--workers", type=int, default=0, help="processes that read and encode images (0: this one)")
         sub.add_argument("--allow-outside-root", action="store_true",
@@ -109,6 +137,19 @@ def _ticks(args: argparse.Namespace, salt: str) -> tuple[Iterator[int], int | No
             args.multi_label, args.confounder_strength, args.seed, args.shard_examples, salt, resume, encoding,
         )
         return ticks, sum(counts.values())
+    if args.source in ("synthetic-volumes", "medmnist3d", "nifti", "dicom-series"):
+        from tfrecords_tools import volumes
+
+        layout = dict(shard_examples=args.shard_examples, salt=salt, resume=resume)
+        if args.source == "synthetic-volumes":
+            counts = {"train": args.train, "val": args.val, "test": args.test}
+            return volumes.convert_synthetic_volumes(args.out, args.size, counts, args.positive_fraction,
+                                                     args.difficulty, args.confounder_strength, args.seed,
+                                                     **layout), sum(counts.values())
+        if args.source == "medmnist3d":
+            return volumes.convert_medmnist3d(args.path, args.out, **layout), None
+        return volumes.convert_volume_table(args.source, args.csv_path, args.out, args.window, folds=args.folds,
+                                            seed=args.seed, **layout), None
     if args.source == "csv":
         from tfrecords_tools.csv_table import convert_csv
 
