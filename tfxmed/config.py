@@ -110,6 +110,13 @@ class DataConfig:
     # patient or source id); "test" is untouched. 0: off (cv_fold stays -1); else >= 2, 0 <= cv_fold < cv_folds.
     cv_folds: int = field(0, within="[0, inf)")
     cv_fold: int = -1
+    # Volumes (a manifest of kind "volume"; tfxmed.data.volume_pipeline): resampled to volume_depth ×
+    # image_size × image_size voxels (volume_depth 0: image_size); with volume_spacing [mm, mm, mm], first to
+    # that spacing, then centre-cropped or zero-padded to the shape. A batch of decoded volumes (and masks)
+    # above volume_batch_megabytes is refused with the largest batch that fits.
+    volume_depth: int = field(0, within="[0, inf)")
+    volume_spacing: list[float] = field([], within="(0, inf)", length="[0, 3]")
+    volume_batch_megabytes: float = field(512.0, within="(0, inf)")
     synthetic: SyntheticDataConfig = dataclasses.field(default_factory=SyntheticDataConfig)
 
 
@@ -316,6 +323,9 @@ def _check_across(config: Experiment) -> Experiment:
                           f"got {data.cv_fold}")
     if not data.cv_folds and data.cv_fold != -1:
         raise ConfigError(f"data.cv_fold: must stay -1 without data.cv_folds (k-fold off), got {data.cv_fold}")
+    if len(data.volume_spacing) not in (0, 3):
+        raise ConfigError(f"data.volume_spacing: [] (keep the voxel grid) or 3 mm values (slices, rows, columns), "
+                          f"got {data.volume_spacing}")
     train = config.train
     if train.min_steps and train.max_steps and train.min_steps > train.max_steps:
         raise ConfigError(f"train.min_steps: must be <= train.max_steps={train.max_steps}, got {train.min_steps}")

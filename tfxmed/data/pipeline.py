@@ -129,8 +129,14 @@ def build_dataset(
 
     Training pipelines shuffle, augment and drop the remainder (static batch shapes for TPU); eval
     pipelines keep every example in order unless `drop_remainder` is given. `masks=False` leaves out
-    `mask` and `has_mask` (training never reads them: no work resizing and augmenting them).
+    `mask` and `has_mask` (training never reads them: no work resizing and augmenting them). Volume
+    folders (`manifest["kind"] == "volume"`) are read by `tfxmed.data.volume_pipeline`.
     """
+    if manifest.get("kind") == "volume":
+        from tfxmed.data.volume_pipeline import build_volume_dataset
+
+        return build_volume_dataset(data_dir, manifest, split, config, training, batch_size, input_context, seed,
+                                    drop_remainder, masks)
     files = split_files(data_dir, manifest, split, config)
     if not files:
         raise ValueError(f"{data_dir}: split '{split}' has no shards (manifest count "

@@ -67,7 +67,8 @@ class SpatialAttention(layers.Layer):
         self.kernel_size = kernel_size
 
     def build(self, input_shape):
-        self.conv = layers.Conv2D(1, self.kernel_size, padding="same", name="conv", dtype=self.dtype_policy)
+        convolution = layers.Conv3D if len(input_shape) == 5 else layers.Conv2D  # volumes [N, D, H, W, C]
+        self.conv = convolution(1, self.kernel_size, padding="same", name="conv", dtype=self.dtype_policy)
         self.conv.build(tuple(input_shape[:-1]) + (2,))
 
     def call(self, inputs):
