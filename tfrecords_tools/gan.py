@@ -168,7 +168,8 @@ def add_gan(data_dir: str, classes: Sequence[str], count: int, steps: int = 2000
     wanted = np.repeat([names.index(name) for name in classes], count)
     generated = generate(generator, wanted, len(names), seed)
     rng = np.random.default_rng(seed)
-    held_out = rng.choice(np.flatnonzero(np.isin(labels, wanted)), min(len(wanted), 2000, len(labels)), replace=False)
+    candidates = np.flatnonzero(np.isin(labels, wanted))  # real training images of the generated classes
+    held_out = rng.choice(candidates, min(len(candidates), len(wanted), 2000), replace=False)
     compared = rng.choice(len(generated), len(held_out), replace=False)
     quality = two_sample_test(pixels[held_out].reshape(-1, size, size, channels), generated[compared], seed)
     _sample_grid(os.path.join(data_dir, SAMPLES_NAME),

@@ -54,6 +54,12 @@ def test_the_gan_adds_flagged_training_samples_of_the_asked_class_and_reports_th
         add_gan(out, ["lesion"], count=4, steps=1, size=16, batch=32)
 
 
+def test_more_samples_than_real_images_of_the_class_compare_against_all_of_them(tmp_path):
+    out = _converted(tmp_path)  # 48 real lesion images in train
+    entry = add_gan(out, ["lesion"], count=100, steps=2, size=16, batch=32)
+    assert entry["added"] == 100 and entry["c2st"]["real"] == entry["c2st"]["generated"] == 48
+
+
 def test_the_two_sample_test_tells_different_distributions_apart_and_not_the_same_one():
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, (200, 8, 8, 1)).astype(np.uint8)
@@ -81,7 +87,7 @@ def test_the_command_writes_samples_the_pipeline_trains_on(tmp_path, capsys):
     out = _converted(tmp_path)
     assert main([out, "--classes", "lesion", "--count", "16", "--steps", "20", "--size", "16", "--batch", "32"]) == 0
     entry = json.loads(capsys.readouterr().out)
-    assert entry["added"] == 16
+    assert entry["added"] == 16 and entry["c2st"]["real"] == 16
     config = load_config(None, [f"data.tfrecord_dir={out}", "data.source=tfrecords", "data.image_size=32",
                                 "data.cv_folds=2", "data.cv_fold=0"])
     manifest = load_manifest(out)
