@@ -78,7 +78,7 @@ def test_saved_config_round_trips(tmp_path):
          r"train\.consistency\.distance: 'foo' is not allowed; choose one of l1, l2, cosine$"),
         ("model.name=foo",
          r"model\.name: 'foo' is not allowed; choose one of resnet50_attention, small_cnn, densenet121, "
-         r"efficientnetb0, vgg16, vit, fusion$"),
+         r"efficientnetb0, vgg16, vit, fusion, resnet3d, cnn_rnn$"),
         ("data.batch_size=0", r"data\.batch_size: must be >= 1, got 0$"),
         ("train.epochs=-1", r"train\.epochs: must be >= 1, got -1$"),
         ("train.learning_rate=-1", r"train\.learning_rate: must be > 0, got -1\.0$"),
@@ -210,7 +210,8 @@ def test_model_settings_live_in_one_section_per_model():
     assert config.model.resnet50_attention.stem_pool is False
     assert ModelConfig().resnet50_attention.blocks == [3, 4, 6, 3]
     with pytest.raises(ConfigError, match=r"unknown config key 'model\.width'.*did you mean "
-                                          r"model\.resnet50_attention\.width or model\.small_cnn\.width\?"):
+                                          r"model\.resnet50_attention\.width or model\.small_cnn\.width or "
+                                          r"model\.resnet3d\.width or model\.cnn_rnn\.width\?"):
         load_config(None, ["model.width=32"])
     with pytest.raises(ConfigError, match=r"unknown config key 'model\.kernel_size'.*did you mean model\.small_cnn"):
         load_config(None, ["model.kernel_size=5"])

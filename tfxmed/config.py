@@ -20,7 +20,8 @@ from tfxmed.config_fields import ConfigError, apply_overrides, field
 from tfxmed.storage import open_file, write_yaml_atomic
 
 __all__ = [
-    "ConfigError", "APPLICATIONS", "BRANCHES", "MODEL_NAMES", "POOLINGS", "IG_BASELINES", "DOWNSAMPLES",
+    "ConfigError", "APPLICATIONS", "BRANCHES", "MODEL_NAMES", "VOLUME_MODELS", "POOLINGS", "IG_BASELINES",
+    "DOWNSAMPLES",
     "DATA_SOURCES", "AUGMENT_BACKENDS", "STRATEGIES", "JIT_COMPILE", "HOST_SIDE_METHODS",
     "DISTANCES", "BINARIZE_METHODS",
     "RECORD_ENCODINGS", "EXPLAIN_METHODS", "SyntheticDataConfig", "DataConfig", "ResNetAttentionConfig",
@@ -34,7 +35,8 @@ __all__ = [
 # by every command's parser) must not: they keep their tuple and tests/test_config.py pins it to this one.
 APPLICATIONS = ("densenet121", "efficientnetb0", "vgg16")  # keras.applications backbones (tfxmed.models.applications)
 BRANCHES = ("resnet50_attention", "small_cnn", *APPLICATIONS)  # what `fusion` may fuse
-MODEL_NAMES = (*BRANCHES, "vit", "fusion")  # tfxmed.models.factory
+VOLUME_MODELS = ("resnet3d", "cnn_rnn")  # for volumes [D, H, W, C] (tfxmed.models.resnet3d, tfxmed.models.cnn_rnn)
+MODEL_NAMES = (*BRANCHES, "vit", "fusion", *VOLUME_MODELS)  # tfxmed.models.factory
 VIT_SIZES = ("ti", "s", "b")  # tfxmed.models.vit
 POOLINGS = ("avg", "max", "lse")  # global pooling before the logits (tfxmed.models.layers.pooling)
 IG_BASELINES = ("zero", "blurred")  # train.consistency.ig_baseline
@@ -152,6 +154,23 @@ class VitConfig:
 
 
 @dataclasses.dataclass
+class ResNet3dConfig:
+    """`model.name: resnet3d` (`tfxmed.models.resnet3d`): basic 3-D residual blocks, CSAM after stage 3."""
+
+    blocks: list[int] = field([1, 1, 1, 1], within="[1, inf)", length="[4, 4]")
+    width: int = field(16, within="[1, inf)")  # filters of the first stage; later stages double it
+
+
+@dataclasses.dataclass
+class CnnRnnConfig:
+    """`model.name: cnn_rnn` (`tfxmed.models.cnn_rnn`): a 2-D CNN per slice, a bidirectional GRU, slice attention."""
+
+    width: int = field(16, within="[1, inf)")
+    stages: int = field(3, within="[1, inf)")
+    units: int = field(32, within="[1, inf)")  # GRU units in each direction
+
+
+@dataclasses.dataclass
 class SmallCnnConfig:
     """`model.name: small_cnn` (`tfxmed.models.small_cnn`)."""
 
@@ -182,6 +201,8 @@ class ModelConfig:
     resnet50_attention: ResNetAttentionConfig = dataclasses.field(default_factory=ResNetAttentionConfig)
     small_cnn: SmallCnnConfig = dataclasses.field(default_factory=SmallCnnConfig)
     vit: VitConfig = dataclasses.field(default_factory=VitConfig)
+    resnet3d: ResNet3dConfig = dataclasses.field(default_factory=ResNet3dConfig)
+    cnn_rnn: CnnRnnConfig = dataclasses.field(default_factory=CnnRnnConfig)
     fusion: FusionConfig = dataclasses.field(default_factory=FusionConfig)
 
 

@@ -22,7 +22,7 @@ from tfxmed.data import pipeline
 from tfxmed.data.selection import lesion_examples, lesions_first
 from tfxmed.default_explanation import Choice, choose_with_maps, explainer_for, save_choice
 from tfxmed.explain import make_explainer
-from tfxmed.explain.overlay import save_overlay_grid
+from tfxmed.explain.overlay import save_overlay_grid, save_volume_overlay_grid
 from tfxmed.explain.saving import save_explanations
 from tfxmed.metrics import classification_report, localization_summary, plot_confusion_matrix, plot_roc
 from tfxmed.metrics.classification import ignored_as_minus_one, report_auc
@@ -159,16 +159,18 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         # ROAD (Rong et al., 2022; noisy linear imputation, no out-of-distribution holes) on the first
         # ROAD_IMAGES lesion images: its imputation is the slow part, so a subset keeps evaluate fast
         few = slice(0, ROAD_IMAGES)
-        debiased = road(scores, data["image"][indices][few], maps[few], targets[few])
-        localization.update({"road_morf": debiased["road_morf"], "road_lerf": debiased["road_lerf"],
-                             "road_images": min(ROAD_IMAGES, len(indices))})
+        volumes = data["image"].ndim == 5
+        if not volumes:  # ROAD's noisy linear imputation is defined on 2-D pixel neighbourhoods
+            debiased = road(scores, data["image"][indices][few], maps[few], targets[few])
+            localization.update({"road_morf": debiased["road_morf"], "road_lerf": debiased["road_lerf"],
+                                 "road_images": min(ROAD_IMAGES, len(indices))})
         if len(indices) > 1:
             localization["specificity"] = map_specificity(maps)
         write_npz_atomic(os.path.join(out_dir, MAPS_FILE), maps=maps, masks=masks, indices=indices)
         shown = slice(0, config.explain.num_overlays)
         titles = [f"#{i} p={probabilities[i].max():.2f}" for i in indices[shown]]
-        save_overlay_grid(os.path.join(out_dir, OVERLAYS_FILE), data["image"][indices][shown], maps[shown],
-                          masks[shown], titles)
+        grid = save_volume_overlay_grid if volumes else save_overlay_grid  # volumes: planes through each peak
+        grid(os.path.join(out_dir, OVERLAYS_FILE), data["image"][indices][shown], maps[shown], masks[shown], titles)
     metrics = {
         "split": split,
         "classification": report,

@@ -7,8 +7,6 @@ its replica's share of the global batch.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
@@ -16,6 +14,7 @@ from tfxmed.config import DataConfig
 from tfxmed.data import augment as augment_lib
 from tfxmed.data import features
 from tfxmed.data.augment_albumentations import albumentations_augment, build_transform, check_backend
+from tfxmed.data.splits import class_weights, fold_filter, normalize, record_fold, split_files
 
 __all__ = [
     "DECODE_BATCH",
@@ -32,19 +31,6 @@ __all__ = [
 
 
 DECODE_BATCH = 64  # records parsed and decoded together (see build_dataset)
-
-
-def class_weights(manifest: dict) -> np.ndarray:
-    """Balanced class weights N / (K · n_c) from the training split's class counts."""
-    counts = np.array([manifest["splits"]["train"]["class_counts"][n] for n in manifest["class_names"]], float)
-    return counts.sum() / (len(counts) * np.maximum(counts, 1.0))
-
-
-def normalize(image: tf.Tensor, manifest: dict) -> tf.Tensor:
-    """Standardises a [0, 1] image with the training split's pixel μ/σ from the manifest."""
-    mean = tf.constant(manifest["pixel_mean"], tf.float32)
-    std = tf.constant(manifest["pixel_std"], tf.float32)
-    return (image - mean) / tf.maximum(std, 1e-6)
 
 
 def preprocess_for_eval(image: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -74,27 +60,6 @@ def input_channels(config: DataConfig, manifest: dict) -> int:
         raise ValueError(f"data.channels={config.channels} but the dataset's images have {stored} channel(s); "
                          "set data.channels: 0 to follow the dataset")
     return stored
-
-
-def _shard_files(data_dir: str, manifest: dict, split: str) -> list[str]:
-    if split not in manifest["splits"]:
-        raise ValueError(f"split '{split}' not in {data_dir}/manifest.json; have {list(manifest['splits'])}")
-    return [os.path.join(data_dir, shard["file"]) for shard in manifest["splits"][split]["shards"]]
-
-
-def record_fold(example: dict, folds: int) -> tf.Tensor:
-    """The record's stored fold, else a stable hash of its patient (or, without one, source) id."""
-    key = tf.where(tf.strings.length(example["patient"]) > 0, example["patient"], example["source"])
-    hashed = tf.strings.to_hash_bucket_fast(key, folds)
-    return tf.where(example["fold"] >= 0, example["fold"] % folds, hashed)
-
-
-def split_files(data_dir: str, manifest: dict, split: str, config: DataConfig) -> list[str]:
-    """Shards read for `split`; under k-fold, "train" and "val" both read the pooled train+val shards."""
-    if config.cv_folds > 0 and split in ("train", "val"):
-        return [f for name in ("train", "val") if name in manifest["splits"]
-                for f in _shard_files(data_dir, manifest, name)]
-    return _shard_files(data_dir, manifest, split)
 
 
 def _class_balanced(records: tf.data.Dataset, manifest: dict, seed: int) -> tf.data.Dataset:
@@ -217,23 +182,8 @@ def build_dataset(
             shaped["mask"] = tf.ensure_shape(mask, [*leading, size, size, 1])
         return {**example, **shaped}
 
-    if config.cv_folds > 0 and split in ("train", "val"):
-        if not 0 <= config.cv_fold < config.cv_folds:
-            raise ValueError(f"data.cv_fold must be in [0, {config.cv_folds}) when data.cv_folds is set; "
-                             f"got {config.cv_fold}")
-        keep_fold = split == "val"
-        spec = features.feature_spec(num_classes,
-                                     [features.PATIENT, features.SOURCE, features.FOLD, features.SYNTHETIC])
-
-        def in_split(serialized):
-            keys = tf.io.parse_single_example(serialized, spec)  # no image decoding just to filter
-            example = {"patient": keys[features.PATIENT], "source": keys[features.SOURCE], "fold": keys[features.FOLD]}
-            in_fold = tf.equal(record_fold(example, config.cv_folds), config.cv_fold)
-            generated = tf.equal(keys[features.SYNTHETIC], 1)  # SMOTE / GAN samples: always train, never validate
-            if keep_fold:
-                return in_fold & tf.logical_not(generated)
-            return tf.logical_not(in_fold) | generated
-
+    in_split = fold_filter(config, split, num_classes)
+    if in_split is not None:
         dataset = dataset.filter(in_split)
     # Records are parsed, decoded and resized DECODE_BATCH at a time (raw records of one size in one op:
     # docs/benchmarks.md), then unbatched so that the cache and the shuffle see single examples.

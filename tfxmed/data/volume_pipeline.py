@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.config import DataConfig
+from tfxmed.data.splits import class_weights, fold_filter, normalize, split_files
 from tfxmed.data.volume_features import parse_volume, window_unit
 
 __all__ = ["volume_shape", "resample", "crop_or_pad", "augment_volume", "build_volume_dataset", "check_batch_memory"]
@@ -106,8 +107,6 @@ def build_volume_dataset(data_dir: str, manifest: dict, split: str, config: Data
                          batch_size: int, input_context=None, seed: int = 42, drop_remainder: bool | None = None,
                          masks: bool = True) -> tf.data.Dataset:
     """Batches of volume dicts (see the module docstring); the volume twin of `pipeline.build_dataset`."""
-    from tfxmed.data.pipeline import class_weights, normalize, split_files
-
     shape = volume_shape(config)
     per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
     check_batch_memory(per_replica, shape, config)
@@ -124,9 +123,12 @@ def build_volume_dataset(data_dir: str, manifest: dict, split: str, config: Data
                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training or shard_records)
     if shard_records:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    in_split = fold_filter(config, split, manifest["num_classes"])
+    if in_split is not None:  # k-fold: this split's part of the pooled train+val records
+        dataset = dataset.filter(in_split)
     if training:
-        dataset = dataset.shuffle(min(config.shuffle_buffer, manifest["splits"][split]["count"] or 1), seed=seed,
-                                  reshuffle_each_iteration=True)
+        records = sum(manifest["splits"].get(name, {}).get("count", 0) for name in ("train", "val", split))
+        dataset = dataset.shuffle(max(min(config.shuffle_buffer, records), 1), seed=seed, reshuffle_each_iteration=True)
     num_classes, window = manifest["num_classes"], manifest["window"]
     weights = tf.constant(class_weights(manifest) if config.class_weights else np.ones(num_classes), tf.float32)
     target = [float(v) for v in config.volume_spacing]

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import write_figure_atomic
 
-__all__ = ["colorize", "display_maps", "overlay", "save_overlay_grid"]
+__all__ = ["colorize", "display_maps", "overlay", "save_overlay_grid", "orthogonal_slices", "save_volume_overlay_grid"]
 
 
 def _jet_table() -> np.ndarray:
@@ -72,5 +72,47 @@ def save_overlay_grid(
             axis.contour(mask, [0.5], colors="white", linewidths=0.8)
         if titles:
             axis.set_title(titles[index], fontsize=7)
+    figure.tight_layout()
+    write_figure_atomic(figure, path, dpi=100)
+
+
+PLANES = ("axial", "coronal", "sagittal")
+
+
+def orthogonal_slices(volume: np.ndarray, explanation: np.ndarray, mask: np.ndarray | None = None) -> list[tuple]:
+    """The axial, coronal and sagittal planes through the peak of `explanation` [D, H, W]: for each, (image
+    [.., .., C], map, mask or None) from `volume` [D, H, W, C], the map and `mask` [D, H, W(, 1)]."""
+    peak = np.unravel_index(int(np.argmax(explanation)), explanation.shape)
+    mask = None if mask is None else (mask[..., 0] if mask.ndim == 4 else mask)
+    planes = []
+    for axis in range(3):
+        index = [slice(None)] * 3
+        index[axis] = peak[axis]
+        index = tuple(index)
+        planes.append((volume[index], explanation[index], None if mask is None else mask[index]))
+    return planes
+
+
+def save_volume_overlay_grid(path: str, volumes: np.ndarray, maps: np.ndarray, masks: np.ndarray | None = None,
+                             titles: list[str] | None = None, alpha: float = 0.4) -> None:
+    """Saves a PNG with one row per volume: its axial, coronal and sagittal planes through the map's peak, each
+    with the heat map blended in (`display_maps` per volume) and the mask outlined in white."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    shown = display_maps(maps)
+    figure = Figure(figsize=(6.6, 2.3 * max(len(volumes), 1)))
+    for row in range(len(volumes)):
+        scaled = minmax_per_map(volumes[row:row + 1], floor=1e-6)[0]
+        for column, (image, heat, outline) in enumerate(orthogonal_slices(scaled, shown[row],
+                                                                          None if masks is None else masks[row])):
+            axis = figure.add_subplot(len(volumes), 3, 3 * row + column + 1)
+            axis.axis("off")
+            axis.imshow(overlay(image[None], heat[None], alpha).numpy()[0], aspect="auto")
+            if outline is not None and outline.max() > 0:
+                axis.contour(outline, [0.5], colors="white", linewidths=0.8)
+            axis.set_title(f"{titles[row] + ' ' if titles else ''}{PLANES[column]}", fontsize=7)
     figure.tight_layout()
     write_figure_atomic(figure, path, dpi=100)

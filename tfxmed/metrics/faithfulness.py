@@ -71,7 +71,7 @@ def perturbation_curves(
     if mode == "deletion":
         start, end = images, np.zeros_like(images)
     else:
-        start = ndimage.gaussian_filter(images, sigma=(0, blur_sigma, blur_sigma, 0))
+        start = ndimage.gaussian_filter(images, sigma=(0, *[blur_sigma] * (images.ndim - 2), 0))  # 2-D or 3-D
         end = images
     thresholds = np.round(np.linspace(0, pixels, steps + 1)).astype(int)
     perturbed = np.stack([np.where(ranks < t, end, start) for t in thresholds], axis=1)  # [N, S+1, H, W, C]

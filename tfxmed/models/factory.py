@@ -9,9 +9,11 @@ import keras
 
 from tfxmed.config import MODEL_NAMES, ModelConfig
 from tfxmed.models.applications import BACKBONES, application, application_spec
+from tfxmed.models.cnn_rnn import cnn_rnn, cnn_rnn_spec
 from tfxmed.models.fusion import fusion, fusion_spec
 from tfxmed.models.keras_internals import node_output_in_graph
 from tfxmed.models.layers.head import with_group_softmax
+from tfxmed.models.resnet3d import resnet3d, resnet3d_spec
 from tfxmed.models.resnet_attention import resnet_attention, resnet_attention_spec
 from tfxmed.models.small_cnn import small_cnn, small_cnn_spec
 from tfxmed.models.spec import ModelSpec, declare_spec, declared_spec
@@ -28,6 +30,8 @@ SPECS = {
     "small_cnn": lambda config: small_cnn_spec(config.attention, config.small_cnn.blocks),
     **{name: (lambda config, name=name: application_spec(name, config.attention)) for name in BACKBONES},
     "vit": lambda config: vit_spec(config.attention),
+    "resnet3d": lambda config: resnet3d_spec(config.attention),
+    "cnn_rnn": lambda config: cnn_rnn_spec(),
     "fusion": lambda config: fusion_spec([model_spec(_member(config, name)) for name in config.fusion.members]),
 }
 
@@ -76,6 +80,13 @@ def _build(config: ModelConfig, input_shape: Sequence[int], num_classes: int, mu
         if config.weights not in ("none", "", "imagenet"):
             model.load_weights(config.weights)
         return model
+    if config.name == "resnet3d":
+        return resnet3d(input_shape, num_classes, multi_label, config.attention, config.dropout,
+                        config.resnet3d.blocks, config.resnet3d.width, config.weights, config.pooling, config.lse_r)
+    if config.name == "cnn_rnn":
+        options = config.cnn_rnn
+        return cnn_rnn(input_shape, num_classes, multi_label, config.dropout, options.width, options.stages,
+                       options.units, config.weights)
     if config.name == "vit":
         options = config.vit
         return vit(input_shape, num_classes, multi_label, config.attention, config.dropout, options.size,

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrecords_tools.prepare import dataset_dir, prepare_data
-from tfxmed.config import Experiment, TrainConfig
+from tfxmed.config import VOLUME_MODELS, Experiment, TrainConfig
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
 from tfxmed.data.selection import lesions_first
@@ -70,6 +70,22 @@ def step_budget(train_count: int, batch_size: int, train: TrainConfig) -> StepBu
     if train.max_steps:
         total = min(total, train.max_steps)
     return StepBudget(train.epochs, max(math.ceil(total / train.epochs), 1), per_pass)
+
+
+def model_input_shape(config: Experiment, manifest: dict) -> tuple[int, ...]:
+    """The classifier's input: (size, size, channels), or (depth, size, size, channels) for volumes; refuses a 2-D
+    model for volumes and a volume model for images, naming the ones that fit."""
+    channels = pipeline.input_channels(config.data, manifest)
+    volumes = manifest.get("kind") == "volume"
+    if volumes != (config.model.name in VOLUME_MODELS):
+        wanted = "volume models: " + ", ".join(VOLUME_MODELS) if volumes else "a 2-D model"
+        raise ValueError(f"model.name={config.model.name}: the data in this run are "
+                         f"{'volumes' if volumes else '2-D images'}, which need {wanted}")
+    if volumes:
+        from tfxmed.data.volume_pipeline import volume_shape
+
+        return (*volume_shape(config.data), channels)
+    return (config.data.image_size, config.data.image_size, channels)
 
 
 def compile_model(model: keras.Model, config: Experiment, manifest: dict, steps_per_epoch: int,
@@ -214,7 +230,7 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     seed = config.runtime.seed
     train_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "train", config.data, True, seed)
     val_data = pipeline.distributed_dataset(strategy, data_dir, manifest, "val", config.data, False, seed)
-    input_shape = (config.data.image_size, config.data.image_size, pipeline.input_channels(config.data, manifest))
+    input_shape = model_input_shape(config, manifest)
     profile = _profile_batches(config, config.train.epochs * steps_per_epoch)  # refused before the model is built
     with strategy.scope():
         classifier = build_model(config.model, input_shape, manifest["num_classes"], manifest["multi_label"],
@@ -244,7 +260,7 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
         HistoryCSV(paths.history, append=True),
         keras.callbacks.TensorBoard(paths.tensorboard, update_freq="epoch", profile_batch=profile),
     ]
-    if config.train.tensorboard_images > 0:
+    if config.train.tensorboard_images > 0 and manifest.get("kind") != "volume":  # 2-D overlays only
         images, _ = _monitor_images(data_dir, manifest, config)
         # explain.method: auto is chosen on the validation masks at evaluation; until then, its fallback.
         choice = choose(classifier, config, None)

@@ -32,23 +32,25 @@ class LogSumExpPooling2D(layers.Layer):
         self.r = float(r)
 
     def call(self, inputs):
-        peak = ops.max(inputs, axis=(1, 2), keepdims=True)
-        mean = ops.mean(ops.exp(self.r * (inputs - peak)), axis=(1, 2))
-        return ops.squeeze(peak, axis=(1, 2)) + ops.log(mean) / self.r
+        axes = tuple(range(1, len(inputs.shape) - 1))  # [N, H, W, C], or [N, D, H, W, C] for volumes
+        peak = ops.max(inputs, axis=axes, keepdims=True)
+        mean = ops.mean(ops.exp(self.r * (inputs - peak)), axis=axes)
+        return ops.squeeze(peak, axis=axes) + ops.log(mean) / self.r
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[3])
+        return (input_shape[0], input_shape[-1])
 
     def get_config(self):
         return {**super().get_config(), "r": self.r}
 
 
 def global_pooling(features, kind: str = "avg", lse_r: float = 5.0):
-    """Pools `features` over space into a layer named `{kind}_pool`."""
+    """Pools `features` ([N, H, W, C], or volumes [N, D, H, W, C]) over space into a layer named `{kind}_pool`."""
+    volume = len(features.shape) == 5
     if kind == "avg":
-        return layers.GlobalAveragePooling2D(name="avg_pool")(features)
+        return (layers.GlobalAveragePooling3D if volume else layers.GlobalAveragePooling2D)(name="avg_pool")(features)
     if kind == "max":
-        return layers.GlobalMaxPooling2D(name="max_pool")(features)
+        return (layers.GlobalMaxPooling3D if volume else layers.GlobalMaxPooling2D)(name="max_pool")(features)
     if kind == "lse":
         return LogSumExpPooling2D(lse_r, name="lse_pool")(features)
     raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got '{kind}'")
