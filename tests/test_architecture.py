@@ -172,6 +172,7 @@ WITHOUT_MIRROR = {
 NOT_MIRRORING = {
     "test_architecture.py": "the layout of both packages",
     "test_cloudbuild.py": "cloudbuild.yaml and the Dockerfile (the cloud build and image)",
+    "explain/test_volume_memory.py": "the explainers' peak memory on a batch of 64³ volumes, across methods",
     "tfrecords_tools/test_properties.py": "properties every converter keeps, on generated inputs (hypothesis)",
     "tfrecords_tools/test_resume_and_corpus.py": "resumed and parallel conversions and a corrupt corpus, "
                                                  "across the converters",

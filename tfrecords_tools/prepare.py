@@ -29,7 +29,7 @@ def dataset_dir(config: Experiment) -> str:
     if data.tfrecord_dir:
         return data.tfrecord_dir
     encoding = "" if data.encoding == "png" else f"-{data.encoding}"
-    stem = os.path.splitext(os.path.basename(data.npz))[0] if data.source == "medmnist" else "synthetic"
+    stem = os.path.splitext(os.path.basename(data.npz))[0] if data.source == "medmnist" else data.source
     return os.path.join("data", f"{stem}-{_content_digest(config)[:10]}{encoding}")
 
 
@@ -58,10 +58,10 @@ def _check_reuse(config: Experiment, directory: str) -> None:
     else:  # converted before the marker existed: the manifest's dataset name is what can be checked
         with open_file(os.path.join(directory, MANIFEST_NAME)) as stream:
             name = json.load(stream).get("dataset")
-        wanted = os.path.basename(config.data.npz) if config.data.source == "medmnist" else "synthetic"
+        wanted = os.path.basename(config.data.npz) if config.data.source == "medmnist" else config.data.source
         found = expected if name == wanted else {"dataset": name}
     if found != expected:
-        what = config.data.npz if config.data.source == "medmnist" else "the synthetic benchmark"
+        what = config.data.npz if config.data.source == "medmnist" else f"the {config.data.source} benchmark"
         raise OutputExistsError(
             f"data.tfrecord_dir='{directory}' already holds another conversion ({found}), not one of {what}; "
             "give an empty folder (or none: tfxmed names one by content), or data.source=tfrecords to train on it")
@@ -75,6 +75,15 @@ def _conversion(config: Experiment, directory: str, salt: str):
                                         resume=True, encoding=config.data.encoding), total
     spec = config.data.synthetic
     counts = {"train": spec.train_examples, "val": spec.val_examples, "test": spec.test_examples}
+    if config.data.source == "synthetic_volumes":
+        from tfrecords_tools.volumes import convert_synthetic_volumes
+
+        if spec.multi_label:
+            raise ValueError("data.synthetic.multi_label: the synthetic volume benchmark is single-label "
+                             "(nodule or not)")
+        return convert_synthetic_volumes(directory, spec.image_size, counts, spec.positive_fraction, spec.difficulty,
+                                         spec.confounder_strength, config.runtime.seed, salt=salt,
+                                         resume=True), sum(counts.values())
     ticks = sources.convert_synthetic(
         directory,
         image_size=spec.image_size,

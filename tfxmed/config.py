@@ -41,7 +41,7 @@ VIT_SIZES = ("ti", "s", "b")  # tfxmed.models.vit
 POOLINGS = ("avg", "max", "lse")  # global pooling before the logits (tfxmed.models.layers.pooling)
 IG_BASELINES = ("zero", "blurred")  # train.consistency.ig_baseline
 DOWNSAMPLES = ("stride", "avgpool")  # model.resnet50_attention.downsample
-DATA_SOURCES = ("synthetic", "medmnist", "tfrecords")
+DATA_SOURCES = ("synthetic", "medmnist", "tfrecords", "synthetic_volumes")
 AUGMENT_BACKENDS = ("tf", "albumentations")  # tfxmed.data.augment_albumentations
 RECORD_ENCODINGS = ("auto", "raw", "png", "jpeg")  # tfxmed.data.features.ENCODINGS
 STRATEGIES = ("cpu", "gpu", "mirrored", "multiworker", "tpu")  # tfxmed.distribute
@@ -76,7 +76,8 @@ class SyntheticDataConfig:
 class DataConfig:
     """Where the TFRecords are and how the tf.data pipeline reads them."""
 
-    # "synthetic" (generated when missing) | "medmnist" (`npz` converted when missing) | "tfrecords"
+    # "synthetic" (generated when missing) | "medmnist" (`npz` converted when missing) | "tfrecords" |
+    # "synthetic_volumes" (the chest-CT volume benchmark, `synthetic`'s sizes and counts, generated when missing)
     source: str = field("synthetic", choices=DATA_SOURCES)
     tfrecord_dir: str = ""  # empty: data/synthetic-<hash of the spec> or data/<npz stem>-<hash of the file>
     npz: str = ""  # source=medmnist: path to a 2-D MedMNIST .npz (official train/val/test split kept)

@@ -92,7 +92,10 @@ def _layer_of(model, config) -> str:
 
 
 def _ig_variants(model) -> list[dict]:
-    """IG options `auto` compares: zero and blurred baselines, each raw and smoothed at each scale."""
+    """IG options `auto` compares: zero and blurred baselines, each raw and smoothed at each scale (volumes: the
+    zero baseline, unsmoothed; the blur and the smoothing are 2-D)."""
+    if len(model.inputs[0].shape) == 5:
+        return [{}]
     scale = float(model.inputs[0].shape[1]) / REFERENCE_SIZE
     baselines = [{}, {"baseline": "blurred", "blur_sigma": BLURRED_BASELINE_SIGMA * scale,
                       "steps": BLURRED_BASELINE_STEPS}]

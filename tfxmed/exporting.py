@@ -3,7 +3,9 @@
 Both return the run's calibrated probabilities (`tfxmed.calibration`, fitted on validation).
 
 Both signatures take float32 images [N, H, W, C] with values in [0, 1] at any H, W; they apply the
-same eval preprocessing as training (resize, normalise with the dataset's μ/σ) inside the graph.
+same eval preprocessing as training (resize, normalise with the dataset's μ/σ) inside the graph. A
+volume run's take volumes [N, D, H, W, C] in the stored units (e.g. HU) at any D, H, W: windowed,
+resampled and normalised in the graph, its explanation returned at the caller's D, H, W.
 `explain` returns the run's default explanation (`tfxmed.default_explanation`) of the predicted
 class at the caller's input resolution, under `explanation`. Inputs are checked inside the graph
 (rank, channels, a non-empty batch, finite values): a bad request gets an InvalidArgument error that
@@ -23,13 +25,15 @@ from tfxmed.default_explanation import Choice, choose, explainer_for, load_choic
 from tfxmed.errors import OutputExistsError
 from tfxmed.evaluation import collect_split
 from tfxmed.explain.layers import ExplanationLayer
+from tfxmed.explain.ops import upsample
 from tfxmed.models import default_explain_layer
 from tfxmed.models.factory import logits_model
 from tfxmed.runs import load_run
 from tfxmed.storage import exists, is_dir, is_remote, list_dir, remove, rename, write_json_atomic
 from tfxmed.training.xla import jit_compile_enabled
 
-__all__ = ["export_run", "export_saved_model", "check_replaceable", "checked_images", "EXPORT_MARKER"]
+__all__ = ["export_run", "export_saved_model", "check_replaceable", "checked_images", "checked_volumes",
+           "EXPORT_MARKER"]
 
 EXPORT_MARKER = "tfxmed_export.json"  # written into every export: marks the folder as ours to replace
 
@@ -59,6 +63,37 @@ def checked_images(images: tf.Tensor, channels: int) -> tf.Tensor:
     return safe
 
 
+def checked_volumes(volumes: tf.Tensor, channels: int) -> tf.Tensor:
+    """`volumes` as [N, D, H, W, channels] of finite values, or an InvalidArgument error saying what was expected."""
+    shape = tf.shape(volumes)
+    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(volumes, [-1])))
+    padded = tf.concat([shape, tf.ones([5], tf.int32)], 0)
+    valid = tf.reduce_all(tf.stack([tf.equal(tf.rank(volumes), 5), tf.equal(padded[4], channels), padded[0] > 0,
+                                    tf.reduce_min(padded[1:4]) >= 2, finite]))
+    check = tf.debugging.Assert(valid, [
+        f"volumes must be a batch [N >= 1, D >= 2, H >= 2, W >= 2, {channels}] of finite float32 values in the "
+        "stored units (e.g. HU);", "received shape", shape, "; all values finite:", finite], summarize=8)
+    with tf.control_dependencies([check]):
+        safe = tf.cond(valid, lambda: tf.reshape(volumes, padded[:5]), lambda: tf.zeros([1, 2, 2, 2, channels]))
+    safe.set_shape([None, None, None, None, channels])
+    return safe
+
+
+def _volume_preparation(manifest: dict, shape, channels: int):
+    """Serving-side preprocessing of volumes: check, window (stored units → [0, 1]), resample to the model's
+    (D, H, W), normalise; as `tfxmed.data.volume_pipeline` does for evaluation."""
+    from tfxmed.data.volume_features import window_unit
+    from tfxmed.data.volume_pipeline import resample
+
+    def prepare(volumes):
+        unit = window_unit(checked_volumes(volumes, channels), manifest["window"])
+        resampled = tf.map_fn(lambda volume: resample(volume, shape), unit,
+                              fn_output_signature=tf.TensorSpec([*shape, channels], tf.float32))
+        return normalize(resampled, manifest)
+
+    return prepare
+
+
 def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str,
                        choice: Choice | None = None, calibration: dict | None = None, jit_compile: bool = False) -> str:
     """Writes the SavedModel to `path` and returns the path.
@@ -80,8 +115,13 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
     explanation = ExplanationLayer(model, choice.method, _served_options(choice, served))
     signature = [tf.TensorSpec(None, tf.float32, name="images")]  # any rank: checked in the graph
 
+    volumes = manifest.get("kind") == "volume"
+
     def prepare(images):
         return normalize(preprocess_for_eval(checked_images(images, channels), image_size), manifest)
+
+    if volumes:  # [N, D, H, W, C] in stored units (HU), resampled to the model's grid
+        prepare = _volume_preparation(manifest, tuple(model.inputs[0].shape[1:4]), channels)
 
     def calibrated(inputs):
         if scores is None:
@@ -101,7 +141,8 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
 
     def explain(images):
         probabilities, maps = explained(prepare(images))
-        maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
+        size = tf.shape(images)
+        maps = upsample(maps, [size[1], size[2], size[3]] if volumes else [size[1], size[2]])
         return {"probabilities": probabilities, "explanation": maps}
 
     archive = keras.export.ExportArchive()

@@ -171,6 +171,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
     from tfxmed.metrics.faithfulness import deletion_insertion
     from tfxmed.metrics.road import road
     from tfxmed.runs import load_run
+    from tfxmed.volume_gallery import volume_gallery_png
 
     run = load_run(run_dir)
     config, manifest, data_dir, model = run.config, run.manifest, run.data_dir, run.model
@@ -221,7 +222,7 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
         local = localization_summary(maps, data["mask"][lesion] > 0.5, config.explain.binarize,
                                      config.explain.binarize_value, config.explain.pointing_tolerance)
         faithful = deletion_insertion(predict, images, maps, targets)
-        debiased = road(predict, images, maps, targets)
+        debiased = road(predict, images, maps, targets) if images.ndim == 4 else {"road_morf": None, "road_lerf": None}
         explanation_rows.append([method, len(lesion), local["iou_mean"], local["pointing_game"],
                                  local["energy_pointing_game"], faithful["deletion_auc"], faithful["insertion_auc"],
                                  debiased["road_morf"], debiased["road_lerf"]])
@@ -245,7 +246,8 @@ def build_report(run_dir: str, split: str = "test", methods=DEFAULT_METHODS, per
         maps = {method: explainer(data["image"][indices], targets) for method, explainer in explainers.items()}
         truth = [",".join(n for n, v in zip(names, data["label"][i]) if v > 0.5) or "none" for i in indices]
         captions = [f"#{i} true={t}\nexplained {names[c]}, p={p:.2f}" for (i, c, p), t in zip(cases, truth)]
-        galleries[kind] = _data_uri(_gallery_png(data["image"][indices], data["mask"][indices], maps, captions))
+        draw = volume_gallery_png if data["image"].ndim == 5 else _gallery_png  # volumes: planes through each peak
+        galleries[kind] = _data_uri(draw(data["image"][indices], data["mask"][indices], maps, captions))
 
     path = out or run.paths.report
     page = _page(run_dir, split, config, manifest, metrics, calibration, explanation_rows, galleries, eval_dir,

@@ -16,34 +16,40 @@ from tfxmed.explain.ops import chunked_map
 __all__ = ["Occlusion", "patch_masks"]
 
 
-def patch_masks(height: int, width: int, patch: int, stride: int) -> np.ndarray:
-    """Binary masks [P, H, W] (1 = occluded) of square patches on a stride grid covering the image."""
-    tops = list(range(0, max(height - patch, 0) + 1, stride))
-    lefts = list(range(0, max(width - patch, 0) + 1, stride))
-    if tops[-1] + patch < height:
-        tops.append(height - patch)
-    if lefts[-1] + patch < width:
-        lefts.append(width - patch)
-    masks = np.zeros((len(tops) * len(lefts), height, width), np.float32)
-    for index, (top, left) in enumerate((t, left_edge) for t in tops for left_edge in lefts):
-        masks[index, top : top + patch, left : left + patch] = 1.0
+def _starts(size: int, patch: int, stride: int) -> list[int]:
+    starts = list(range(0, max(size - patch, 0) + 1, stride))
+    if starts[-1] + patch < size:
+        starts.append(size - patch)
+    return starts
+
+
+def patch_masks(*spatial_and_patch) -> np.ndarray:
+    """Binary masks [P, *spatial] (1 = occluded) of square (cubic) patches on a stride grid covering the input:
+    `patch_masks(height, width, patch, stride)`, or `patch_masks(depth, height, width, patch, stride)`."""
+    *shape, patch, stride = spatial_and_patch
+    grids = [_starts(size, patch, stride) for size in shape]
+    corners = np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, len(shape))
+    masks = np.zeros((len(corners), *shape), np.float32)
+    for index, corner in enumerate(corners):
+        masks[(index, *(slice(c, c + patch) for c in corner))] = 1.0
     return masks
 
 
 class Occlusion(Explainer):
-    """Sliding-patch occlusion sensitivity (2-D images).
+    """Sliding-patch occlusion sensitivity (2-D images, or volumes with cubic patches).
 
     Args:
-        patch: patch side in pixels.  stride: step between patches.  fill: value of hidden pixels
+        patch: patch side in pixels (voxels).  stride: step between patches.  fill: value of hidden pixels
         (0 is the training mean after normalisation).  precision: see `Explainer`.
+    The patch masks are held in memory: P × the input's size in float32 (64³ volumes, patch = stride = 16:
+    64 masks, 64 MiB).
     """
 
     def __init__(self, model: keras.Model, patch: int = 8, stride: int = 4, fill: float = 0.0, batch_size: int = 64,
                  precision: str = "float32"):
         self.patch, self.stride, self.fill = patch, stride, fill
         super().__init__(model, batch_size, precision)
-        height, width = self.input_shape[:2]
-        masks = patch_masks(height, width, patch, stride)
+        masks = patch_masks(*self.input_shape[:-1], patch, stride)
         self.masks = tf.constant(masks)
         self.coverage = tf.constant(np.maximum(masks.sum(0), 1.0))
 

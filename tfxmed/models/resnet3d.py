@@ -1,8 +1,10 @@
 """A 3-D ResNet with 3-D CSAM for volumes [N, D, H, W, C] (issue 15).
 
     stem: Conv3D 3³ (stride 1 × 2 × 2: slices are often thicker than pixels) → BN → ReLU
-    stages 1..4: basic residual blocks (two Conv3D 3³ + BN, projection shortcut when the shape changes);
-                 stage 1 keeps the grid, each later stage halves every axis; width doubles per stage
+    stages 1..4: basic residual blocks (two Conv3D 3³ + BN, projection shortcut when the width changes);
+                 stage 1 keeps the grid, each later stage first halves every axis with a 2³ average pool
+                 (strided convolutions left a border response in the 2-D ResNet's Grad-CAM: docs/results.md);
+                 width doubles per stage
     CSAM after stage 3 (`csam`; its spatial map `csam_spatial` is a volume) → stage 4 → the shared head
 
 Basic blocks (not bottlenecks) keep it small enough to train on a CPU: 64³ volumes at the default
@@ -35,14 +37,16 @@ def resnet3d_spec(attention: bool = True) -> ModelSpec:
     return ModelSpec(explain_layer=stages[2], candidate_layers=stages[:2])
 
 
-def _block(x, filters: int, strides, name: str):
+def _block(x, filters: int, downsample: bool, name: str):
+    if downsample:  # a 2³ average pool, not a strided convolution (see the module docstring)
+        x = layers.AveragePooling3D(2, name=f"{name}_pool")(x)
     shortcut = x
-    y = layers.Conv3D(filters, 3, strides=strides, padding="same", use_bias=False, name=f"{name}_1_conv")(x)
+    y = layers.Conv3D(filters, 3, padding="same", use_bias=False, name=f"{name}_1_conv")(x)
     y = layers.ReLU(name=f"{name}_1_relu")(layers.BatchNormalization(name=f"{name}_1_bn")(y))
     y = layers.Conv3D(filters, 3, padding="same", use_bias=False, name=f"{name}_2_conv")(y)
     y = layers.BatchNormalization(name=f"{name}_2_bn")(y)
-    if strides != (1, 1, 1) or x.shape[-1] != filters:
-        shortcut = layers.Conv3D(filters, 1, strides=strides, use_bias=False, name=f"{name}_0_conv")(x)
+    if x.shape[-1] != filters:
+        shortcut = layers.Conv3D(filters, 1, use_bias=False, name=f"{name}_0_conv")(x)
         shortcut = layers.BatchNormalization(name=f"{name}_0_bn")(shortcut)
     return layers.Add(name=f"{name}_add")([shortcut, y])
 
@@ -67,8 +71,7 @@ def resnet3d(
     x = layers.ReLU(name="stem_relu")(layers.BatchNormalization(name="stem_bn")(x))
     for stage, count in enumerate(blocks, start=1):
         for index in range(count):
-            strides = (2, 2, 2) if stage > 1 and index == 0 else (1, 1, 1)
-            x = _block(x, width * 2 ** (stage - 1), strides, f"stage{stage}_block{index + 1}")
+            x = _block(x, width * 2 ** (stage - 1), stage > 1 and index == 0, f"stage{stage}_block{index + 1}")
             x = layers.ReLU(name=_stage_name(stage) if index == count - 1 else f"stage{stage}_block{index + 1}_out")(x)
         if stage == 3 and attention:
             x = channel_spatial_attention(x, name="csam", kernel_size=3)

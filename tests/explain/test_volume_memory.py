@@ -1,0 +1,38 @@
+"""Explainers on volumes stay memory-bounded (issue 15): on a batch of four 64³ volumes through the 3-D ResNet,
+Grad-CAM, IG (16 steps), SmoothGrad (8 samples) and occlusion (16³ patches) with internal batches of 8 keep the
+process's peak RSS under 2 GiB (TensorFlow and the model take about 0.7 GiB of it; measured 1.5 GiB)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+BOUND_MIB = 2048
+SCRIPT = """
+import json, resource
+import numpy as np, keras
+from tfxmed.explain.registry import make_explainer
+from tfxmed.models.resnet3d import resnet3d
+keras.utils.set_random_seed(0)
+model = resnet3d((64, 64, 64, 1), 2, width=16)
+volumes = np.random.default_rng(0).normal(size=(4, 64, 64, 64, 1)).astype("float32")
+peaks = {}
+for method, options in (("gradcam", {}), ("ig", {"steps": 16}), ("smoothgrad", {"samples": 8}),
+                        ("occlusion", {"patch": 16, "stride": 16})):
+    maps = make_explainer(method, model, batch_size=8, **options)(volumes, np.array([0, 1, 0, 1]))
+    assert maps.shape == (4, 64, 64, 64) and np.isfinite(maps).all(), method
+    peaks[method] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(peaks))
+"""
+
+
+@pytest.mark.slow
+def test_explaining_a_batch_of_64_cubed_volumes_stays_under_the_bound():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    peaks = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(peaks) == {"gradcam", "ig", "smoothgrad", "occlusion"}
+    assert max(peaks.values()) < BOUND_MIB, peaks
