@@ -9,7 +9,8 @@ validation, test or k-fold validation folds, and out of the manifest's μ/σ, as
 Quality, offline: a classifier two-sample test (Lopez-Paz & Oquab, 2017). A logistic regression on the
 pixels is trained to tell held-out real training images from generated ones of the same classes;
 its 5-fold cross-validated accuracy (0.5: indistinguishable to it, 1.0: trivially told apart) and AUC
-go into `manifest["gan"]["c2st"]`. A grid of samples per class is written to `DIR/gan_samples.png`.
+go into `manifest["gan"]["c2st"]`. A grid of samples per class, each above real training images of that
+class, is written to `DIR/gan_samples.png`.
 Running it twice on one folder is refused.
 """
 
@@ -139,7 +140,7 @@ def _sample_grid(path: str, samples: dict[str, np.ndarray]) -> None:
             if column < len(images):
                 axis.imshow(images[column][..., 0] if images.shape[-1] == 1 else images[column], cmap="gray",
                             vmin=0, vmax=255)
-        axes[row][0].set_title(f"generated: {name}", loc="left", fontsize=8)
+        axes[row][0].set_title(name, loc="left", fontsize=8)
     with atomic_path(path, ".png") as temporary:
         figure.savefig(temporary, dpi=100, bbox_inches="tight")
     plt.close(figure)
@@ -172,8 +173,13 @@ def add_gan(data_dir: str, classes: Sequence[str], count: int, steps: int = 2000
     held_out = rng.choice(candidates, min(len(candidates), len(wanted), 2000), replace=False)
     compared = rng.choice(len(generated), len(held_out), replace=False)
     quality = two_sample_test(pixels[held_out].reshape(-1, size, size, channels), generated[compared], seed)
-    _sample_grid(os.path.join(data_dir, SAMPLES_NAME),
-                 {name: generated[wanted == names.index(name)][:8] for name in classes})
+    rows = {}
+    for name in classes:  # generated samples above real training images of the same class
+        rows[f"generated: {name}"] = generated[wanted == names.index(name)][:8]
+        real = np.flatnonzero(labels == names.index(name))[:8]
+        real_images = np.clip(np.round(pixels[real]), 0, 255).astype(np.uint8)
+        rows[f"real: {name}"] = real_images.reshape(-1, size, size, channels)
+    _sample_grid(os.path.join(data_dir, SAMPLES_NAME), rows)
     entry = {"size": size, "steps": steps, "batch": batch, "latent": LATENT, "seed": seed, "classes": list(classes),
              "trained_on": f"train split only ({len(pixels)} real images)", "c2st": quality, "samples": SAMPLES_NAME}
     return append_generated(data_dir, manifest, "gan", generated, wanted, entry)

@@ -13,7 +13,10 @@ import pytest
 from tests.helpers import REPO, learnable_npz
 
 
-@pytest.mark.slow  # four tiny trainings and evaluations, then the tests re-score them
+# Four tiny trainings and evaluations, then the paired tests re-score them (~100 s on 2 cores): `heavy`, like the
+# other minutes-long end-to-end harnesses (`bash scripts/test.sh -m heavy`); the library parts are tested alone.
+@pytest.mark.slow
+@pytest.mark.heavy
 def test_the_backbone_table_has_every_figure_and_the_paired_tests(tmp_path, rng):
     npz = tmp_path / "bands.npz"
     learnable_npz(npz, rng, "binary")

@@ -10,7 +10,10 @@ import pytest
 from tests.helpers import REPO
 
 
+# Two trainings and evaluations (~60 s on 2 cores): `heavy` (`bash scripts/test.sh -m heavy`); both models are
+# trained and evaluated in the default run by tests/configs/test_volume_quickstart.py.
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_both_models_get_a_row_of_every_figure(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "scripts", "benchmark_volumes.py"),
