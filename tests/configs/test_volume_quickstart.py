@@ -66,3 +66,25 @@ def test_the_cnn_rnn_trains_on_the_same_volumes_and_a_2d_model_is_refused(tmp_pa
     with pytest.raises(ValueError, match="the data in this run are volumes, which need volume models"):
         train(_tiny(tmp_path, "model.name=small_cnn", f"runtime.run_dir={tmp_path / 'flat'}"),
               tf.distribute.get_strategy(), verbose=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resnet3d", "cnn_rnn"])
+def test_both_volume_models_train_under_mirrored_with_the_consistency_loss_in_3d(tmp_path, model):
+    import math
+    import subprocess
+    import sys
+
+    from tests.test_distribute import MIRRORED_SCRIPT
+
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT, VOLUME_CONFIG, str(tmp_path), f"model.name={model}",
+         "data.image_size=16", "data.synthetic.image_size=32", "data.synthetic.train_examples=16",
+         "data.synthetic.val_examples=8", "data.synthetic.test_examples=4", "model.resnet3d.width=4",
+         "model.cnn_rnn.width=4", "model.cnn_rnn.units=4", "train.consistency.enabled=true",
+         "train.steps_per_epoch=2"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2 and report["changed"] > 0
+    assert math.isfinite(report["loss"]) and 0 < report["exp_loss"] < 1

@@ -86,3 +86,17 @@ def test_grouped_crossentropy_is_the_mean_over_groups_of_each_group_s_crossentro
     target = y_true * 0.7 + np.array([0.1, 0.1, 0.1, 0.15, 0.15])
     expected = np.mean([[-(target[i, g] * np.log(y_pred[i, g])).sum() for g in groups] for i in range(2)])
     assert smoothed == pytest.approx(expected, rel=1e-5)
+
+
+def test_volume_maps_are_pooled_onto_the_grad_cam_grid_and_compared_in_3d():
+    from tfxmed.training.losses import explanation_consistency, map_distance, to_grid
+
+    volume = tf.reshape(tf.range(4 * 4 * 4, dtype=tf.float32), (1, 4, 4, 4))
+    pooled = to_grid(volume, 2, 2, 2).numpy()
+    assert pooled.shape == (1, 2, 2, 2)
+    assert pooled[0, 0, 0, 0] == pytest.approx(np.mean([0, 1, 4, 5, 16, 17, 20, 21]))
+    assert to_grid(volume, 3, 3, 3).shape == (1, 3, 3, 3)  # not a divisor: resampled
+    assert float(map_distance(volume, volume)[0]) == 0.0
+    assert float(explanation_consistency(pooled, volume)) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="grid of 2 dimensions"):
+        to_grid(volume, 2, 2)

@@ -16,30 +16,35 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfxmed.explain.ops import minmax_maps
+from tfxmed.explain.ops import minmax_maps, upsample
 
 __all__ = ["ElementwiseBinaryCrossentropy", "DISTANCES", "to_grid", "map_distance", "explanation_consistency"]
 
 DISTANCES = ("l1", "l2", "cosine")
 
 
-def to_grid(maps: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """Averages pixel maps [n, H, W] onto an h × w grid, differentiably."""
-    source_height, source_width = maps.shape[1], maps.shape[2]
-    if (source_height, source_width) == (height, width):
+def to_grid(maps: tf.Tensor, *size: int) -> tf.Tensor:
+    """Averages maps [n, H, W] (or volumes [n, D, H, W]) onto a grid of `size` (h, w) or (d, h, w), differentiably:
+    an average pool when the sizes divide, else (bi/tri)linear resampling."""
+    source = tuple(maps.shape[1:])
+    if len(source) != len(size):
+        raise ValueError(f"to_grid: maps of spatial shape {source} onto a grid of {len(size)} dimensions {size}")
+    if source == tuple(size):
         return maps
-    if source_height % height == 0 and source_width % width == 0:
-        pool = (source_height // height, source_width // width)
-        return tf.nn.avg_pool2d(maps[..., None], pool, pool, "VALID")[..., 0]
-    return tf.image.resize(maps[..., None], [height, width], method="bilinear")[..., 0]
+    if all(a % b == 0 for a, b in zip(source, size)):
+        pool = tuple(a // b for a, b in zip(source, size))
+        pooling = tf.nn.avg_pool2d if len(size) == 2 else tf.nn.avg_pool3d
+        return pooling(maps[..., None], pool, pool, "VALID")[..., 0]
+    return upsample(maps, size)
 
 
 def map_distance(first: tf.Tensor, second: tf.Tensor, distance: str = "l1") -> tf.Tensor:
-    """Per-image distance [n] between maps [n, h, w] of the same shape."""
+    """Per-image distance [n] between maps [n, *spatial] of the same shape (2-D or 3-D)."""
+    axes = list(range(1, len(first.shape)))
     if distance == "l1":
-        return tf.reduce_mean(tf.abs(first - second), axis=[1, 2])
+        return tf.reduce_mean(tf.abs(first - second), axis=axes)
     if distance == "l2":
-        return tf.sqrt(tf.reduce_mean(tf.square(first - second), axis=[1, 2]) + 1e-12)
+        return tf.sqrt(tf.reduce_mean(tf.square(first - second), axis=axes) + 1e-12)
     if distance == "cosine":
         first, second = tf.reshape(first, [tf.shape(first)[0], -1]), tf.reshape(second, [tf.shape(second)[0], -1])
         return 1.0 - tf.reduce_sum(tf.math.l2_normalize(first, 1) * tf.math.l2_normalize(second, 1), axis=1)
@@ -47,9 +52,9 @@ def map_distance(first: tf.Tensor, second: tf.Tensor, distance: str = "l1") -> t
 
 
 def explanation_consistency(gradcam: tf.Tensor, integrated_gradients: tf.Tensor, distance: str = "l1") -> tf.Tensor:
-    """Mean over images of d(norm(Grad-CAM [n, h, w]), norm(grid(IG [n, H, W])))."""
+    """Mean over images of d(norm(Grad-CAM [n, h, w]), norm(grid(IG [n, H, W]))) (volumes: [n, d, h, w])."""
     gradcam = tf.cast(gradcam, tf.float32)
-    integrated_gradients = to_grid(tf.cast(integrated_gradients, tf.float32), gradcam.shape[1], gradcam.shape[2])
+    integrated_gradients = to_grid(tf.cast(integrated_gradients, tf.float32), *gradcam.shape[1:])
     return tf.reduce_mean(
         map_distance(minmax_maps(gradcam), minmax_maps(integrated_gradients), distance)
     )
