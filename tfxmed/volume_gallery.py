@@ -34,10 +34,10 @@ def volume_gallery_png(volumes: np.ndarray, masks: np.ndarray, maps: dict[str, n
                 if outline is not None and outline.max() > 0:
                     axis.contour(outline, [0.5], colors="red", linewidths=0.8)
                 axis.axis("off")
-                title = (captions[row] if column == 0 else "") if offset else f"{name}\n{PLANES[offset]}"
-                if row == 0 and offset:
-                    title = PLANES[offset]
-                axis.set_title(title if row == 0 or column == 0 else "", fontsize=6, loc="left")
+                title = (f"{name}\n{PLANES[offset]}" if offset == 0 else PLANES[offset]) if row == 0 else ""
+                if column == 0:  # the case's caption heads its row
+                    title = f"{captions[row]}\n{title}" if title else captions[row]
+                axis.set_title(title, fontsize=6, loc="left")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
