@@ -95,7 +95,7 @@ def test_the_late_failures_of_issue_18_fail_at_load(override, message):
     [
         ("explain.binarize=foo", "fraction_of_max, top_fraction, otsu"),
         ("data.augment_backend=foo", "tf, albumentations"),
-        ("data.source=foo", "synthetic, medmnist, tfrecords"),
+        ("data.source=foo", "synthetic, medmnist, tfrecords, synthetic_volumes"),
         ("runtime.strategy=foo", "cpu, gpu, mirrored, multiworker, tpu"),
         ("data.channels=2", "0, 1, 3"),
     ],

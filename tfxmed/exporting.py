@@ -141,8 +141,11 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
 
     def explain(images):
         probabilities, maps = explained(prepare(images))
-        size = tf.shape(images)
-        maps = upsample(maps, [size[1], size[2], size[3]] if volumes else [size[1], size[2]])
+        if volumes:  # padded: a request of the wrong rank fails in `prepare`'s check, not here
+            size = tf.concat([tf.shape(images), tf.ones([5], tf.int32)], 0)
+            maps = upsample(maps, [size[1], size[2], size[3]])
+        else:
+            maps = tf.image.resize(maps[..., None], tf.shape(images)[1:3], method="bilinear")[..., 0]
         return {"probabilities": probabilities, "explanation": maps}
 
     archive = keras.export.ExportArchive()

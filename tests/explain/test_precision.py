@@ -106,7 +106,12 @@ FAST = {"lime": {"samples": 16}, "kernelshap": {"samples": 16}, "ig": {"steps": 
 @pytest.mark.parametrize("method", [name for name in METHODS if name != "lrp"])
 def test_every_method_runs_in_bfloat16(small_cnn, method):
     images = np.random.default_rng(5).normal(size=(2, 32, 32, 1)).astype("float32")
-    maps = make_explainer(method, small_cnn, batch_size=8, precision="bfloat16", **FAST.get(method, {}))(images, 1)
+    model = small_cnn
+    if method == "rollout":  # attention models only
+        from tfxmed.models.vit import vit
+
+        model = vit((32, 32, 1), 2, size="ti", depth=2, patch_size=8)
+    maps = make_explainer(method, model, batch_size=8, precision="bfloat16", **FAST.get(method, {}))(images, 1)
     assert maps.dtype == np.float32 and maps.shape == (2, 32, 32) and np.isfinite(maps).all()
 
 

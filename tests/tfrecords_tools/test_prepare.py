@@ -60,7 +60,8 @@ def test_tfrecords_source_without_a_manifest_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match=rf"data.tfrecord_dir='{tmp_path}' has no manifest.json; convert"):
         prepare_data(config)
     config.data.source = "dicomweb"  # past the config's own check: prepare_data still names the choices
-    with pytest.raises(ValueError, match="data.source must be one of synthetic, medmnist, tfrecords; got 'dicomweb'"):
+    choices = "synthetic, medmnist, tfrecords, synthetic_volumes"
+    with pytest.raises(ValueError, match=f"data.source must be one of {choices}; got 'dicomweb'"):
         prepare_data(config)
 
 

@@ -30,7 +30,7 @@ class _Probabilities(keras.layers.Layer):
     graph cannot output the layer's second output itself: Keras 3 does not trace `return_attention_scores`
     through `compute_output_spec`.)"""
 
-    def __init__(self, attention: keras.layers.MultiHeadAttention, **kwargs):
+    def __init__(self, attention: keras.layers.Layer, **kwargs):
         super().__init__(name=f"{attention.name}_probabilities", **kwargs)
         self.attention = attention
 
@@ -43,7 +43,9 @@ def attention_probabilities_model(model: keras.Model) -> keras.Model:
     captured = []
 
     def call(layer, *args, **kwargs):
-        if isinstance(layer, keras.layers.MultiHeadAttention):
+        # An attention layer, or one wrapped to compute in another precision (`tfxmed.explain.precision`)
+        if isinstance(layer, keras.layers.MultiHeadAttention) or isinstance(getattr(layer, "inner", None),
+                                                                              keras.layers.MultiHeadAttention):
             captured.append(_Probabilities(layer)(*args, **kwargs))
         return layer(*args, **kwargs)
 
@@ -71,7 +73,7 @@ class AttentionRollout(Explainer):
             raise ValueError(f"residual must be in [0, 1), got {residual}")
         self.residual = residual
         super().__init__(model, batch_size, precision)
-        self.attention = attention_probabilities_model(model)
+        self.attention = attention_probabilities_model(self.scores)  # in the explainer's precision
         tokens = int(self.attention.outputs[0].shape[-1])
         side = math.isqrt(tokens - 1)
         if side * side == tokens - 1:

@@ -100,7 +100,7 @@ def _build(config: ModelConfig, input_shape: Sequence[int], num_classes: int, mu
 def model_spec(config: ModelConfig) -> ModelSpec:
     """The `ModelSpec` that `build_model(config, ...)` attaches to its model (and `load_run` re-attaches)."""
     if config.name not in SPECS:
-        raise ValueError(f"model.name must be one of {', '.join(SPECS)}; got '{config.name}'")
+        raise ValueError(f"model.name must be one of {', '.join(MODEL_NAMES)}; got '{config.name}'")
     return SPECS[config.name](config)
 
 
