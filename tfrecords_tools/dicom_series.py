@@ -41,6 +41,8 @@ def _slices(folder: str) -> list:
             datasets.append(pydicom.dcmread(path))
         except (InvalidDicomError, OSError):
             continue  # not DICOM (a DICOMDIR's neighbours, notes): ignored
+        except Exception as error:  # noqa: BLE001 - a DICOM file pydicom cannot parse: the series is refused
+            raise ValueError(f"a slice could not be read ({type(error).__name__})") from error
     if not datasets:
         raise ValueError("no DICOM slices in the series folder")
     return datasets
@@ -59,8 +61,8 @@ def read_series(folder: str) -> SeriesVolume:
 
     datasets = _slices(folder)
     _same(datasets, "SeriesInstanceUID", "two series mixed; put one series per folder")
-    missing = [keyword for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "PixelData")
-               if keyword not in datasets[0]]
+    missing = sorted({keyword for ds in datasets for keyword in ("ImagePositionPatient", "ImageOrientationPatient",
+                                                                  "PixelSpacing", "PixelData") if keyword not in ds})
     if missing:
         raise ValueError(f"slices lack {', '.join(missing)}: not a volumetric series")
     orientation = np.asarray(_same(datasets, "ImageOrientationPatient", "slices of different orientations"), float)
@@ -80,7 +82,10 @@ def read_series(folder: str) -> SeriesVolume:
         at = int(np.argmax(steps))
         raise ValueError(f"a gap between slices at {positions[at]:.2f} and {positions[at + 1]:.2f} mm along the normal "
                          f"({steps[at]:.2f} mm, the median step is {slice_spacing:.2f} mm): a slice is missing")
-    volume = np.stack([apply_modality_lut(datasets[i].pixel_array, datasets[i]) for i in order]).astype(np.float64)
+    try:
+        volume = np.stack([apply_modality_lut(datasets[i].pixel_array, datasets[i]) for i in order]).astype(np.float64)
+    except Exception as error:  # noqa: BLE001 - e.g. compressed pixel data without a decoder
+        raise ValueError(f"the pixel data could not be decoded ({type(error).__name__})") from error
     if volume.min() < -32768 or volume.max() > 32767:
         raise ValueError(f"values in [{volume.min():g}, {volume.max():g}] after rescale do not fit int16")
     direction = (*normal, *along_column, *along_row)

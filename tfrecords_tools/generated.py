@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxmed.data import features
+from tfxmed.errors import Refusal
 from tfxmed.storage import MANIFEST_NAME, atomic_path, file_sha256, write_json_atomic
 
 __all__ = ["training_pixels", "append_generated"]
@@ -22,7 +23,9 @@ __all__ = ["training_pixels", "append_generated"]
 
 def training_pixels(data_dir: str, manifest: dict, size: int, real_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The training split's images at `size`×`size` (area resizing), flattened float64 [N, size²·C], and
-    their class indices [N]; with `real_only`, samples generated earlier are left out."""
+    their class indices [N]; with `real_only`, samples generated earlier are left out. 2-D images only."""
+    if manifest.get("kind") == "volume":
+        raise Refusal(f"{data_dir}: holds volumes; SMOTE and the GAN generate 2-D images")
     files = [os.path.join(data_dir, shard["file"]) for shard in manifest["splits"]["train"]["shards"]]
     images, labels = [], []
     for raw in tf.data.TFRecordDataset(files):

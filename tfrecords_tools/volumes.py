@@ -12,20 +12,22 @@ split's μ/σ of the windowed [0, 1] voxels.
   official splits, window [0, 255].
 - **nifti**: a CSV of `path,label[,mask][,patient][,split]` (nibabel); volumes reoriented to the closest
   canonical orientation, then stored as (D, H, W) = (z, y, x) with spacing from the header.
-- **dicom-series**: a CSV of `path,label[,mask][,split]` where `path` is a folder holding one series
-  (`tfrecords_tools.dicom_series`); the patient is the hashed PatientID.
+- **dicom-series**: a CSV of `path,label[,split]` where `path` is a folder holding one series
+  (`tfrecords_tools.dicom_series`); the patient is the hashed PatientID (the folder when it is blank).
+  Masks for series are refused for now: a NIfTI mask's orientation is not matched to the series' axes.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tfrecords_tools.items import patient_split
+from tfrecords_tools.items import _scrub, patient_split
 from tfrecords_tools.writer import DatasetWriter, _empty_stats, hash_patient_id
 from tfxmed.data import synthetic_volumes
 from tfxmed.data.volume_features import IDENTITY_DIRECTION, VolumeFields, serialize_volume, window_unit
@@ -147,11 +149,11 @@ def _read_nifti(path: str, mask_path: str = ""):
 def _read_dicom_series(path: str, mask_path: str = ""):
     from tfrecords_tools.dicom_series import read_series
 
+    if mask_path:  # a NIfTI mask is reoriented to canonical, the series keeps its DICOM axes: they would not align
+        raise ValueError("column mask: masks for DICOM series are not supported yet (a NIfTI mask's orientation "
+                         "is not matched to the series'); convert the series and its mask to NIfTI and use nifti")
     series = read_series(path)
-    mask = None if not mask_path else _read_nifti(mask_path)[0] > 0
-    if mask is not None and mask.shape != series.volume.shape:
-        raise ValueError(f"mask shape {mask.shape} differs from the series' {series.volume.shape}")
-    return series.volume, series.spacing, series.direction, mask, series.patient_id
+    return series.volume, series.spacing, series.direction, None, series.patient_id
 
 
 READERS: dict[str, Callable] = {"nifti": _read_nifti, "dicom-series": _read_dicom_series}
@@ -168,14 +170,17 @@ def _rows(csv_path: str) -> list[dict]:
 def _patient_of(kind: str, path: str, row: dict) -> str:
     if row.get("patient"):
         return row["patient"]
-    if kind == "dicom-series":
+    if kind == "dicom-series" and os.path.isdir(path):
         import pydicom
 
         for name in sorted(os.listdir(path)):
             try:
-                return str(pydicom.dcmread(os.path.join(path, name), stop_before_pixels=True).get("PatientID", ""))
+                found = str(pydicom.dcmread(os.path.join(path, name), stop_before_pixels=True).get("PatientID", ""))
             except Exception:  # noqa: BLE001 - any unreadable file: try the next one
                 continue
+            if found:  # an anonymised series (blank PatientID) is its own patient, by folder
+                return found
+            break
     return os.path.basename(os.path.normpath(path))
 
 
@@ -193,20 +198,24 @@ def convert_volume_table(kind: str, csv_path: str, out_dir: str, window: Sequenc
     labels = [names.index(row["label"]) for row in rows]
     splits, item_folds = patient_split(patients, labels, fractions, folds, seed)
     splits = [row.get("split") or split for row, split in zip(rows, splits)]
-    fingerprint = {"rows": rows, "window": list(window), "fractions": list(fractions), "folds": folds, "seed": seed}
+    # The journal (.progress.json) keeps this fingerprint: a digest of the rows, never their patient ids or paths.
+    described = [{**row, "patient": bool(row.get("patient"))} for row in rows]
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+    fingerprint = {"rows": digest, "window": list(window), "fractions": list(fractions), "folds": folds, "seed": seed}
     with _writer(out_dir, os.path.basename(csv_path), names, fingerprint, shard_examples, salt, resume) as writer:
         for i, (row, path, split) in enumerate(zip(rows, paths, splits)):
             if writer.take_covered(split):
                 yield 1
                 continue
+            mask_path = os.path.join(root, row["mask"]) if row.get("mask") else ""
             try:
-                mask = os.path.join(root, row["mask"]) if row.get("mask") else ""
-                volume, spacing, direction, mask, patient_id = READERS[kind](path, mask)
+                volume, spacing, direction, mask, patient_id = READERS[kind](path, mask_path)
                 record = encode_volume_example(volume, labels[i], len(names), split, window, spacing, direction,
                                                mask, hash_patient_id(patient_id or patients[i], writer.salt),
                                                f"{kind}/row-{i + 2}", item_folds[i] if split != "test" else -1)
-            except (ValueError, OSError) as error:
-                writer.skip(split, f"row {i + 2}", str(error).replace(path, "<path>"))
+            except Exception as error:  # noqa: BLE001 - any unreadable item is skipped and reported, not fatal
+                reason = f"{type(error).__name__}: {error}" if not isinstance(error, ValueError) else str(error)
+                writer.skip(split, f"row {i + 2}", _scrub(reason, path, mask_path, row["path"], row.get("mask")))
             else:
                 writer.add_encoded(split, *record)
             yield 1

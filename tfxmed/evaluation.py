@@ -45,7 +45,12 @@ ROAD_IMAGES = 64  # lesion images ROAD is measured on (the report uses as many)
 
 def collect_split(data_dir: str, manifest: dict, config, split: str) -> dict:
     """All examples of a split (eval preprocessing) as NumPy arrays."""
-    dataset = pipeline.build_dataset(data_dir, manifest, split, config.data, training=False, batch_size=128)
+    batch = 128
+    if manifest.get("kind") == "volume":  # as many volumes per batch as data.volume_batch_megabytes allows
+        from tfxmed.data.volume_pipeline import largest_batch
+
+        batch = min(batch, largest_batch(config.data))
+    dataset = pipeline.build_dataset(data_dir, manifest, split, config.data, training=False, batch_size=batch)
     parts: dict[str, list] = {key: [] for key in ("image", "mask", "has_mask", "label", "label_weight", "confounder",
                                                   "has_confounder")}
     for batch in dataset:
@@ -160,10 +165,11 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
         # ROAD_IMAGES lesion images: its imputation is the slow part, so a subset keeps evaluate fast
         few = slice(0, ROAD_IMAGES)
         volumes = data["image"].ndim == 5
-        if not volumes:  # ROAD's noisy linear imputation is defined on 2-D pixel neighbourhoods
-            debiased = road(scores, data["image"][indices][few], maps[few], targets[few])
-            localization.update({"road_morf": debiased["road_morf"], "road_lerf": debiased["road_lerf"],
-                                 "road_images": min(ROAD_IMAGES, len(indices))})
+        # ROAD's noisy linear imputation is defined on 2-D pixel neighbourhoods: None for volumes
+        debiased = {"road_morf": None, "road_lerf": None} if volumes else road(
+            scores, data["image"][indices][few], maps[few], targets[few])
+        localization.update({"road_morf": debiased["road_morf"], "road_lerf": debiased["road_lerf"],
+                             "road_images": 0 if volumes else min(ROAD_IMAGES, len(indices))})
         if len(indices) > 1:
             localization["specificity"] = map_specificity(maps)
         write_npz_atomic(os.path.join(out_dir, MAPS_FILE), maps=maps, masks=masks, indices=indices)

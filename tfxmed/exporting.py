@@ -95,7 +95,8 @@ def _volume_preparation(manifest: dict, shape, channels: int):
 
 
 def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path: str,
-                       choice: Choice | None = None, calibration: dict | None = None, jit_compile: bool = False) -> str:
+                       choice: Choice | None = None, calibration: dict | None = None, jit_compile: bool = False,
+                       volume_spacing=()) -> str:
     """Writes the SavedModel to `path` and returns the path.
 
     `choice` is the default explanation served by `explain` (default: Grad-CAM at the model's
@@ -122,6 +123,10 @@ def export_saved_model(model: keras.Model, manifest: dict, image_size: int, path
 
     if volumes:  # [N, D, H, W, C] in stored units (HU), resampled to the model's grid
         prepare = _volume_preparation(manifest, tuple(model.inputs[0].shape[1:4]), channels)
+        if volume_spacing:
+            raise ValueError(f"data.volume_spacing={list(volume_spacing)}: serving resamples volumes to the model's "
+                             "grid and takes no spacing with a request, so it would not see what evaluation saw; "
+                             "export a run trained without data.volume_spacing")
 
     def calibrated(inputs):
         if scores is None:
@@ -216,4 +221,4 @@ def export_run(run_dir: str, out: str | None = None) -> str:
         choice = choose(run.model, run.config, read_val() if run.config.explain.method == "auto" else None)
     jit_compile = jit_compile_enabled(run.config.runtime.jit_compile, run.config.runtime.strategy)
     return export_saved_model(run.model, run.manifest, run.config.data.image_size, out or run.paths.saved_model,
-                              choice, calibration, jit_compile)
+                              choice, calibration, jit_compile, run.config.data.volume_spacing)

@@ -64,6 +64,20 @@ class RunPaths:
         return self._join("backup")
 
     @property
+    def frozen_backup(self) -> str:
+        """`train.freeze_epochs`' first phase backs up here (tfxmed.training.freezing)."""
+        return self._join("backup_frozen")
+
+    @property
+    def frozen_weights(self) -> str:
+        """The weights the frozen phase ended with, until the run finishes (tfxmed.training.freezing)."""
+        return self._join("frozen_phase.weights.h5")
+
+    def unfinished(self) -> bool:
+        """Whether an interrupted training left a backup to resume from (either phase of `train.freeze_epochs`)."""
+        return any(exists(path) for path in (self.backup, self.frozen_backup, self.frozen_weights))
+
+    @property
     def history(self) -> str:
         return self._join("history.csv")
 
@@ -97,8 +111,8 @@ class RunPaths:
 
     def artefacts(self) -> list[str]:
         """Everything training and the run commands write here (and nothing else)."""
-        return [self.config, self.run_info, os.path.dirname(self.best_checkpoint), self.backup, self.history,
-                self.calibration,
+        return [self.config, self.run_info, os.path.dirname(self.best_checkpoint), self.backup, self.frozen_backup,
+                self.frozen_weights, self.history, self.calibration,
                 self.tensorboard, self.eval_dir, self.explanations, self.saved_model, self.report]
 
 
@@ -173,7 +187,7 @@ def claim_run_dir(run_dir: str, config: Experiment, overwrite: bool = False) -> 
         same = _what_it_makes(load_config(paths.config)) == _what_it_makes(config)
     except (ConfigError, OSError):
         same = False
-    finished = not exists(paths.backup) and exists(paths.best_checkpoint)
+    finished = not paths.unfinished() and exists(paths.best_checkpoint)
     if same and not finished:
         return "resume"
     if not overwrite:

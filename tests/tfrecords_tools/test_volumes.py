@@ -105,6 +105,8 @@ def test_dicom_series_are_converted_bad_ones_reported_and_no_identifier_reaches_
     write_series(tmp_path / "gap", rng.integers(0, 2000, (4, 8, 8)).astype(np.uint16), positions=[0, 2.5, 7.5, 10])
     rows.append("gap,normal")
     (tmp_path / "series.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "masked.csv").write_text("path,label,mask\nseries0,normal,Doe_Jane_mask.nii.gz\n"
+                                         "series1,nodule,\nseries2,normal,\n")
     out = str(tmp_path / "out")
     assert sum(convert_volume_table("dicom-series", str(tmp_path / "series.csv"), out, salt="s",
                                     fractions=(0.6, 0.2, 0.2))) == 7
@@ -114,8 +116,13 @@ def test_dicom_series_are_converted_bad_ones_reported_and_no_identifier_reaches_
     assert "row 8" in skipped and "a slice is missing" in skipped
     patients = {e["patient"].numpy() for split in parsed.values() for e in split}
     assert len(patients) == 6 and all(len(p) == 32 for p in patients)  # hashed, one per PatientID
-    blob = b"".join(open(p, "rb").read() for p in glob.glob(os.path.join(out, "*")) if os.path.isfile(p))
+    files = [os.path.join(out, name) for name in os.listdir(out)]  # hidden ones too (the journal)
+    blob = b"".join(open(p, "rb").read() for p in files if os.path.isfile(p))
     assert not any(token in blob for token in IDENTIFYING + (b"MRN-004",))
+    masked = str(tmp_path / "masked_out")
+    sum(convert_volume_table("dicom-series", str(tmp_path / "masked.csv"), masked, salt="s", fractions=(1, 0, 0)))
+    reasons = (tmp_path / "masked_out" / "skipped.csv").read_text()
+    assert "masks for DICOM series are not supported yet" in reasons and "Doe_Jane" not in reasons
 
 
 def test_the_command_converts_volumes_and_names_a_missing_table(tmp_path, capsys):

@@ -84,6 +84,21 @@ def test_a_run_killed_after_the_frozen_phase_resumes_in_the_unfrozen_one(tiny_co
     assert not os.path.exists(tmp_path / "run" / "frozen_phase.weights.h5")
 
 
+@pytest.mark.slow
+def test_a_run_killed_in_the_frozen_phase_resumes_in_it_not_as_finished(tiny_config, tmp_path):
+    """Killed after the first of two frozen epochs: no `backup/` yet, but the run is unfinished (its frozen-phase
+    backup), so it resumes there instead of being refused as a finished run."""
+    tiny_config.train.epochs, tiny_config.train.freeze_epochs = 3, 2
+    tiny_config.train.tensorboard_images = 0
+    with pytest.raises(Killed):
+        train(tiny_config, tf.distribute.get_strategy(), extra_callbacks=[kill_after_epoch(0)], verbose=0)
+    assert os.path.exists(tmp_path / "run" / "backup_frozen") and not os.path.exists(tmp_path / "run" / "backup")
+    result = train(tiny_config, tf.distribute.get_strategy(), verbose=0)
+    with open(tmp_path / "run" / "history.csv") as stream:
+        assert [int(row["epoch"]) for row in csv.DictReader(stream)] == [0, 1, 2]
+    assert result.epochs_run == 2  # epoch 1 (frozen) and epoch 2 (unfrozen) after the restart
+
+
 def test_freeze_epochs_must_leave_epochs_to_fine_tune():
     with pytest.raises(ConfigError, match="train.freeze_epochs: must be < train.epochs=3"):
         load_config(None, ["train.epochs=3", "train.freeze_epochs=3"])

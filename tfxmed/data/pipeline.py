@@ -106,9 +106,10 @@ def build_dataset(
     if not files:
         raise ValueError(f"{data_dir}: split '{split}' has no shards (manifest count "
                          f"{manifest['splits'].get(split, {}).get('count', 0)})")
-    if config.cv_folds > 0 and manifest.get("smote"):
-        raise ValueError(f"{data_dir}: SMOTE samples are interpolated across patients and would mix folds; "
-                         "convert without --smote for cross-validation")
+    if config.cv_folds > 0 and (manifest.get("smote") or manifest.get("gan")):
+        raise ValueError(f"{data_dir}: SMOTE and GAN samples are made from every training patient, each fold's "
+                         "validation patients included, so cross-validation on them would be optimistic; convert "
+                         "without them for cross-validation")
     dataset = tf.data.Dataset.from_tensor_slices(files)
     shard_records = False
     if input_context is not None and input_context.num_input_pipelines > 1:

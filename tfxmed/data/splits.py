@@ -54,8 +54,8 @@ def split_files(data_dir: str, manifest: dict, split: str, config: DataConfig) -
 def fold_filter(config: DataConfig, split: str, num_classes: int):
     """Under k-fold (`data.cv_folds`), the predicate on serialized records that keeps `split`'s fold of the pooled
     train+val records ("val": fold `cv_fold`, "train": the others); None without k-fold or for "test".
-    Conversion-time samples (SMOTE, GAN) always train and never validate. Only the id keys are parsed (the
-    same keys in image and volume records), so filtering decodes nothing."""
+    Conversion-time samples never validate (the pipelines refuse k-fold on SMOTE or GAN folders anyway). Only
+    the id keys are parsed (the same keys in image and volume records), so filtering decodes nothing."""
     if not (config.cv_folds > 0 and split in ("train", "val")):
         return None
     if not 0 <= config.cv_fold < config.cv_folds:
@@ -68,9 +68,8 @@ def fold_filter(config: DataConfig, split: str, num_classes: int):
         keys = tf.io.parse_single_example(serialized, spec)
         example = {"patient": keys[features.PATIENT], "source": keys[features.SOURCE], "fold": keys[features.FOLD]}
         in_fold = tf.equal(record_fold(example, config.cv_folds), config.cv_fold)
-        generated = tf.equal(keys[features.SYNTHETIC], 1)
         if keep_fold:
-            return in_fold & tf.logical_not(generated)
-        return tf.logical_not(in_fold) | generated
+            return in_fold & tf.equal(keys[features.SYNTHETIC], 0)
+        return tf.logical_not(in_fold)
 
     return in_split

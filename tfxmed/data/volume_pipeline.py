@@ -27,7 +27,8 @@ from tfxmed.config import DataConfig
 from tfxmed.data.splits import class_weights, fold_filter, normalize, split_files
 from tfxmed.data.volume_features import parse_volume, window_unit
 
-__all__ = ["volume_shape", "resample", "crop_or_pad", "augment_volume", "build_volume_dataset", "check_batch_memory"]
+__all__ = ["volume_shape", "resample", "crop_or_pad", "augment_volume", "build_volume_dataset", "check_batch_memory",
+           "largest_batch"]
 
 
 def volume_shape(config: DataConfig) -> tuple[int, int, int]:
@@ -90,6 +91,12 @@ def augment_volume(volume: tf.Tensor, mask: tf.Tensor, config: DataConfig, seed:
     mean = tf.reduce_mean(volume)
     volume = tf.clip_by_value((volume - mean) * factor + mean + shift, 0.0, 1.0)
     return tf.ensure_shape(volume, [*shape, 1]), tf.ensure_shape(tf.clip_by_value(mask, 0.0, 1.0), [*shape, 1])
+
+
+def largest_batch(config: DataConfig, shape=None) -> int:
+    """How many decoded volumes with their masks (float32) fit in `data.volume_batch_megabytes` (at least 1)."""
+    per_volume = 2 * 4 * int(np.prod(shape or volume_shape(config)))
+    return max(int(config.volume_batch_megabytes * 2**20 // per_volume), 1)
 
 
 def check_batch_memory(batch_size: int, shape, config: DataConfig) -> None:

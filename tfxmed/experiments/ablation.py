@@ -99,7 +99,7 @@ def run_ablation(
                 os.makedirs(run_dir, exist_ok=True)
                 write_json_atomic({"seed": seed}, trained)
             metrics = evaluate(run_dir)
-            row = {"seed": seed, **{key: metrics[a][b] for key, (a, b) in METRICS.items()}}
+            row = {"seed": seed, **{key: metrics[a].get(b) for key, (a, b) in METRICS.items()}}  # None: not defined
             write_json_atomic(row, done)
             results[name].append(row)
     summary = summarize(results)
@@ -118,8 +118,11 @@ def summarize(results: dict[str, list[dict]]) -> dict:
     for name in names:
         summary[name] = {}
         for metric in METRICS:
+            if any(row[metric] is None for row in results[name]):  # e.g. ROAD on volumes: not computed
+                summary[name][metric] = {"mean": None, "sd": None, "p_vs_" + names[0]: None}
+                continue
             values = np.array([row[metric] for row in results[name]], float)
-            paired = np.array([baseline[row["seed"]][metric] for row in results[name]], float)
+            paired = np.array([baseline[row["seed"]][metric] for row in results[name]], float)  # nan: undefined
             p_value = None
             if name != names[0] and len(values) > 1 and np.any(values != paired):
                 p_value = paired_tests(values, paired)["t_p_value"]
@@ -139,7 +142,7 @@ def markdown_table(summary: dict) -> str:
             entry = summary[name][metric]
             p_value = entry[f"p_vs_{names[0]}"]
             p_text = f" (p={p_value:.3f})" if p_value is not None else ""
-            cells.append(f"{entry['mean']:.3f} ± {entry['sd']:.3f}{p_text}")
+            cells.append("–" if entry["mean"] is None else f"{entry['mean']:.3f} ± {entry['sd']:.3f}{p_text}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"mean ± sd over seeds; p: paired t-test against `{names[0]}` across seeds. IoU, pointing game, "

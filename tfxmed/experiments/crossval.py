@@ -29,18 +29,27 @@ REFERENCE = "base"  # the config as given, against which variants are tested
 
 
 def summarize_folds(per_fold: dict[str, dict]) -> dict:
-    """Mean and sd (ddof=1) over folds of every metric in `METRICS`."""
-    return {metric: mean_sd([row[metric] for row in per_fold.values()]) for metric in METRICS}
+    """Mean and sd (ddof=1) over folds of every metric in `METRICS` (None where a fold has none, e.g. ROAD on
+    volumes)."""
+    return {metric: {"mean": None, "sd": None} if any(row[metric] is None for row in per_fold.values())
+            else mean_sd([row[metric] for row in per_fold.values()]) for metric in METRICS}
 
 
 def paired_across_folds(per_fold: dict[str, dict], reference: dict[str, dict]) -> dict:
     """Per metric: paired t / Wilcoxon of a variant's fold values against the reference's, fold by fold."""
-    return {metric: paired_tests([per_fold[fold][metric] for fold in reference],
-                                 [reference[fold][metric] for fold in reference]) for metric in METRICS}
+    tests = {}
+    for metric in METRICS:
+        values = [per_fold[fold][metric] for fold in reference], [reference[fold][metric] for fold in reference]
+        tests[metric] = None if None in values[0] + values[1] else paired_tests(*values)
+    return tests
 
 
 def _p(value) -> str:
     return "–" if value is None else f"{value:.3g}"
+
+
+def _mean_sd_text(value: dict) -> str:
+    return "–" if value["mean"] is None else f"{value['mean']:.3f} ± {value['sd']:.3f}"
 
 
 def markdown_table(summary: dict, variants: dict | None = None, paired: dict | None = None) -> str:
@@ -48,15 +57,15 @@ def markdown_table(summary: dict, variants: dict | None = None, paired: dict | N
     t-test and Wilcoxon p-values against the reference across folds."""
     if not variants:
         return "| metric | mean ± sd over folds |\n|---|---|\n" + "".join(
-            f"| {metric} | {value['mean']:.3f} ± {value['sd']:.3f} |\n" for metric, value in summary.items())
+            f"| {metric} | {_mean_sd_text(value)} |\n" for metric, value in summary.items())
     names, others = list(variants), [name for name in variants if name in (paired or {})]
     header = ["metric", *(f"{name} (mean ± sd)" for name in names), *(f"{name} vs {names[0]}: t p / Wilcoxon p"
                                                                       for name in others)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for metric in METRICS:
-        cells = [f"{variants[name]['summary'][metric]['mean']:.3f} ± {variants[name]['summary'][metric]['sd']:.3f}"
-                 for name in names]
-        cells += [f"{_p(paired[name][metric]['t_p_value'])} / {_p(paired[name][metric]['wilcoxon_p_value'])}"
+        cells = [_mean_sd_text(variants[name]["summary"][metric]) for name in names]
+        cells += ["–" if paired[name][metric] is None else
+                  f"{_p(paired[name][metric]['t_p_value'])} / {_p(paired[name][metric]['wilcoxon_p_value'])}"
                   for name in others]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

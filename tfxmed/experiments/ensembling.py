@@ -129,7 +129,7 @@ def save_ensemble_run(member_dirs: Sequence[str], out: str, combiner=None, calib
     model = build_ensemble([run.model for run in runs], combiner=combiner) if len(runs) > 1 else runs[0].model
     paths, config = RunPaths(out), runs[0].config
     config.runtime.run_dir, config.runtime.seed = out, 0
-    config.data.image_size = int(model.inputs[0].shape[1])  # the largest member's: smaller ones resize inside
+    config.data.image_size = int(model.inputs[0].shape[-3])  # rows: the largest member's (smaller ones resize inside)
     if calibration is not None:
         config.train.calibration = calibration
     os.makedirs(os.path.dirname(paths.best_checkpoint), exist_ok=True)

@@ -13,7 +13,9 @@ import tensorflow as tf
 from tfxmed.explain.base import Explainer
 from tfxmed.explain.ops import chunked_map
 
-__all__ = ["Occlusion", "patch_masks"]
+__all__ = ["Occlusion", "patch_masks", "MASK_MEGABYTES"]
+
+MASK_MEGABYTES = 1024  # the patch masks an occlusion explainer may hold
 
 
 def _starts(size: int, patch: int, stride: int) -> list[int]:
@@ -49,6 +51,12 @@ class Occlusion(Explainer):
                  precision: str = "float32"):
         self.patch, self.stride, self.fill = patch, stride, fill
         super().__init__(model, batch_size, precision)
+        counts = [len(_starts(size, patch, stride)) for size in self.input_shape[:-1]]
+        megabytes = int(np.prod(counts)) * int(np.prod(self.input_shape[:-1])) * 4 / 2**20
+        if megabytes > MASK_MEGABYTES:
+            raise ValueError(f"occlusion with patch={patch}, stride={stride} on {self.input_shape[:-1]} inputs holds "
+                             f"{int(np.prod(counts))} masks ({megabytes:.0f} MiB, over {MASK_MEGABYTES}); use larger "
+                             "patches or strides (e.g. patch=stride=16 on 64³ volumes)")
         masks = patch_masks(*self.input_shape[:-1], patch, stride)
         self.masks = tf.constant(masks)
         self.coverage = tf.constant(np.maximum(masks.sum(0), 1.0))

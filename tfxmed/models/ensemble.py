@@ -67,12 +67,14 @@ def build_ensemble(members: list[keras.Model], name: str = "ensemble", combiner=
     specs = [declared_spec(m) for m in members]
     if None in specs:
         raise ValueError("every ensemble member must declare a ModelSpec (load members with tfxmed.runs.load_run)")
-    largest = max(shapes, key=lambda shape: shape[0] * shape[1])
+    if len(shapes[0]) == 4 and len(set(shapes)) > 1:  # volumes [D, H, W, C]: resizing inside is 2-D only
+        raise ValueError(f"volume ensemble members must share their input shape, got {sorted(set(shapes))}")
+    largest = max(shapes, key=lambda shape: int(np.prod(shape[:-1])))
     image = keras.Input(largest, name="image")
     member_logits = []
     for index, (member, shape) in enumerate(zip(members, shapes)):
         member_logits.append(prefixed_copy(logits_model(member), image, member_prefix(index),
-                                           None if shape == largest else shape[:2]))
+                                           None if shape == largest else shape[-3:-1]))
     classes = member_logits[0].shape[-1]
     if combiner is None:
         logits = keras.layers.Average(name="logits")(member_logits)

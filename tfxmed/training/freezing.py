@@ -14,7 +14,6 @@ when the run finishes.
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import keras
@@ -47,11 +46,14 @@ def set_backbone_frozen(classifier: keras.Model, frozen: bool) -> list[str]:
 
 
 class FrozenPhase:
-    """Where phase 1 of a run keeps its backup and the weights it ends with (see the module docstring)."""
+    """Where phase 1 of a run keeps its backup and the weights it ends with (see the module docstring; the paths
+    are the run's, `tfxmed.runs.RunPaths`, which also counts them when deciding whether a run finished)."""
 
     def __init__(self, run_dir: str):
-        self.backup = os.path.join(run_dir, "backup_frozen")
-        self.weights = os.path.join(run_dir, "frozen_phase.weights.h5")
+        from tfxmed.runs import RunPaths
+
+        paths = RunPaths(run_dir)
+        self.backup, self.weights = paths.frozen_backup, paths.frozen_weights
 
     @property
     def done(self) -> bool:

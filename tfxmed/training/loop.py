@@ -304,6 +304,8 @@ def _fit_in_phases(model, classifier, strategy, config, manifest, train_data, fi
         set_backbone_frozen(classifier, False)
         compile_model(model, config, manifest, fit["steps_per_epoch"], jit, epochs=config.train.epochs - freeze,
                       learning_rate=config.train.learning_rate * config.train.unfreeze_lr_factor, warmup_epochs=0)
+    # A resumed phase 1 left BackupAndRestore's epoch on the model, and Keras' fit prefers it to initial_epoch.
+    model._initial_epoch = None
     second = model.fit(train_data, epochs=config.train.epochs, initial_epoch=freeze, callbacks=callbacks, **fit)
     phase.clean()
     return {key: history.get(key, []) + values for key, values in second.history.items()}
