@@ -38,45 +38,39 @@ __all__ = ["export_run", "export_saved_model", "check_replaceable", "checked_ima
 EXPORT_MARKER = "tfxmed_export.json"  # written into every export: marks the folder as ours to replace
 
 
-def checked_images(images: tf.Tensor, channels: int) -> tf.Tensor:
-    """`images` as [N, H, W, channels], or an InvalidArgument error saying what was expected and received.
-
-    One assertion over every condition (separate assertions may run, and report, in any order).
-    """
-    shape = tf.shape(images)
-    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(images, [-1])))  # flat: any rank reduces
-    rank_ok = tf.equal(tf.rank(images), 4)
-    padded = tf.concat([shape, tf.ones([4], tf.int32)], 0)  # any rank: indexable below
+def _checked_batch(inputs: tf.Tensor, channels: int, noun: str, axes: str, units: str) -> tf.Tensor:
+    """`inputs` as [N, *axes, channels] of finite values, or an InvalidArgument error saying what was expected
+    and received. One assertion over every condition (separate assertions may run, and report, in any order)."""
+    rank = len(axes) + 2
+    shape = tf.shape(inputs)
+    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(inputs, [-1])))  # flat: any rank reduces
+    padded = tf.concat([shape, tf.ones([rank], tf.int32)], 0)  # any rank: indexable below
     valid = tf.reduce_all(tf.stack([
-        rank_ok, tf.equal(padded[3], channels), padded[0] > 0, tf.minimum(padded[1], padded[2]) >= 2,
-        finite,
+        tf.equal(tf.rank(inputs), rank), tf.equal(padded[rank - 1], channels), padded[0] > 0,
+        tf.reduce_min(padded[1:rank - 1]) >= 2, finite,
     ]))
+    dimensions = ", ".join(f"{axis} >= 2" for axis in axes)
     check = tf.debugging.Assert(valid, [
-        f"images must be a batch [N >= 1, H >= 2, W >= 2, {channels}] of finite float32 values in [0, 1];",
+        f"{noun} must be a batch [N >= 1, {dimensions}, {channels}] of finite float32 values {units};",
         "received shape", shape, "; all values finite:", finite,
     ], summarize=8)
     # No other op may fail first on a bad request (that error would be the one reported): a bad tensor is
     # swapped for a harmless one while the assertion above fails the request.
     with tf.control_dependencies([check]):
-        safe = tf.cond(valid, lambda: tf.reshape(images, padded[:4]), lambda: tf.zeros([1, 2, 2, channels]))
-    safe.set_shape([None, None, None, channels])
+        safe = tf.cond(valid, lambda: tf.reshape(inputs, padded[:rank]),
+                       lambda: tf.zeros([1, *[2] * len(axes), channels]))
+    safe.set_shape([None] * (rank - 1) + [channels])
     return safe
+
+
+def checked_images(images: tf.Tensor, channels: int) -> tf.Tensor:
+    """`images` as [N, H, W, channels] of values in [0, 1], or an InvalidArgument error saying what was expected."""
+    return _checked_batch(images, channels, "images", "HW", "in [0, 1]")
 
 
 def checked_volumes(volumes: tf.Tensor, channels: int) -> tf.Tensor:
-    """`volumes` as [N, D, H, W, channels] of finite values, or an InvalidArgument error saying what was expected."""
-    shape = tf.shape(volumes)
-    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(volumes, [-1])))
-    padded = tf.concat([shape, tf.ones([5], tf.int32)], 0)
-    valid = tf.reduce_all(tf.stack([tf.equal(tf.rank(volumes), 5), tf.equal(padded[4], channels), padded[0] > 0,
-                                    tf.reduce_min(padded[1:4]) >= 2, finite]))
-    check = tf.debugging.Assert(valid, [
-        f"volumes must be a batch [N >= 1, D >= 2, H >= 2, W >= 2, {channels}] of finite float32 values in the "
-        "stored units (e.g. HU);", "received shape", shape, "; all values finite:", finite], summarize=8)
-    with tf.control_dependencies([check]):
-        safe = tf.cond(valid, lambda: tf.reshape(volumes, padded[:5]), lambda: tf.zeros([1, 2, 2, 2, channels]))
-    safe.set_shape([None, None, None, None, channels])
-    return safe
+    """`volumes` as [N, D, H, W, channels] in stored units, or an InvalidArgument error saying what was expected."""
+    return _checked_batch(volumes, channels, "volumes", "DHW", "in the stored units (e.g. HU)")
 
 
 def _volume_preparation(manifest: dict, shape, channels: int):
