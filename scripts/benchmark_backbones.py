@@ -7,7 +7,8 @@
 Each backbone trains `configs/medmnist.yaml` with only `model.name` changed (and, with `--epochs
 NAME=N`, N passes over the training split for the large ones instead of the recipe's step budget: the
 JSON says which), one run per seed, evaluated once on
-the test split (`benchmark_medmnist._run_seed`; finished seeds are reused). Per backbone: test AUC and
+the test split (`benchmark_medmnist._run_seed`; a finished seed is reused, in `OUT/NAME` or
+`OUT/NAME-Npass`, and a seed finished with other overrides is refused). Per backbone: test AUC and
 ACC (mean ± sd over seeds), parameters, training seconds and inference ms/image; and the paired tests
 of `tfxmed.experiments.compare` against the first backbone (the reference, ResNet50 + CSAM by default):
 DeLong and McNemar per seed (Holm-adjusted), and paired t / Wilcoxon across seeds. Prints JSON and
@@ -84,9 +85,9 @@ def main() -> int:
         # --epochs NAME=N: N passes over the training split (the recipe's step floor lifted), winning over --set
         overrides = [f"model.name={name}", *args.overrides,
                      *([f"train.epochs={epochs[name]}", "train.min_steps=0"] if name in epochs else [])]
-        rows = [_run_seed(args.recipe, args.data, seed, os.path.join(out, name), overrides, None)
-                for seed in args.seeds]
-        groups[name] = [os.path.join(out, name, f"seed-{seed}") for seed in args.seeds]
+        folder = os.path.join(out, f"{name}-{epochs[name]}pass" if name in epochs else name)
+        rows = [_run_seed(args.recipe, args.data, seed, folder, overrides, None) for seed in args.seeds]
+        groups[name] = [os.path.join(folder, f"seed-{seed}") for seed in args.seeds]
         table[name] = {"epochs": epochs.get(name), "seeds": rows,
                        **{key: mean_sd([row[key] for row in rows]) for key in ("test_auc", "test_acc",
                                                                                 "train_seconds")},

@@ -83,9 +83,13 @@ def _run_seed(recipe: str, data: str, seed: int, out: str, overrides: list[str],
 
     run_dir = os.path.join(out, f"seed-{seed}")
     row_path = os.path.join(run_dir, "benchmark_row.json")
-    if os.path.exists(row_path):
+    if os.path.exists(row_path):  # a finished seed is reused only if it ran what is asked now
         with open(row_path, encoding="utf-8") as stream:
-            return json.load(stream)
+            row = json.load(stream)
+        if row.get("overrides", overrides) != overrides:
+            raise SystemExit(f"{row_path}: this seed finished with overrides {row['overrides']}, not {overrides}; "
+                             "pass another --out or remove that run")
+        return row
     config = load_config(recipe, [f"data.npz={data}", f"runtime.seed={seed}", f"runtime.run_dir={run_dir}", *overrides,
                                   *([f"runtime.strategy={strategy_name}"] if strategy_name else [])])
     started = time.perf_counter()
@@ -95,7 +99,8 @@ def _run_seed(recipe: str, data: str, seed: int, out: str, overrides: list[str],
     report, youden = metrics["classification"], metrics["classification_at_validation_threshold"]
     figures = headline(metrics)
     row = {
-        "seed": seed, "train_seconds": train_seconds, "epochs": result.epochs_run, "best_val_auc": result.best_val_auc,
+        "seed": seed, "overrides": overrides, "train_seconds": train_seconds, "epochs": result.epochs_run,
+        "best_val_auc": result.best_val_auc,
         "test_auc": report["auc"], "test_auc_ci95": report["auc_ci"],
         "test_acc": figures["accuracy_uncalibrated"],  # the model's argmax: the MedMNIST protocol
         "test_acc_calibrated": report["accuracy"],  # argmax of the calibrated probabilities (moves with a bias)

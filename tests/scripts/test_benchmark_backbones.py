@@ -41,3 +41,12 @@ def test_the_backbone_table_has_every_figure_and_the_paired_tests(tmp_path, rng)
     assert "paired_auc_t_p" in other
     table = (tmp_path / "out" / "backbones.md").read_text()
     assert "| resnet50_attention (1 epochs) |" in table and "| small_cnn |" in table
+    assert (tmp_path / "out" / "resnet50_attention-1pass" / "seed-1" / "benchmark_row.json").is_file()
+    # a finished seed is never reused for another configuration: it is refused, naming the run
+    again = subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "benchmark_backbones.py"), "--data", str(npz),
+         "--recipe", os.path.join(REPO, "configs", "medmnist.yaml"), "--backbones", "small_cnn", "--seeds", "0",
+         "--out", str(tmp_path / "out"), "--set", "train.epochs=3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0
+    assert "small_cnn/seed-0/benchmark_row.json" in again.stderr and "train.epochs=3" in again.stderr
