@@ -29,6 +29,29 @@ def test_csam_follows_stage_three_and_the_cam_family_explains_volumes(rng):
         assert maps.shape == (2, 16, 32, 32) and np.isfinite(maps).all() and maps.std() > 0, method
 
 
+def test_no_border_is_preferred_a_mirrored_volume_gives_mirrored_features(rng):
+    # With mirror-symmetric kernels, only padding can tell the two borders of an axis apart. A strided
+    # 'same' convolution pads one side of an even grid (the stem did), and Grad-CAM at `csam` then
+    # peaked on that border of every volume.
+    keras.utils.set_random_seed(0)
+    model = resnet3d((8, 32, 32, 1), 2, width=4)
+    kernels = [weight for weight in model.weights if len(weight.shape) == 5]  # CSAM's spatial convolution too
+    for weight in kernels:
+        kernel = weight.numpy()
+        for axis in (0, 1, 2):
+            kernel = 0.5 * (kernel + np.flip(kernel, axis))
+        weight.assign(kernel)
+    volume = rng.normal(size=(1, 8, 32, 32, 1)).astype("float32")
+    for axis in (1, 2, 3):  # mirror-symmetric along every axis
+        volume = volume + np.flip(volume, axis)
+    features = keras.Model(model.inputs, [model.get_layer(name).output for name in
+                                          ("stem_pool", "stage1_out", "stage3_out", "csam")])
+    for name, output in zip(("stem_pool", "stage1_out", "stage3_out", "csam"), features.predict(volume, verbose=0)):
+        assert output.std() > 0, name
+        for axis in (1, 2, 3):
+            np.testing.assert_allclose(output, np.flip(output, axis), rtol=1e-4, atol=1e-5, err_msg=f"{name} {axis}")
+
+
 def test_2d_inputs_and_imagenet_weights_are_refused():
     with pytest.raises(ValueError, match=r"volumes \[D, H, W, C\]"):
         resnet3d((32, 32, 1), 2)
