@@ -5,7 +5,8 @@
         [--epochs densenet121=5 vgg16=5] [--set KEY=VALUE ...]
 
 Each backbone trains `configs/medmnist.yaml` with only `model.name` changed (and, with `--epochs
-NAME=N`, N passes over the training split for the large ones instead of the recipe's step budget: the
+NAME=N`, N passes over the training split for the large ones instead of the recipe's step budget, with
+batch-norm statistics recomputed on `--batchnorm-batches` training batches before each validation: the
 JSON says which), one run per seed, evaluated once on
 the test split (`benchmark_medmnist._run_seed`; a finished seed is reused, in `OUT/NAME` or
 `OUT/NAME-Npass`, and a seed finished with other overrides is refused). Per backbone: test AUC and
@@ -69,6 +70,8 @@ def main() -> int:
     parser.add_argument("--backbones", nargs="+", default=list(DEFAULT_BACKBONES), help="the first is the reference")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", nargs="*", default=[], metavar="NAME=N", help="fewer passes for some backbones")
+    parser.add_argument("--batchnorm-batches", type=int, default=16, metavar="N",
+                        help="train.batchnorm_batches for the --epochs backbones (0: Keras's moving averages)")
     parser.add_argument("--out", default=None, help="default runs/benchmark_backbones/<npz stem>")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
@@ -83,8 +86,11 @@ def main() -> int:
     table, groups = {}, {}
     for name in args.backbones:
         # --epochs NAME=N: N passes over the training split (the recipe's step floor lifted), winning over --set
+        # and batch-norm statistics recomputed before each validation: after a few passes from scratch, Keras's
+        # moving averages lag the weights (DenseNet121 validated at the majority rate with them)
         overrides = [f"model.name={name}", *args.overrides,
-                     *([f"train.epochs={epochs[name]}", "train.min_steps=0"] if name in epochs else [])]
+                     *([f"train.epochs={epochs[name]}", "train.min_steps=0",
+                        f"train.batchnorm_batches={args.batchnorm_batches}"] if name in epochs else [])]
         folder = os.path.join(out, f"{name}-{epochs[name]}pass" if name in epochs else name)
         rows = [_run_seed(args.recipe, args.data, seed, folder, overrides, None) for seed in args.seeds]
         groups[name] = [os.path.join(folder, f"seed-{seed}") for seed in args.seeds]

@@ -68,7 +68,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", [[], ["train.consistency.enabled=true"]], ids=["plain", "consistency"])
+@pytest.mark.parametrize("overrides", [[], ["train.consistency.enabled=true", "train.batchnorm_batches=2"]],
+                         ids=["plain", "consistency-and-batchnorm-statistics"])
 def test_mirrored_strategy_trains_over_two_logical_cpus(tmp_path, overrides):
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT, TINY_CONFIG, str(tmp_path), *overrides],

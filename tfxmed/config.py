@@ -238,6 +238,11 @@ class TrainConfig:
     # > 0: keep an exponential moving average of the weights (Adam's use_ema); validation, the best
     # checkpoint and the final model use the averaged weights.
     ema_momentum: float = field(0.0, within="[0, 1)")
+    # > 0: before each validation, every trainable BatchNormalization layer gets the exact mean of its
+    # batch statistics over this many training batches (tfxmed.training.batchnorm), instead of Keras's
+    # moving average, which lags while the weights change fast (short budgets, large backbones from
+    # scratch). 0: Keras's moving averages.
+    batchnorm_batches: int = field(0, within="[0, inf)")
     tensorboard_images: int = field(4, within="[0, inf)")
     steps_per_epoch: int = field(0, within="[0, inf)")  # 0: one full pass over the training split
     # A budget in optimisation steps (tfxmed.training.loop.step_budget): epochs × steps per pass, raised to
@@ -354,6 +359,9 @@ def _check_across(config: Experiment) -> Experiment:
     if train.freeze_epochs and train.freeze_epochs >= train.epochs:
         raise ConfigError(f"train.freeze_epochs: must be < train.epochs={train.epochs} (epochs left to fine-tune "
                           f"the unfrozen model), got {train.freeze_epochs}")
+    if train.batchnorm_batches and config.runtime.strategy in ("multiworker", "tpu"):
+        raise ConfigError(f"train.batchnorm_batches: not supported with runtime.strategy={config.runtime.strategy} "
+                          "(the statistics are recomputed by eager forward passes on one host); set it to 0")
     if train.freeze_epochs and config.runtime.strategy == "multiworker":
         raise ConfigError("train.freeze_epochs: not supported with runtime.strategy=multiworker (its custom training "
                           "loop has no second phase yet); freeze with cpu, gpu, mirrored or tpu, or set it to 0")

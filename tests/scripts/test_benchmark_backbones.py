@@ -23,7 +23,8 @@ def test_the_backbone_table_has_every_figure_and_the_paired_tests(tmp_path, rng)
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "scripts", "benchmark_backbones.py"), "--data", str(npz),
          "--recipe", os.path.join(REPO, "configs", "medmnist.yaml"), "--backbones", "small_cnn", "resnet50_attention",
-         "--seeds", "0", "1", "--epochs", "resnet50_attention=1", "--out", str(tmp_path / "out"),
+         "--seeds", "0", "1", "--epochs", "resnet50_attention=1", "--batchnorm-batches", "2",
+         "--out", str(tmp_path / "out"),
          "--set", "train.epochs=2", "--set", "train.min_steps=0", "--set", "data.image_size=32",
          "--set", "train.tensorboard_images=0", "--set", "model.resnet50_attention.blocks=[1, 1, 1, 1]",
          "--set", "model.resnet50_attention.width=8"],
@@ -33,6 +34,8 @@ def test_the_backbone_table_has_every_figure_and_the_paired_tests(tmp_path, rng)
     assert report["reference"] == "small_cnn" and list(report["backbones"]) == ["small_cnn", "resnet50_attention"]
     other = report["backbones"]["resnet50_attention"]
     assert other["epochs"] == 1 and [row["epochs"] for row in other["seeds"]] == [1, 1]  # fewer passes, as asked
+    assert "train.batchnorm_batches=2" in other["seeds"][0]["overrides"]  # and recomputed statistics
+    assert not any("batchnorm" in key for key in report["backbones"]["small_cnn"]["seeds"][0]["overrides"])
     assert report["backbones"]["small_cnn"]["seeds"][0]["epochs"] == 2
     assert other["parameters"] != report["backbones"]["small_cnn"]["parameters"]
     assert other["inference_ms_per_image"] > 0 and other["train_seconds"]["mean"] > 0

@@ -21,6 +21,7 @@ from tfxmed.models import build_model
 from tfxmed.models.weights import WeightsUnavailable, init_from
 from tfxmed.runs import RunPaths, claim_run_dir, load_run, write_run_info
 from tfxmed.storage import is_remote, load_manifest, remove, write_json_atomic
+from tfxmed.training.batchnorm import BatchNormStatistics
 from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages, HistoryCSV
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.custom_loop import fit_distributed, is_chief, needs_custom_loop, wait_for_manifest, worker_run_dir
@@ -250,11 +251,16 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     best_path = paths.best_checkpoint
     # With EMA, the averaged weights are swapped in for validation and the best checkpoint each epoch.
     ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.train.ema_momentum > 0 else []
+    # After the EMA swap: the weights validated get their own batch-norm statistics.
+    statistics = [BatchNormStatistics(classifier, pipeline.build_dataset(
+        data_dir, manifest, "train", config.data, training=False, batch_size=batch), config.train.batchnorm_batches)
+    ] if config.train.batchnorm_batches else []
     best = BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier)
     custom_loop = needs_custom_loop(strategy)
     callbacks: list[keras.callbacks.Callback] = [
         *([] if custom_loop else [keras.callbacks.BackupAndRestore(paths.backup)]),
         *ema,
+        *statistics,
         best,
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.train.early_stopping_patience),
         HistoryCSV(paths.history, append=True),
