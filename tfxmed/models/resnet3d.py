@@ -1,14 +1,16 @@
 """A 3-D ResNet with 3-D CSAM for volumes [N, D, H, W, C] (issue 15).
 
-    stem: Conv3D 3³ → BN → ReLU → a 1 × 2 × 2 average pool (slices are often thicker than pixels)
+    stem: symmetric zero padding, Conv3D 3 × 4 × 4 at stride 1 × 2 × 2 (slices are often thicker than
+          pixels) → BN → ReLU
     stages 1..4: basic residual blocks (two Conv3D 3³ + BN, projection shortcut when the width changes);
                  stage 1 keeps the grid, each later stage first halves every axis with a 2³ average pool;
                  width doubles per stage
 
-No convolution is strided. A strided 'same' convolution on an even grid pads one side only (TensorFlow
-puts the odd pixel of padding after), so the network sees its two borders differently, and Grad-CAM at
-`csam` peaked on the high-index border of every volume (validation pointing game 0.00; docs/results.md).
-Every padding here is symmetric, so a mirrored volume gives mirrored features (tested).
+A strided 'same' 3³ convolution on an even grid pads one side only (TensorFlow puts the odd pixel of
+padding after), so the network saw its two borders differently, and Grad-CAM at `csam` peaked on the
+high-index border of every volume (validation pointing game 0.00; docs/results.md). Every padding here is
+symmetric, so a mirrored volume gives mirrored features (tested). (A stride-1 stem followed by a pool is
+symmetric too, but its full-resolution activations broke the 2 GiB bound on explaining 64³ volumes.)
     CSAM after stage 3 (`csam`; its spatial map `csam_spatial` is a volume) → stage 4 → the shared head
 
 Basic blocks (not bottlenecks) keep it small enough to train on a CPU: 64³ volumes at the default
@@ -71,9 +73,11 @@ def resnet3d(
     if len(input_shape) != 4:
         raise ValueError(f"resnet3d takes volumes [D, H, W, C], got input shape {tuple(input_shape)}")
     volume = keras.Input(tuple(input_shape), name="image")
-    x = layers.Conv3D(width, 3, padding="same", use_bias=False, name="stem_conv")(volume)
+    # One voxel of zeros on every side, then a 3 × 4 × 4 kernel at stride 1 × 2 × 2: on an even grid the
+    # first and the last window each cover one padded voxel, so neither border is special.
+    x = layers.ZeroPadding3D(1, name="stem_pad")(volume)
+    x = layers.Conv3D(width, (3, 4, 4), strides=(1, 2, 2), use_bias=False, name="stem_conv")(x)
     x = layers.ReLU(name="stem_relu")(layers.BatchNormalization(name="stem_bn")(x))
-    x = layers.AveragePooling3D((1, 2, 2), name="stem_pool")(x)
     for stage, count in enumerate(blocks, start=1):
         for index in range(count):
             x = _block(x, width * 2 ** (stage - 1), stage > 1 and index == 0, f"stage{stage}_block{index + 1}")
