@@ -11,5 +11,7 @@ if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/nu
     || echo "note: could not install chromium / chromium-driver; the browser tests will be skipped" >&2
 fi
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+# Two workers (pytest-xdist): most of a test's time is single-threaded Python (tracing, building models),
+# so two processes keep both cores busy. TFXMED_TEST_WORKERS=0 runs in one process (for a debugger).
 # --durations: the slowest tests, so the suite can be kept under ~15 minutes on 2 cores.
-exec .venv/bin/python -m pytest -q --durations=15 "$@"
+exec .venv/bin/python -m pytest -q -n "${TFXMED_TEST_WORKERS:-2}" --dist worksteal --durations=15 "$@"
