@@ -7,16 +7,9 @@
                  width doubles per stage
 
 A strided 'same' 3³ convolution on an even grid pads one side only (TensorFlow puts the odd pixel of
-padding after), so the network saw its two borders differently, and Grad-CAM at `csam` peaked on the
-high-index border of every volume (validation pointing game 0.00; docs/results.md). Every padding here is
-symmetric, so a mirrored volume gives mirrored features (tested). (A stride-1 stem followed by a pool is
-symmetric too, but its full-resolution activations broke the 2 GiB bound on explaining 64³ volumes.)
-    CSAM after stage 3 (`csam`; its spatial map `csam_spatial` is a volume) → stage 4 → the shared head
-
-Basic blocks (not bottlenecks) keep it small enough to train on a CPU: 64³ volumes at the default
-width 16 and one block per stage are about 1.2 M parameters. The declared explain layer is `csam`
-(or the third stage's output without attention), a grid at 1/8 of the input in-plane and 1/4 along
-the slices, which the CAM family upsamples back to the volume.
+padding after), so the old stem saw its two borders differently. Every padding here is symmetric, so a
+mirrored volume gives mirrored features (tested). This did not make Grad-CAM at `csam` localise: its
+maps still peak on the border cells of the 4³ grid, now on both sides (docs/results.md).
 """
 
 from __future__ import annotations
