@@ -2,12 +2,12 @@
 
     python scripts/benchmark_backbones.py --data ../shared/data/pneumoniamnist.npz \
         [--backbones resnet50_attention densenet121 efficientnetb0 vgg16] [--seeds 0 1 2] \
-        [--epochs densenet121=5 vgg16=5] [--set KEY=VALUE ...]
+        [--epochs densenet121=5 vgg16=5] [--set KEY=VALUE ...] [--backbone-set vgg16:train.learning_rate=1e-4 ...]
 
 Each backbone trains `configs/medmnist.yaml` with only `model.name` changed (and, with `--epochs
 NAME=N`, N passes over the training split for the large ones instead of the recipe's step budget, with
 batch-norm statistics recomputed on `--batchnorm-batches` training batches before each validation: the
-JSON says which), one run per seed, evaluated once on
+JSON says which; `--backbone-set NAME:KEY=VALUE` changes one backbone only), one run per seed, evaluated once on
 the test split (`benchmark_medmnist._run_seed`; a finished seed is reused, in `OUT/NAME` or
 `OUT/NAME-Npass`, and a seed finished with other overrides is refused). Per backbone: test AUC and
 ACC (mean ± sd over seeds), parameters, training seconds and inference ms/image; and the paired tests
@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,6 +42,17 @@ def _epochs(specs: list[str]) -> dict[str, int]:
     return {name: int(value) for name, _, value in pairs}
 
 
+def _backbone_overrides(specs: list[str], backbones: list[str]) -> dict[str, list[str]]:
+    """`--backbone-set NAME:KEY=VALUE` → {NAME: [KEY=VALUE, ...]}, for backbones the harness runs."""
+    chosen: dict[str, list[str]] = {}
+    for spec in specs:
+        name, separator, override = spec.partition(":")
+        if not separator or "=" not in override or name not in backbones:
+            raise SystemExit(f"--backbone-set {spec!r}: expected NAME:KEY=VALUE with NAME one of {backbones}")
+        chosen.setdefault(name, []).append(override)
+    return chosen
+
+
 def _efficiency(run_dir: str) -> dict:
     """Parameters and inference ms/image of a run's model, from its evaluation (eval/metrics.json)."""
     with open(os.path.join(run_dir, "eval", "metrics.json"), encoding="utf-8") as stream:
@@ -56,7 +68,8 @@ def _markdown(table: dict, reference: str) -> str:
         auc, acc = row["test_auc"], row["test_acc"]
         delong = ", ".join("–" if p is None else f"{p:.3g}" for p in row.get("delong_p_holm", [])) or "–"
         paired = row.get("paired_auc_t_p")
-        lines.append(f"| {name}{' (' + str(row['epochs']) + ' epochs)' if row['epochs'] else ''} | "
+        notes = ([f"{row['epochs']} epochs"] if row["epochs"] else []) + row["own_overrides"]
+        lines.append(f"| {name}{' (' + '; '.join(notes) + ')' if notes else ''} | "
                      f"{auc['mean']:.4f} ± {auc['sd']:.4f} | {acc['mean']:.4f} ± {acc['sd']:.4f} | "
                      f"{row['parameters'] / 1e6:.1f} M | {row['train_seconds']['mean']:.0f} | "
                      f"{row['inference_ms_per_image']:.2f} | {'–' if paired is None else f'{paired:.3g}'} | {delong} |")
@@ -74,13 +87,17 @@ def main() -> int:
                         help="train.batchnorm_batches for the --epochs backbones (0: Keras's moving averages)")
     parser.add_argument("--out", default=None, help="default runs/benchmark_backbones/<npz stem>")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--backbone-set", dest="backbone_overrides", action="append", default=[],
+                        metavar="NAME:KEY=VALUE", help="an override for one backbone only (after --set and --epochs)")
     args = parser.parse_args()
     if not os.path.isfile(args.data):
         print(json.dumps({"error": f"{args.data}: no such file"}))
         return 2
     from tfxmed.experiments.compare import compare
 
+    started = time.perf_counter()
     epochs = _epochs(args.epochs)
+    own = _backbone_overrides(args.backbone_overrides, args.backbones)
     stem = os.path.splitext(os.path.basename(args.data))[0].lower()
     out = args.out or os.path.join("runs", "benchmark_backbones", stem)
     table, groups = {}, {}
@@ -90,11 +107,12 @@ def main() -> int:
         # moving averages lag the weights (DenseNet121 validated at the majority rate with them)
         overrides = [f"model.name={name}", *args.overrides,
                      *([f"train.epochs={epochs[name]}", "train.min_steps=0",
-                        f"train.batchnorm_batches={args.batchnorm_batches}"] if name in epochs else [])]
+                        f"train.batchnorm_batches={args.batchnorm_batches}"] if name in epochs else []),
+                     *own.get(name, [])]
         folder = os.path.join(out, f"{name}-{epochs[name]}pass" if name in epochs else name)
         rows = [_run_seed(args.recipe, args.data, seed, folder, overrides, None) for seed in args.seeds]
         groups[name] = [os.path.join(folder, f"seed-{seed}") for seed in args.seeds]
-        table[name] = {"epochs": epochs.get(name), "seeds": rows,
+        table[name] = {"epochs": epochs.get(name), "own_overrides": own.get(name, []), "seeds": rows,
                        **{key: mean_sd([row[key] for row in rows]) for key in ("test_auc", "test_acc",
                                                                                 "train_seconds")},
                        **_efficiency(groups[name][0])}
@@ -114,6 +132,7 @@ def main() -> int:
     with open(os.path.join(out, "backbones.md"), "w", encoding="utf-8") as stream:
         stream.write(_markdown(table, reference))
     print(json.dumps({"dataset": stem, "recipe": args.recipe, "reference": reference, "overrides": args.overrides,
+                      "wall_seconds": time.perf_counter() - started,
                       "backbones": table}, indent=2))
     return 0
 

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO, learnable_npz
+from tfxmed.runs import load_run
 
 
 # Four tiny trainings and evaluations, then the paired tests re-score them (~100 s on 2 cores): `heavy`, like the
@@ -24,6 +25,7 @@ def test_the_backbone_table_has_every_figure_and_the_paired_tests(tmp_path, rng)
         [sys.executable, os.path.join(REPO, "scripts", "benchmark_backbones.py"), "--data", str(npz),
          "--recipe", os.path.join(REPO, "configs", "medmnist.yaml"), "--backbones", "small_cnn", "resnet50_attention",
          "--seeds", "0", "1", "--epochs", "resnet50_attention=1", "--batchnorm-batches", "2",
+         "--backbone-set", "small_cnn:runtime.mixed_precision=true",
          "--out", str(tmp_path / "out"),
          "--set", "train.epochs=2", "--set", "train.min_steps=0", "--set", "data.image_size=32",
          "--set", "train.tensorboard_images=0", "--set", "model.resnet50_attention.blocks=[1, 1, 1, 1]",
@@ -37,13 +39,23 @@ def test_the_backbone_table_has_every_figure_and_the_paired_tests(tmp_path, rng)
     assert "train.batchnorm_batches=2" in other["seeds"][0]["overrides"]  # and recomputed statistics
     assert not any("batchnorm" in key for key in report["backbones"]["small_cnn"]["seeds"][0]["overrides"])
     assert report["backbones"]["small_cnn"]["seeds"][0]["epochs"] == 2
+    # --backbone-set reaches its backbone only: small_cnn trains in bfloat16, and the float32 backbone after it in
+    # the same process does not inherit the process-global policy
+    assert report["backbones"]["small_cnn"]["own_overrides"] == ["runtime.mixed_precision=true"]
+    assert "runtime.mixed_precision=true" in report["backbones"]["small_cnn"]["seeds"][1]["overrides"]
+    assert not any("mixed_precision" in key for key in other["seeds"][0]["overrides"])
+    runs = {backbone: load_run(str(tmp_path / "out" / backbone / "seed-1")) for backbone in
+            ("small_cnn", "resnet50_attention-1pass")}
+    dtypes = {backbone: {layer.compute_dtype for layer in run.model.layers if layer.weights}
+              for backbone, run in runs.items()}
+    assert "bfloat16" in dtypes["small_cnn"] and dtypes["resnet50_attention-1pass"] == {"float32"}
     assert other["parameters"] != report["backbones"]["small_cnn"]["parameters"]
     assert other["inference_ms_per_image"] > 0 and other["train_seconds"]["mean"] > 0
     assert 0.5 < report["backbones"]["small_cnn"]["test_auc"]["mean"] <= 1.0
     assert len(other["delong_p_holm"]) == 2 and all(p is None or 0 <= p <= 1 for p in other["delong_p_holm"])
     assert "paired_auc_t_p" in other
     table = (tmp_path / "out" / "backbones.md").read_text()
-    assert "| resnet50_attention (1 epochs) |" in table and "| small_cnn |" in table
+    assert "| resnet50_attention (1 epochs) |" in table and "| small_cnn (runtime.mixed_precision=true) |" in table
     assert (tmp_path / "out" / "resnet50_attention-1pass" / "seed-1" / "benchmark_row.json").is_file()
     # a finished seed is never reused for another configuration: it is refused, naming the run
     again = subprocess.run(

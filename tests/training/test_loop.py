@@ -113,6 +113,20 @@ def test_training_runs_the_budgeted_number_of_steps(tiny_config):
     assert counter.batches == 8
 
 
+def test_a_float32_run_is_float32_whatever_policy_the_process_was_left_with(tiny_config):
+    """A harness that trains a bfloat16 backbone and then a float32 one in one process: the dtype policy is
+    process-global, and the second run must not inherit the first's."""
+    tiny_config.train.epochs, tiny_config.train.tensorboard_images = 1, 0
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        result = train(tiny_config, distribute.make_strategy("cpu"), verbose=0)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # the caller's policy, put back
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model = keras.saving.load_model(result.best_checkpoint)
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+
+
 @pytest.mark.slow
 def test_bfloat16_run_trains_evaluates_exports_and_writes_a_profile(tiny_config):
     """runtime.mixed_precision on a CPU (mixed_bfloat16; this CPU has AVX512-BF16) end to end, with
@@ -125,7 +139,7 @@ def test_bfloat16_run_trains_evaluates_exports_and_writes_a_profile(tiny_config)
     tiny_config.train.profile_batches = "2,3"
     try:
         result = train(tiny_config, distribute.make_strategy("cpu"), verbose=0)
-        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == "float32"  # put back for the process's next run
         model = keras.saving.load_model(result.best_checkpoint)
         assert model.get_layer("last_conv").compute_dtype == "bfloat16" and model.output.dtype == "float32"
         assert np.isfinite(result.history["loss"]).all()

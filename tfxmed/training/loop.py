@@ -183,9 +183,26 @@ def train(
     another config is refused unless `overwrite`, and a folder that is not a tfxmed run always is.
     """
     keras.utils.set_random_seed(config.runtime.seed)
-    if config.runtime.mixed_precision:
-        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-        keras.mixed_precision.set_global_policy(policy)
+    # Keras's dtype policy is process-global: it is set from this config whichever way it points, and put back
+    # afterwards, so a bfloat16 run does not leak into the next run of a harness, search or cross-validation
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision_policy(config.runtime.mixed_precision))
+    try:
+        return _claim_and_train(config, strategy, extra_callbacks, verbose, overwrite)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def precision_policy(mixed: bool) -> str:
+    """The Keras dtype policy of `runtime.mixed_precision`: mixed_float16 on a GPU, mixed_bfloat16 elsewhere
+    (CPU with AVX512-BF16/AMX, TPU), float32 when off."""
+    if not mixed:
+        return "float32"
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def _claim_and_train(config: Experiment, strategy: tf.distribute.Strategy,
+                     extra_callbacks: Sequence[keras.callbacks.Callback], verbose: int, overwrite: bool) -> TrainResult:
     if isinstance(strategy, tf.distribute.TPUStrategy):
         check_backend(config.data.augment_backend, "tpu")
     # Under multi-worker training only the chief claims and writes the run directory and converts the
