@@ -8,8 +8,8 @@ import os
 
 from tfrecords_tools import sources
 from tfrecords_tools.salt import resolve_salt
-from tfxmed.config import DATA_SOURCES as SOURCES
 from tfxmed.config import Experiment
+from tfxmed.config_choices import DATA_SOURCES as SOURCES
 from tfxmed.errors import OutputExistsError
 from tfxmed.storage import MANIFEST_NAME, exists, file_sha256, open_file, write_json_atomic
 

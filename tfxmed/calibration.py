@@ -31,7 +31,7 @@ import json
 import numpy as np
 from scipy import optimize, special
 
-from tfxmed.config import CALIBRATION_METHODS
+from tfxmed.config_choices import CALIBRATION_METHODS
 
 __all__ = ["fit", "apply", "apply_tf", "identity_for", "predict", "run_calibration", "IDENTITY", "CALIBRATION_METHODS"]
 

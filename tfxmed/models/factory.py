@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import keras
 
-from tfxmed.config import MODEL_NAMES, ModelConfig
+from tfxmed.config import ModelConfig
+from tfxmed.config_choices import MODEL_NAMES
 from tfxmed.models.applications import BACKBONES, application, application_spec
 from tfxmed.models.cnn_rnn import cnn_rnn, cnn_rnn_spec
 from tfxmed.models.fusion import fusion, fusion_spec

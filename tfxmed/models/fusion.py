@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers
 
-from tfxmed.config import POOLINGS
+from tfxmed.config_choices import POOLINGS
 from tfxmed.models.layers import classification_head
 from tfxmed.models.spec import ModelSpec, declare_spec, declared_spec
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from tfxmed.config import DOWNSAMPLES
+from tfxmed.config_choices import DOWNSAMPLES
 from tfxmed.models.layers import channel_spatial_attention, classification_head
 from tfxmed.models.spec import ModelSpec, declare_spec
 from tfxmed.models.weights import imagenet_file, transfer_weights_by_name

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxmed.config import IG_BASELINES
+from tfxmed.config_choices import IG_BASELINES
 from tfxmed.explain.integrated_gradients import path_baselines, path_weights
 from tfxmed.explain.ops import spatial_axes
 from tfxmed.models.factory import layer_output, model_input

@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from tfxmed.config import POOLINGS
+from tfxmed.config_choices import POOLINGS
 
 __all__ = ["LogSumExpPooling2D", "global_pooling"]
 
