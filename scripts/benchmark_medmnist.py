@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,9 +91,8 @@ def _run_seed(recipe: str, data: str, seed: int, out: str, overrides: list[str],
         return row
     config = load_config(recipe, [f"data.npz={data}", f"runtime.seed={seed}", f"runtime.run_dir={run_dir}", *overrides,
                                   *([f"runtime.strategy={strategy_name}"] if strategy_name else [])])
-    started = time.perf_counter()
     result = train(config, strategy_for(config), verbose=0)
-    train_seconds = time.perf_counter() - started
+    train_seconds = result.train_seconds  # a resumed seed's killed attempt included
     metrics = evaluate_run(run_dir, "test")  # the only time this seed touches the test split
     report, youden = metrics["classification"], metrics["classification_at_validation_threshold"]
     figures = headline(metrics)

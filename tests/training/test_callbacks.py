@@ -1,9 +1,11 @@
 """Training callbacks (`tfxmed.training.callbacks`): the best checkpoint survives a restart, and the default
 explanation's overlays reach TensorBoard after every epoch."""
 
+import csv
 import glob
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfxmed.explain import GradCam
-from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages
+from tfxmed.training.callbacks import BestCheckpoint, EpochSeconds, ExplanationImages, HistoryCSV, recorded_seconds
 
 
 def _model(value: float) -> keras.Model:
@@ -59,6 +61,26 @@ def test_best_checkpoint_minimises_and_saves_the_given_model(tmp_path):
     assert callback.best == 0.5 and _saved_value(path) == 5.0
     with pytest.raises(ValueError, match="mode must be 'max' or 'min', got 'maximum'"):
         BestCheckpoint(path, mode="maximum")
+
+
+class _Sleep(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        time.sleep(0.05 * (epoch + 1))
+
+
+def test_epoch_seconds_reach_the_history_csv_and_add_up_over_attempts(tmp_path):
+    path = str(tmp_path / "history.csv")
+    assert recorded_seconds(path) == 0.0  # no history yet
+    x, y = np.ones((4, 1), np.float32), np.ones((4, 1), np.float32)
+    for _ in range(2):  # a run and its resumed attempt append to one history.csv
+        model = _model(1.0)
+        model.compile("sgd", "mse")
+        history = model.fit(x, y, epochs=2, verbose=0,
+                            callbacks=[EpochSeconds(), _Sleep(), HistoryCSV(path, append=True)]).history
+        assert history["seconds"][0] >= 0.05 and history["seconds"][1] >= 0.1  # the slept time is inside
+    with open(path) as stream:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(stream)]
+    assert len(seconds) == 4 and recorded_seconds(path) == pytest.approx(sum(seconds)) and sum(seconds) >= 0.3
 
 
 def test_explanation_images_write_the_overlays_each_epoch(tmp_path, tiny_model, rng):

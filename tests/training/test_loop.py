@@ -2,6 +2,7 @@ import csv
 import glob
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -46,10 +47,16 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_config):
     strategy = distribute.make_strategy("cpu")
     with pytest.raises(Killed):
         train(tiny_config, strategy, extra_callbacks=[kill_after_epoch(1)], verbose=0)
+    started = time.perf_counter()
     result = train(tiny_config, strategy, verbose=0)
+    elapsed = time.perf_counter() - started
     with open(os.path.join(tiny_config.runtime.run_dir, "history.csv")) as stream:
-        epochs = [int(row["epoch"]) for row in csv.DictReader(stream)]
+        rows = list(csv.DictReader(stream))
+    epochs = [int(row["epoch"]) for row in rows]
     assert epochs == [0, 1, 2, 3]  # epochs 0-1 from the first process, 2-3 after the restart
+    # what the run cost: this call plus the killed attempt's finished epochs (a tuner budgets from it)
+    killed_attempt = sum(float(row["seconds"]) for row in rows[:2])
+    assert killed_attempt > 0 and 0.5 * killed_attempt < result.train_seconds - elapsed <= killed_attempt
     assert result.epochs_run == 2
     assert not os.path.exists(os.path.join(tiny_config.runtime.run_dir, "backup"))  # cleared on success
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import time
 
 import numpy as np
 
@@ -101,10 +100,9 @@ def _members(spec, tuner, best: dict, strategy, out: str, seeds: int, verbose: i
         elif row is None:
             config = trial_config(spec, values, run_dir, best["epochs"])
             config.runtime.seed = seed
-            started = time.perf_counter()
             result = train(config, strategy, verbose=verbose)  # an interrupted member resumes here
             row = {"seed": seed, "run_dir": run_dir, "best_val_auc": result.best_val_auc,
-                   "train_seconds": time.perf_counter() - started}
+                   "train_seconds": result.train_seconds}
         write_json_atomic(row, done)
         rows.append(row)
     return rows

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import time
 from typing import Any
 
 import yaml
@@ -193,10 +192,9 @@ def _make_tuner_class():
             values = {name: hp.get(name) for name in self.spec.space if hp.is_active(name)}
             run_dir = os.path.join(self.out_dir, "trials", trial.trial_id)
             config = trial_config(self.spec, values, run_dir, hp.values.get("tuner/epochs"))
-            started = time.perf_counter()
             # Resumes a killed trial; a trial folder is the tuner's own, so a stale finished one is replaced.
             result = train(config, self.strategy, verbose=self.train_verbose, overwrite=True)
-            seconds = time.perf_counter() - started
+            seconds = result.train_seconds  # a resumed trial's killed attempt included: `auto` budgets from it
             score = float(result.best_val_auc if result.best_val_auc is not None else 0.0)
             _log_hparams(os.path.join(self.out_dir, "tensorboard", trial.trial_id), trial.trial_id, values,
                          {OBJECTIVE: score, "epochs": result.epochs_run, "train_seconds": seconds})

@@ -1,9 +1,11 @@
-"""Training callbacks: a resume-safe best checkpoint and Grad-CAM overlays in TensorBoard."""
+"""Training callbacks: a resume-safe best checkpoint, epoch wall times, and Grad-CAM overlays in TensorBoard."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import time
 from collections.abc import Callable
 
 import keras
@@ -14,7 +16,7 @@ from tfxmed.explain.overlay import display_maps, overlay
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import atomic_path, exists, make_dirs, open_file, write_json_atomic
 
-__all__ = ["BestCheckpoint", "ExplanationImages", "HistoryCSV"]
+__all__ = ["BestCheckpoint", "EpochSeconds", "ExplanationImages", "HistoryCSV", "recorded_seconds"]
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -51,6 +53,27 @@ class BestCheckpoint(keras.callbacks.Callback):
         with atomic_path(self.path, ".keras") as temporary:
             (self.saved or self.model).save(temporary)
         write_json_atomic({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, self.state_path)
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds `seconds`, each epoch's wall time (its training steps, validation and what runs before validation),
+    to the epoch's logs. Placed before `HistoryCSV`, the run's history.csv keeps the time of every finished
+    epoch over every attempt of a resumed run (`recorded_seconds`); TensorBoard plots it as `epoch_seconds`."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self._started
+
+
+def recorded_seconds(history_path: str) -> float:
+    """The summed `seconds` column of a run's history.csv: the finished epochs' wall time (0 with no file)."""
+    if not exists(history_path):
+        return 0.0
+    with open_file(history_path) as stream:
+        return float(sum(float(row.get("seconds") or 0.0) for row in csv.DictReader(stream)))
 
 
 class HistoryCSV(keras.callbacks.CSVLogger):

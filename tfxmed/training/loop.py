@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Sequence
 
 import keras
@@ -22,7 +23,7 @@ from tfxmed.models.weights import WeightsUnavailable, init_from
 from tfxmed.runs import RunPaths, claim_run_dir, load_run, write_run_info
 from tfxmed.storage import is_remote, load_manifest, remove, write_json_atomic
 from tfxmed.training.batchnorm import BatchNormStatistics
-from tfxmed.training.callbacks import BestCheckpoint, ExplanationImages, HistoryCSV
+from tfxmed.training.callbacks import BestCheckpoint, EpochSeconds, ExplanationImages, HistoryCSV, recorded_seconds
 from tfxmed.training.consistency import ExplanationConsistencyModel
 from tfxmed.training.custom_loop import fit_distributed, is_chief, needs_custom_loop, wait_for_manifest, worker_run_dir
 from tfxmed.training.freezing import FrozenPhase, set_backbone_frozen
@@ -40,6 +41,9 @@ class TrainResult:
     best_checkpoint: str
     best_val_auc: float | None
     epochs_run: int
+    # Wall time of this call (data preparation included) plus the finished epochs of earlier, killed attempts
+    # (their history.csv rows): what the run cost, resumed or not. Budgets (`tune`, `auto`) are estimated from it.
+    train_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,11 +212,13 @@ def _claim_and_train(config: Experiment, strategy: tf.distribute.Strategy,
     # Under multi-worker training only the chief claims and writes the run directory and converts the
     # dataset; the other workers wait for its manifest and write into a temporary folder, removed at the end.
     chief = is_chief(strategy)
-    if chief:
-        claim_run_dir(config.runtime.run_dir, config, overwrite)
+    started, earlier = time.perf_counter(), 0.0
+    if chief and claim_run_dir(config.runtime.run_dir, config, overwrite) == "resume":
+        earlier = recorded_seconds(RunPaths(config.runtime.run_dir).history)
     run_dir = worker_run_dir(config.runtime.run_dir, chief)
     try:
-        return _train(config, strategy, run_dir, chief, extra_callbacks, verbose)
+        result = _train(config, strategy, run_dir, chief, extra_callbacks, verbose)
+        return dataclasses.replace(result, train_seconds=earlier + time.perf_counter() - started)
     finally:
         if not chief:
             remove(run_dir)
@@ -275,6 +281,7 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     best = BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier)
     custom_loop = needs_custom_loop(strategy)
     callbacks: list[keras.callbacks.Callback] = [
+        EpochSeconds(),  # first: the callbacks after it log each epoch's `seconds`
         *([] if custom_loop else [keras.callbacks.BackupAndRestore(paths.backup)]),
         *ema,
         *statistics,
