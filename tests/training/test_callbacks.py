@@ -83,6 +83,24 @@ def test_epoch_seconds_reach_the_history_csv_and_add_up_over_attempts(tmp_path):
     assert len(seconds) == 4 and recorded_seconds(path) == pytest.approx(sum(seconds)) and sum(seconds) >= 0.3
 
 
+def test_a_history_written_before_a_new_column_keeps_its_columns_when_resumed(tmp_path):
+    """A run killed under a version without `seconds` and resumed under this one: the new rows keep the file's
+    columns (Keras would write the new set of values under the old header, each after `seconds` one column off)."""
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_loss\n0,0.5,0.75\n")
+    model = _model(1.0)
+    model.compile("sgd", "mse")
+    x, y = np.ones((4, 1), np.float32), np.ones((4, 1), np.float32)
+    history = model.fit(x, y, validation_data=(x, y), epochs=2, initial_epoch=1, verbose=0,
+                        callbacks=[EpochSeconds(), HistoryCSV(str(path), append=True)]).history
+    with open(path) as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["epoch", "loss", "val_loss"] and len(rows) == 2
+    assert float(rows[1]["loss"]) == pytest.approx(history["loss"][0])
+    assert float(rows[1]["val_loss"]) == pytest.approx(history["val_loss"][0])
+    assert recorded_seconds(str(path)) == 0.0  # no seconds recorded in that file: nothing is invented
+
+
 def test_explanation_images_write_the_overlays_each_epoch(tmp_path, tiny_model, rng):
     images = rng.normal(size=(3, 32, 32, 1)).astype(np.float32)
     built = []

@@ -73,12 +73,35 @@ def recorded_seconds(history_path: str) -> float:
     if not exists(history_path):
         return 0.0
     with open_file(history_path) as stream:
-        return float(sum(float(row.get("seconds") or 0.0) for row in csv.DictReader(stream)))
+        values = [row.get("seconds") for row in csv.DictReader(stream)]
+    return float(sum(_number(value) for value in values))
+
+
+def _number(text: str | None) -> float:
+    """A history cell as seconds: 0 for a missing one (a file written before `seconds`, or Keras' "NA")."""
+    try:
+        return max(float(text), 0.0) if text is not None else 0.0
+    except ValueError:
+        return 0.0
 
 
 class HistoryCSV(keras.callbacks.CSVLogger):
-    """`keras.callbacks.CSVLogger` that also closes a `tf.io.gfile.GFile` (a `gs://` or `ram://` run dir): Keras'
-    own `on_train_end` reads `file.closed`, which GFile does not have (AttributeError at the end of `fit`)."""
+    """`keras.callbacks.CSVLogger` that keeps an existing file's columns and closes a `tf.io.gfile.GFile`.
+
+    - Appending to a history.csv (a resumed run), Keras builds the columns from the new epoch's logs and writes
+      them under the old header: a run resumed by a version that logs one more key (`seconds`) would shift
+      every value after it into the wrong column. The file's own header is kept instead (new keys are left
+      out of that run's file).
+    - A `gs://` or `ram://` run dir's GFile has no `closed`, which Keras' own `on_train_end` reads.
+    """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.append and exists(self.filename):
+            with open_file(self.filename) as stream:
+                header = next(csv.reader(stream, delimiter=self.sep), None)
+            if header and header[0] == "epoch":
+                self.keys = header[1:]
 
     def on_train_end(self, logs=None):
         if self.csv_file is not None and not getattr(self.csv_file, "closed", False):

@@ -176,7 +176,7 @@ def fit_distributed(
         # Evaluation is the classifier's: the consistency wrapper's loss parts are training-only.
         logs.update({name: value for name, value in epoch_logs("val_").items()
                      if name not in ("val_cls_loss", "val_exp_loss")})
-        backup.save(epoch + 1)  # before the callbacks, as BackupAndRestore (first in `train`'s list) does
+        backup.save(epoch + 1)  # before the callbacks that write, as BackupAndRestore (early in `train`'s list) does
         callback_list.on_epoch_end(epoch, logs)
         if verbose:
             print(f"epoch {epoch + 1}/{epochs} ({time.monotonic() - started:.1f} s): "

@@ -42,7 +42,8 @@ class TrainResult:
     best_val_auc: float | None
     epochs_run: int
     # Wall time of this call (data preparation included) plus the finished epochs of earlier, killed attempts
-    # (their history.csv rows): what the run cost, resumed or not. Budgets (`tune`, `auto`) are estimated from it.
+    # (their history.csv rows): what the run cost, resumed or not; for a resumed run a lower bound (a killed
+    # attempt's start-up and unfinished epoch are not recorded). Budgets (`tune`, `auto`) are estimated from it.
     train_seconds: float = 0.0
 
 
