@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 
-
 @dataclasses.dataclass
 class SyntheticDataConfig:
     """The embedded synthetic chest-X-ray benchmark (see `tfxmed.data.synthetic`)."""

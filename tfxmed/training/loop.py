@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfrecords_tools.prepare import dataset_dir, prepare_data
 from tfxmed.config import VOLUME_MODELS, Experiment, TrainConfig
+from tfxmed.config_rules import profile_range
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
 from tfxmed.data.selection import lesions_first
@@ -164,15 +165,16 @@ def _init_from(classifier: keras.Model, run_dir: str) -> dict:
 
 def _profile_batches(config: Experiment, total_steps: int) -> str | int:
     """TensorBoard's `profile_batch` for `train.profile_batches` (0: off); refuses a range past the run's end."""
-    text = str(config.train.profile_batches).strip()
-    if not text:
+    span = profile_range(config.train.profile_batches)  # parsed as the configuration checked it at load
+    if span is None:
         return 0
-    start = int(text.split(",")[0])
+    start, stop = span
     if start > total_steps:
-        raise ValueError(f"train.profile_batches={text!r} starts after the run's last batch ({total_steps} = "
-                         f"{config.train.epochs} epochs x {total_steps // config.train.epochs} steps); profile earlier "
+        per_epoch = total_steps // config.train.epochs
+        raise ValueError(f"train.profile_batches={config.train.profile_batches!r} starts after the run's last batch "
+                         f"({total_steps} = {config.train.epochs} epochs x {per_epoch} steps); profile earlier "
                          "batches or train longer")
-    return text if "," in text else int(text)
+    return start if start == stop else f"{start},{stop}"
 
 
 def train(
