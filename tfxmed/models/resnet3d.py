@@ -5,6 +5,12 @@
     stages 1..4: basic residual blocks (two Conv3D 3³ + BN, projection shortcut when the width changes);
                  stage 1 keeps the grid, each later stage first halves every axis with a 2³ average pool;
                  width doubles per stage
+    CSAM after stage 3 (`csam`; its spatial map `csam_spatial` is a volume) → stage 4 → the shared head
+
+Basic blocks (not bottlenecks) keep it small enough to train on a CPU: 64³ volumes at the default
+width 16 and one block per stage are about 1.2 M parameters. The declared explain layer is `csam`
+(or the third stage's output without attention), a grid at 1/8 of the input in-plane and 1/4 along
+the slices, which the CAM family upsamples back to the volume.
 
 A strided 'same' 3³ convolution on an even grid pads one side only (TensorFlow puts the odd pixel of
 padding after), so the old stem saw its two borders differently. Every padding here is symmetric, so a
