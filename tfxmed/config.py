@@ -30,6 +30,7 @@ from tfxmed.config_choices import (
     IG_BASELINES,
     JIT_COMPILE,
     MODEL_NAMES,
+    MONITORS,
     POOLINGS,
     RECORD_ENCODINGS,
     STRATEGIES,
@@ -244,7 +245,11 @@ class TrainConfig:
     # total / epochs steps. Small datasets get enough updates; large ones a bounded time.
     min_steps: int = field(0, within="[0, inf)")
     max_steps: int = field(0, within="[0, inf)")
-    # Early stopping watches validation AUC (as the best checkpoint does) with this patience in epochs.
+    # What the kept checkpoint (RUN/checkpoints/best.keras) and early stopping follow: the best validation AUC
+    # or the lowest validation loss. When validation AUC is saturated (≈ 0.99), its maximum can fall on an
+    # early, high-learning-rate epoch whose decision threshold is off; the loss also sees calibration.
+    monitor: str = field("val_auc", choices=MONITORS)
+    # Early stopping watches `monitor` (as the best checkpoint does) with this patience in epochs.
     early_stopping_patience: int = field(10, within="[0, inf)")
     # Fine-tuning in two phases (tfxmed.training.freezing): the backbone (every layer with weights but the
     # attention module and the `logits` head) is frozen, BatchNorm in inference mode, for the first

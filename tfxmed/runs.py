@@ -2,7 +2,7 @@
 
     RUN/config.yaml                the resolved configuration
     RUN/run_info.json              seed, versions, git SHA, command, dataset folder, strategy
-    RUN/checkpoints/best.keras     the best classifier (by validation AUC), plus best.keras.json
+    RUN/checkpoints/best.keras     the kept classifier (by train.monitor: validation AUC or loss), plus best.keras.json
     RUN/backup/                    BackupAndRestore state of an unfinished run
     RUN/history.csv                one row per epoch
     RUN/calibration.json           temperature (or per-label Platt) scaling fitted on validation

@@ -13,7 +13,14 @@ import pytest
 import tensorflow as tf
 
 from tfxmed.explain import GradCam
-from tfxmed.training.callbacks import BestCheckpoint, EpochSeconds, ExplanationImages, HistoryCSV, recorded_seconds
+from tfxmed.training.callbacks import (
+    BestCheckpoint,
+    EpochSeconds,
+    ExplanationImages,
+    HistoryCSV,
+    kept_scores,
+    recorded_seconds,
+)
 
 
 def _model(value: float) -> keras.Model:
@@ -39,7 +46,7 @@ def test_best_checkpoint_keeps_the_best_across_a_restart(tmp_path):
     first.on_epoch_end(2, {"val_auc": 0.75})  # worse: not saved
     first.on_epoch_end(3, {"val_auc": float("nan")})  # not a score: not saved
     assert _saved_value(path) == 2.0
-    assert json.load(open(f"{path}.json")) == {"best": 0.8, "epoch": 2, "monitor": "val_auc"}
+    assert json.load(open(f"{path}.json")) == {"best": 0.8, "epoch": 2, "monitor": "val_auc", "val_auc": 0.8}
 
     # The process dies; BackupAndRestore resumes with a model that scores worse than the saved one.
     resumed = BestCheckpoint(path)
@@ -56,11 +63,19 @@ def test_best_checkpoint_minimises_and_saves_the_given_model(tmp_path):
     path = str(tmp_path / "best.keras")
     callback = BestCheckpoint(path, monitor="val_loss", mode="min", saved=_model(5.0))
     callback.set_model(_model(6.0))  # e.g. a training wrapper around the classifier that is saved
-    callback.on_epoch_end(0, {"val_loss": 0.5})
-    callback.on_epoch_end(1, {"val_loss": 0.9})
+    callback.on_epoch_end(0, {"val_loss": 0.5, "val_auc": 0.7})
+    callback.on_epoch_end(1, {"val_loss": 0.9, "val_auc": 0.9})  # a higher AUC, but not the kept epoch
     assert callback.best == 0.5 and _saved_value(path) == 5.0
+    # The kept epoch's AUC is recorded beside the loss, and survives a restart.
+    assert callback.best_val_auc == 0.7 and BestCheckpoint(path, "val_loss", "min").best_val_auc == 0.7
     with pytest.raises(ValueError, match="mode must be 'max' or 'min', got 'maximum'"):
         BestCheckpoint(path, mode="maximum")
+
+
+def test_kept_scores_read_records_written_before_the_auc_was_stored_beside_the_monitor():
+    assert kept_scores({"best": 0.9, "epoch": 3, "monitor": "val_auc"}) == (0.9, 0.9)
+    assert kept_scores({"best": 0.3, "epoch": 3, "monitor": "val_loss"}) == (0.3, None)
+    assert kept_scores({"best": 0.3, "epoch": 3, "monitor": "val_loss", "val_auc": 0.8}) == (0.3, 0.8)
 
 
 class _Sleep(keras.callbacks.Callback):

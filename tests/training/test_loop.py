@@ -40,6 +40,16 @@ def test_training_writes_run_artefacts(tiny_config):
     assert model.get_layer("csam_spatial") is not None
 
 
+def test_monitor_val_loss_keeps_the_lowest_loss_epoch_and_reports_its_auc(tiny_config):
+    tiny_config.train.epochs, tiny_config.train.monitor = 3, "val_loss"
+    result = train(tiny_config, distribute.make_strategy("cpu"), verbose=0)
+    losses, aucs = result.history["val_loss"], result.history["val_auc"]
+    kept = int(np.argmin(losses))
+    record = json.load(open(result.best_checkpoint + ".json"))
+    assert record["monitor"] == "val_loss" and record["epoch"] == kept + 1
+    assert record["best"] == pytest.approx(losses[kept]) and result.best_val_auc == pytest.approx(aucs[kept])
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_last_epoch(tiny_config):
     tiny_config.train.epochs = 4

@@ -84,6 +84,7 @@ def _search(spec, strategy, search_dir: str, budget_seconds: float, seeds: int, 
 
 def _members(spec, tuner, best: dict, strategy, out: str, seeds: int, verbose: int) -> list[dict]:
     from tfxmed.training import train
+    from tfxmed.training.callbacks import kept_scores
 
     trial = tuner.oracle.trials[best["trial"]]
     values = {name: trial.hyperparameters.get(name) for name in spec.space if trial.hyperparameters.is_active(name)}
@@ -96,7 +97,7 @@ def _members(spec, tuner, best: dict, strategy, out: str, seeds: int, verbose: i
         if row is None and os.path.exists(paths.best_checkpoint) and not os.path.exists(paths.backup):
             # Finished, but stopped before member.json was written: its best checkpoint's record says it all.
             record = _read_json(paths.best_checkpoint + ".json")
-            row = {"seed": seed, "run_dir": run_dir, "best_val_auc": record["best"], "train_seconds": None}
+            row = {"seed": seed, "run_dir": run_dir, "best_val_auc": kept_scores(record)[1], "train_seconds": None}
         elif row is None:
             config = trial_config(spec, values, run_dir, best["epochs"])
             config.runtime.seed = seed

@@ -16,7 +16,7 @@ from tfxmed.explain.overlay import display_maps, overlay
 from tfxmed.metrics.maps import minmax_per_map
 from tfxmed.storage import atomic_path, exists, make_dirs, open_file, write_json_atomic
 
-__all__ = ["BestCheckpoint", "EpochSeconds", "ExplanationImages", "HistoryCSV", "recorded_seconds"]
+__all__ = ["BestCheckpoint", "EpochSeconds", "ExplanationImages", "HistoryCSV", "kept_scores", "recorded_seconds"]
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -35,9 +35,10 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path, self.monitor, self.mode = path, monitor, mode
         self.state_path = f"{path}.json"
         self.best = None
+        self.best_val_auc = None  # the kept epoch's validation AUC, whatever `monitor` is
         if exists(self.state_path):
             with open_file(self.state_path) as stream:
-                self.best = json.load(stream)["best"]
+                self.best, self.best_val_auc = kept_scores(json.load(stream))
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -49,10 +50,20 @@ class BestCheckpoint(keras.callbacks.Callback):
         if value is None or not np.isfinite(value) or not self._improved(float(value)):
             return
         self.best = float(value)
+        auc = (logs or {}).get("val_auc")
+        self.best_val_auc = None if auc is None else float(auc)
         make_dirs(os.path.dirname(self.path) or ".")
         with atomic_path(self.path, ".keras") as temporary:
             (self.saved or self.model).save(temporary)
-        write_json_atomic({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}, self.state_path)
+        write_json_atomic({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor,
+                           "val_auc": self.best_val_auc}, self.state_path)
+
+
+def kept_scores(record: dict) -> tuple[float | None, float | None]:
+    """(the monitored value, the validation AUC) of a kept checkpoint from its `best.keras.json` record. Records
+    written before the AUC was stored beside the monitored value were all monitored on `val_auc`."""
+    auc = record.get("val_auc", record["best"] if record.get("monitor", "val_auc") == "val_auc" else None)
+    return record["best"], auc
 
 
 class EpochSeconds(keras.callbacks.Callback):

@@ -31,7 +31,11 @@ from tfxmed.training.freezing import FrozenPhase, set_backbone_frozen
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy, GroupedCrossentropy
 from tfxmed.training.xla import check_model_compiles, jit_compile_enabled, keras_jit_compile
 
-__all__ = ["TrainResult", "StepBudget", "step_budget", "train", "compile_model"]
+__all__ = ["MONITOR_MODES", "TrainResult", "StepBudget", "step_budget", "train", "compile_model"]
+
+
+# train.monitor → its direction, for the kept checkpoint and early stopping
+MONITOR_MODES = {"val_auc": "max", "val_loss": "min"}
 
 
 @dataclasses.dataclass
@@ -40,7 +44,7 @@ class TrainResult:
     data_dir: str
     history: dict
     best_checkpoint: str
-    best_val_auc: float | None
+    best_val_auc: float | None  # the validation AUC of the kept checkpoint (chosen by `train.monitor`)
     epochs_run: int
     # Wall time of this call (data preparation included) plus the finished epochs of earlier, killed attempts
     # (their history.csv rows): what the run cost, resumed or not; for a resumed run a lower bound (a killed
@@ -281,7 +285,8 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     statistics = [BatchNormStatistics(classifier, pipeline.build_dataset(
         data_dir, manifest, "train", config.data, training=False, batch_size=batch), config.train.batchnorm_batches)
     ] if config.train.batchnorm_batches else []
-    best = BestCheckpoint(best_path, monitor="val_auc", mode="max", saved=classifier)
+    monitor = dict(monitor=config.train.monitor, mode=MONITOR_MODES[config.train.monitor])
+    best = BestCheckpoint(best_path, **monitor, saved=classifier)
     custom_loop = needs_custom_loop(strategy)
     callbacks: list[keras.callbacks.Callback] = [
         EpochSeconds(),  # first: the callbacks after it log each epoch's `seconds`
@@ -289,7 +294,7 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
         *ema,
         *statistics,
         best,
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.train.early_stopping_patience),
+        keras.callbacks.EarlyStopping(**monitor, patience=config.train.early_stopping_patience),
         HistoryCSV(paths.history, append=True),
         keras.callbacks.TensorBoard(paths.tensorboard, update_freq="epoch", profile_batch=profile),
     ]
@@ -308,7 +313,8 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
             model, strategy, train_data, val_data, epochs=config.train.epochs, steps_per_epoch=steps_per_epoch,
             validation_steps=validation_steps, callbacks=callbacks, backup_dir=run.backup,
             write_backup_dir=paths.backup, verbose=verbose)
-        return TrainResult(run.root, data_dir, history.history, run.best_checkpoint, best.best, len(history.epoch))
+        return TrainResult(run.root, data_dir, history.history, run.best_checkpoint, best.best_val_auc,
+                           len(history.epoch))
     fit = dict(steps_per_epoch=steps_per_epoch, validation_data=val_data, validation_steps=validation_steps,
                verbose=verbose)
     if not freeze:
@@ -316,7 +322,8 @@ def _train(config: Experiment, strategy: tf.distribute.Strategy, run_dir: str, c
     else:
         history = _fit_in_phases(model, classifier, strategy, config, manifest, train_data, fit, callbacks, run_dir,
                                  keras_jit)
-    return TrainResult(run_dir, data_dir, history, best_path, best.best, len(next(iter(history.values()), [])))
+    return TrainResult(run_dir, data_dir, history, best_path, best.best_val_auc,
+                       len(next(iter(history.values()), [])))
 
 
 def _fit_in_phases(model, classifier, strategy, config, manifest, train_data, fit: dict, callbacks: list, run_dir: str,
