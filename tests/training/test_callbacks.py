@@ -68,6 +68,8 @@ def test_best_checkpoint_minimises_and_saves_the_given_model(tmp_path):
     assert callback.best == 0.5 and _saved_value(path) == 5.0
     # The kept epoch's AUC is recorded beside the loss, and survives a restart.
     assert callback.best_val_auc == 0.7 and BestCheckpoint(path, "val_loss", "min").best_val_auc == 0.7
+    with pytest.raises(ValueError, match=r"best.keras.json: the kept checkpoint was chosen by val_loss, not val_auc"):
+        BestCheckpoint(path)  # resumed with another monitor: a loss would be compared with an AUC
     with pytest.raises(ValueError, match="mode must be 'max' or 'min', got 'maximum'"):
         BestCheckpoint(path, mode="maximum")
 

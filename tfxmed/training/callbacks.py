@@ -38,7 +38,12 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best_val_auc = None  # the kept epoch's validation AUC, whatever `monitor` is
         if exists(self.state_path):
             with open_file(self.state_path) as stream:
-                self.best, self.best_val_auc = kept_scores(json.load(stream))
+                record = json.load(stream)
+            if record.get("monitor", "val_auc") != monitor:  # a loss is not comparable with an AUC
+                raise ValueError(f"{self.state_path}: the kept checkpoint was chosen by "
+                                 f"{record.get('monitor', 'val_auc')}, not {monitor}; resume with that monitor "
+                                 "or train into another run directory")
+            self.best, self.best_val_auc = kept_scores(record)
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
