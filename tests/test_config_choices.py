@@ -12,7 +12,7 @@ def test_each_allowed_value_list_has_one_home():
     from tfxmed.explain.registry import METHODS
     from tfxmed.metrics import localization
     from tfxmed.models import factory
-    from tfxmed.training import losses
+    from tfxmed.training import loop, losses
 
     assert factory.MODEL_NAMES is config_choices.MODEL_NAMES  # imported from here
     assert prepare.SOURCES is config_choices.DATA_SOURCES
@@ -21,6 +21,7 @@ def test_each_allowed_value_list_has_one_home():
     assert distribute.STRATEGIES == config_choices.STRATEGIES
     assert losses.DISTANCES == config_choices.DISTANCES
     assert localization.BINARIZE_METHODS == config_choices.BINARIZE_METHODS
+    assert tuple(loop.MONITOR_MODES) == config_choices.MONITORS  # each monitor has its direction
     assert set(config_choices.EXPLAIN_METHODS) == set(METHODS) | {"auto"}
     assert config.MODEL_NAMES is config_choices.MODEL_NAMES  # re-exported by the configuration, not copied
 
