@@ -19,14 +19,18 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfxmed.config_choices import MONITOR_MODES  # noqa: E402
 from tfxmed.metrics.statistics import mean_sd  # noqa: E402
 
-RULES = {
-    "val_auc": lambda rows: max(rows, key=lambda row: row["val_auc"]),
-    "val_loss": lambda rows: min(rows, key=lambda row: row["val_loss"]),
-    "last": lambda rows: rows[-1],
-}
-COLUMNS = ("epoch", "val_accuracy", "val_auc", "val_loss")
+
+def _keeps(monitor: str, mode: str):
+    """The rule `train.monitor: monitor` follows: the epoch with the highest (max) or lowest (min) value."""
+    pick = max if mode == "max" else min
+    return lambda rows: pick(rows, key=lambda row: row[monitor])
+
+
+RULES = {**{monitor: _keeps(monitor, mode) for monitor, mode in MONITOR_MODES.items()}, "last": lambda rows: rows[-1]}
+COLUMNS = ("epoch", "val_accuracy", *MONITOR_MODES)
 
 
 def read_history(run_dir: str) -> list[dict]:

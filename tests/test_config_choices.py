@@ -21,7 +21,8 @@ def test_each_allowed_value_list_has_one_home():
     assert distribute.STRATEGIES == config_choices.STRATEGIES
     assert losses.DISTANCES == config_choices.DISTANCES
     assert localization.BINARIZE_METHODS == config_choices.BINARIZE_METHODS
-    assert tuple(loop.MONITOR_MODES) == config_choices.MONITORS  # each monitor has its direction
+    assert loop.MONITOR_MODES is config_choices.MONITOR_MODES  # imported from here
+    assert config_choices.MONITORS == tuple(config_choices.MONITOR_MODES)  # each monitor has its direction
     assert set(config_choices.EXPLAIN_METHODS) == set(METHODS) | {"auto"}
     assert config.MODEL_NAMES is config_choices.MODEL_NAMES  # re-exported by the configuration, not copied
 

@@ -24,8 +24,9 @@ JIT_COMPILE = ("auto", True, False)  # tfxmed.training.xla
 HOST_SIDE_METHODS = ("lime", "kernelshap")
 DISTANCES = ("l1", "l2", "cosine")  # tfxmed.training.losses
 CALIBRATION_METHODS = ("auto", "temperature", "platt", "none")  # tfxmed.calibration
-# train.monitor: what picks the kept checkpoint and stops early (tfxmed.training.loop.MONITOR_MODES)
-MONITORS = ("val_auc", "val_loss")
+# train.monitor → its direction: what picks the kept checkpoint and stops early (tfxmed.training.loop)
+MONITOR_MODES = {"val_auc": "max", "val_loss": "min"}
+MONITORS = tuple(MONITOR_MODES)
 BINARIZE_METHODS = ("fraction_of_max", "top_fraction", "otsu")  # tfxmed.metrics.localization
 # tfxmed.explain.registry.METHODS, plus "auto": the method and layer chosen on validation masks
 EXPLAIN_METHODS = ("gradcam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "eigengradcam", "scorecam",

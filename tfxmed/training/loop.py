@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfrecords_tools.prepare import dataset_dir, prepare_data
 from tfxmed.config import VOLUME_MODELS, Experiment, TrainConfig
+from tfxmed.config_choices import MONITOR_MODES
 from tfxmed.config_rules import profile_range
 from tfxmed.data import pipeline
 from tfxmed.data.augment_albumentations import check_backend
@@ -31,11 +32,7 @@ from tfxmed.training.freezing import FrozenPhase, set_backbone_frozen
 from tfxmed.training.losses import ElementwiseBinaryCrossentropy, GroupedCrossentropy
 from tfxmed.training.xla import check_model_compiles, jit_compile_enabled, keras_jit_compile
 
-__all__ = ["MONITOR_MODES", "TrainResult", "StepBudget", "step_budget", "train", "compile_model"]
-
-
-# train.monitor → its direction, for the kept checkpoint and early stopping
-MONITOR_MODES = {"val_auc": "max", "val_loss": "min"}
+__all__ = ["TrainResult", "StepBudget", "step_budget", "train", "compile_model"]
 
 
 @dataclasses.dataclass
