@@ -39,10 +39,9 @@ class BestCheckpoint(keras.callbacks.Callback):
         if exists(self.state_path):
             with open_file(self.state_path) as stream:
                 record = json.load(stream)
-            if record.get("monitor", "val_auc") != monitor:  # a loss is not comparable with an AUC
-                raise ValueError(f"{self.state_path}: the kept checkpoint was chosen by "
-                                 f"{record.get('monitor', 'val_auc')}, not {monitor}; resume with that monitor "
-                                 "or train into another run directory")
+            if _recorded_monitor(record) != monitor:  # a loss is not comparable with an AUC
+                raise ValueError(f"{self.state_path}: the kept checkpoint was chosen by {_recorded_monitor(record)}, "
+                                 f"not {monitor}; resume with that monitor or train into another run directory")
             self.best, self.best_val_auc = kept_scores(record)
 
     def _improved(self, value: float) -> bool:
@@ -64,10 +63,15 @@ class BestCheckpoint(keras.callbacks.Callback):
                            "val_auc": self.best_val_auc}, self.state_path)
 
 
+def _recorded_monitor(record: dict) -> str:
+    """What a `best.keras.json` record was monitored on; records older than the `monitor` key were all `val_auc`."""
+    return record.get("monitor", "val_auc")
+
+
 def kept_scores(record: dict) -> tuple[float | None, float | None]:
     """(the monitored value, the validation AUC) of a kept checkpoint from its `best.keras.json` record. Records
     written before the AUC was stored beside the monitored value were all monitored on `val_auc`."""
-    auc = record.get("val_auc", record["best"] if record.get("monitor", "val_auc") == "val_auc" else None)
+    auc = record.get("val_auc", record["best"] if _recorded_monitor(record) == "val_auc" else None)
     return record["best"], auc
 
 
