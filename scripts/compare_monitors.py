@@ -5,8 +5,8 @@
 For every run it finds the epoch each rule keeps: `val_auc` (the highest validation AUC), `val_loss` (the
 lowest validation loss: `train.monitor`'s two values) and `last` (no choice). Runs are grouped by their
 parent folder (e.g. the seeds of one benchmark); each group gets, per rule, the mean ± sd over its runs
-of validation ACC at argmax and validation AUC at the kept epoch, and how many kept epochs had validation
-ACC below `--low-acc`. Reads nothing but history.csv: no test split, no model. Prints JSON.
+of validation ACC at argmax, AUC and loss at the kept epoch, and how many kept epochs had validation ACC
+below `--low-acc`. Reads nothing but history.csv: no test split, no model. Prints JSON.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def compare(run_dirs: list[str], low_acc: float) -> dict:
         name: {rule: {"runs": len(kept), "epochs": [int(row["epoch"]) for row in kept],
                       "val_accuracy": mean_sd([row["val_accuracy"] for row in kept]),
                       "val_auc": mean_sd([row["val_auc"] for row in kept]),
+                      "val_loss": mean_sd([row["val_loss"] for row in kept]),
                       "low_accuracy_runs": sum(row["val_accuracy"] < low_acc for row in kept)}
                for rule, kept in rules.items()}
         for name, rules in groups.items()

@@ -43,6 +43,8 @@ def test_each_rule_keeps_its_epoch_and_groups_are_parent_folders(script, tmp_pat
     assert bench["val_auc"]["val_accuracy"]["mean"] == pytest.approx((0.83 + 0.93) / 2)
     assert bench["val_loss"]["val_accuracy"]["mean"] == pytest.approx((0.94 + 0.93) / 2)
     assert bench["val_loss"]["val_auc"]["mean"] == pytest.approx((0.991 + 0.993) / 2)
+    assert bench["val_loss"]["val_loss"]["mean"] == pytest.approx((0.28 + 0.29) / 2)
+    assert bench["val_auc"]["val_loss"]["mean"] == pytest.approx((0.42 + 0.29) / 2)
     assert bench["val_auc"]["low_accuracy_runs"] == 1 and bench["val_loss"]["low_accuracy_runs"] == 0
     assert result[str(tmp_path / "other")]["val_loss"]["runs"] == 1
 
