@@ -1,7 +1,7 @@
 """Search hyperparameters: `python -m tfxmed tune --config configs/tune_medmnist.yaml --tuner random --max-trials N`.
 
 Searches the space declared in the YAML file (see `tfxmed.experiments.tuning`) with KerasTuner; every
-trial is a full training run under `--strategy`, scored by its best validation AUC. Writes
+trial is a full training run under `--strategy`, scored by the validation AUC of its kept epoch. Writes
 `<out>/results.csv`, `results.md`, `best_config.yaml` (ready for `python -m tfxmed train --config`),
 per-trial runs under `trials/` and TensorBoard HParams logs under `tensorboard/`. Re-running the same
 command resumes the search: finished trials are kept, an interrupted one continues from its last epoch.

@@ -15,8 +15,9 @@ A search file names a base experiment and a search space whose entries set confi
 Entry types: float / int (`min`, `max`, optional `step`, `sampling: linear|log`), choice (`values`;
 lists allowed), boolean, fixed (`value`). `when` makes an entry conditional (KerasTuner conditional
 scopes). Each trial is a full `tfxmed.training.train` run under the chosen strategy in
-`<out>/trials/<trial id>`; the objective is that run's best validation AUC. Hyperband trials train
-from scratch for their bracket's epochs (no checkpoint hand-off, so each trial's cosine schedule is whole).
+`<out>/trials/<trial id>`; the objective is the validation AUC of the epoch that run keeps
+(`train.monitor`). Hyperband trials train from scratch for their bracket's epochs (no checkpoint
+hand-off, so each trial's cosine schedule is whole).
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def _make_tuner_class():
     import keras_tuner
 
     class ExperimentTuner(keras_tuner.Tuner):
-        """Runs each trial as a whole tfxmed training run; reports its best validation AUC."""
+        """Runs each trial as a whole tfxmed training run; reports the validation AUC of its kept epoch."""
 
         def __init__(self, spec: SearchSpec, strategy, out_dir: str, oracle, verbose: int = 0):
             self.spec, self.strategy, self.out_dir, self.train_verbose = spec, strategy, out_dir, verbose
