@@ -129,3 +129,47 @@ def test_the_shipped_medmnist_search_declares_every_knob():
     values = {"augment_strength": 1.5, "model.small_cnn.kernel_size": 5, "model.small_cnn.blocks": "[2, 2, 2]"}
     config = trial_config(spec, values, "runs/t")
     assert config.data.rotation_degrees == 15.0 and config.model.small_cnn.kernel_size == 5 and config.train.epochs == 8
+
+
+def test_first_trial_defaults_runs_the_declared_defaults_then_draws_at_random(tmp_path):
+    from keras_tuner.engine.trial import TrialStatus
+
+    space = {"train.learning_rate": {"type": "float", "min": 1e-4, "max": 1e-2, "sampling": "log", "default": 3e-3},
+             "model.small_cnn.blocks": {"type": "choice", "values": [[1, 1], [2, 2]], "default": [2, 2]},
+             "train.consistency.enabled": {"type": "boolean", "default": True},
+             "train.consistency.alpha": {"type": "choice", "values": [0.1, 0.3], "default": 0.3,
+                                         "when": {"train.consistency.enabled": [True]}}}
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump({"experiment": os.path.join(REPO, "configs", "tiny.yaml"), "first_trial": "defaults",
+                                    "space": space}))
+    spec = load_search(str(path))
+    oracle = make_tuner(spec, "random", None, str(tmp_path / "out"), max_trials=10, seed=1).oracle
+    first = oracle.create_trial("tuner0")
+    assert first.status == TrialStatus.RUNNING
+    assert first.hyperparameters.values == {"train.learning_rate": 3e-3, "model.small_cnn.blocks": "[2, 2]",
+                                            "train.consistency.enabled": True, "train.consistency.alpha": 0.3}
+    oracle.end_trial(first)
+    drawn = [oracle.create_trial(f"tuner{k}").hyperparameters.values["train.learning_rate"] for k in range(1, 4)]
+    assert all(value != 3e-3 for value in drawn) and len(set(drawn)) == 3  # then random draws
+
+    with pytest.raises(ConfigError, match="needs --tuner random"):
+        make_tuner(spec, "grid", None, str(tmp_path / "grid"), max_trials=2)
+    space["model.small_cnn.blocks"]["default"] = [3, 3]
+    path.write_text(yaml.safe_dump({"experiment": os.path.join(REPO, "configs", "tiny.yaml"), "space": space}))
+    with pytest.raises(ConfigError, match=r"space.model.small_cnn.blocks: .*one of the choices"):
+        load_search(str(path))
+    space["model.small_cnn.blocks"]["default"], space["train.learning_rate"]["default"] = [2, 2], 0.5
+    path.write_text(yaml.safe_dump({"experiment": os.path.join(REPO, "configs", "tiny.yaml"), "space": space}))
+    with pytest.raises(ConfigError, match=r"space.train.learning_rate.default 0.5 is outside"):
+        load_search(str(path))
+
+
+def test_the_auto_search_starts_from_the_medmnist_recipe_itself():
+    from tfxmed.config import to_dict
+
+    spec = load_search(os.path.join(REPO, "configs", "auto_search.yaml"))
+    assert spec.first_trial == "defaults"
+    hp = declare_space(spec, "random")
+    defaults = {p.name: p.default for p in hp.space if hp.is_active(p)}
+    config = to_dict(trial_config(spec, defaults, spec.base.runtime.run_dir))
+    assert config == to_dict(spec.base)  # trial 0 is the recipe, key for key

@@ -2,10 +2,11 @@
 
 1. **Search** (KerasTuner random search, `tfxmed.experiments.tuning`) over the small space of
    `configs/auto_search.yaml`: backbone width and depth, augmentation strength, learning rate, label
-   smoothing, the consistency loss on/off. Each trial is a whole training run scored by the
-   validation AUC of the epoch it keeps (`train.monitor`). Trials start while the time spent so far,
-   plus one more trial and the seed retraining (both estimated from the mean trial), fits in the
-   budget; at least one trial runs.
+   smoothing, the consistency loss on/off. The first trial is the recipe itself (the file's
+   `first_trial: defaults`), so the search keeps it unless a draw beats it on validation. Each trial
+   is a whole training run scored by the validation AUC of the epoch it keeps (`train.monitor`).
+   Trials start while the time spent so far, plus one more trial and the seed retraining (both
+   estimated from the mean trial), fits in the budget; at least one trial runs.
 2. **Seeds**: the best configuration is retrained with `seeds` seeds (`members/seed-<k>`).
 3. **Ensemble**: the members' logits are averaged in one Keras model (`tfxmed.models.ensemble`),
    saved as this folder's best checkpoint, so the folder is a run directory like any other (report,

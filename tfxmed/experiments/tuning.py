@@ -41,11 +41,15 @@ OBJECTIVE = "val_auc"
 _TYPES = ("float", "int", "choice", "boolean", "fixed")
 
 
-class SearchSpec:
-    """A parsed search file: the base experiment and the space entries (name → definition)."""
+FIRST_TRIALS = ("random", "defaults")
 
-    def __init__(self, path: str, base: Experiment, space: dict[str, dict]):
-        self.path, self.base, self.space = path, base, space
+
+class SearchSpec:
+    """A parsed search file: the base experiment, the space entries (name → definition) and what the first
+    trial of a random search runs (`first_trial`: "defaults" = every entry at its `default`)."""
+
+    def __init__(self, path: str, base: Experiment, space: dict[str, dict], first_trial: str = "random"):
+        self.path, self.base, self.space, self.first_trial = path, base, space, first_trial
 
 
 def _resolve(path: str, relative_to: str) -> str:
@@ -74,18 +78,22 @@ def load_search(path: str, overrides: tuple[str, ...] = ()) -> SearchSpec:
         raise FileNotFoundError(f"search file '{path}' not found")
     with open(path, encoding="utf-8") as stream:
         raw = yaml.safe_load(stream) or {}
-    unknown = sorted(set(raw) - {"experiment", "set", "space"})
+    unknown = sorted(set(raw) - {"experiment", "set", "space", "first_trial"})
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {unknown}; expected experiment, set, space")
+        raise ConfigError(f"{path}: unknown keys {unknown}; expected experiment, set, space, first_trial")
     if not raw.get("space"):
         raise ConfigError(f"{path}: 'space' must declare at least one hyperparameter")
+    first_trial = raw.get("first_trial", "random")
+    if first_trial not in FIRST_TRIALS:
+        raise ConfigError(f"{path}: first_trial must be one of {', '.join(FIRST_TRIALS)}; got {first_trial!r}")
     base = load_config(_resolve(raw["experiment"], path) if raw.get("experiment") else None,
                        [*raw.get("set", []), *overrides])
     for name, entry in raw["space"].items():
         _check_entry(path, name, entry)
-    spec = SearchSpec(path, base, raw["space"])
+    spec = SearchSpec(path, base, raw["space"], first_trial)
     probe = {name: _example_value(entry) for name, entry in spec.space.items()}
     trial_config(spec, probe, "probe")  # raises ConfigError naming a wrong key or value type
+    declare_space(spec, "random")  # raises ConfigError naming a default outside its entry's values or range
     return spec
 
 
@@ -131,18 +139,25 @@ def declare_space(spec: SearchSpec, tuner_kind: str):
             raise ConfigError(f"{spec.path}: space.{name}: a grid search needs a 'step' for {kind} ranges")
 
         def declare(name=name, entry=entry, kind=kind):
-            if kind == "float":
-                hp.Float(name, float(entry["min"]), float(entry["max"]), step=entry.get("step"),
-                         sampling=entry.get("sampling", "linear"))
-            elif kind == "int":
-                hp.Int(name, int(entry["min"]), int(entry["max"]), step=entry.get("step"),
-                       sampling=entry.get("sampling", "linear"))
-            elif kind == "choice":
-                hp.Choice(name, [_encode(value) for value in entry["values"]])
-            elif kind == "boolean":
-                hp.Boolean(name)
-            else:
-                hp.Fixed(name, _encode(entry["value"]))
+            default = entry.get("default")  # KerasTuner's own default otherwise: min, first choice, False
+            if kind in ("float", "int") and default is not None and not entry["min"] <= default <= entry["max"]:
+                raise ConfigError(f"{spec.path}: space.{name}.default {default!r} is outside [min, max]")
+            try:
+                if kind == "float":
+                    hp.Float(name, float(entry["min"]), float(entry["max"]), step=entry.get("step"),
+                             sampling=entry.get("sampling", "linear"), default=default)
+                elif kind == "int":
+                    hp.Int(name, int(entry["min"]), int(entry["max"]), step=entry.get("step"),
+                           sampling=entry.get("sampling", "linear"), default=default)
+                elif kind == "choice":
+                    hp.Choice(name, [_encode(value) for value in entry["values"]],
+                              default=None if default is None else _encode(default))
+                elif kind == "boolean":
+                    hp.Boolean(name, default=bool(default))
+                else:
+                    hp.Fixed(name, _encode(entry["value"]))
+            except ValueError as error:  # e.g. a choice default that is not one of the values
+                raise ConfigError(f"{spec.path}: space.{name}: {error}") from None
 
         conditions = entry.get("when") or {}
         if len(conditions) > 1:
@@ -219,6 +234,25 @@ def _log_hparams(log_dir: str, trial_id: str, values: dict, metrics: dict) -> No
             tf.summary.scalar(name, float(value), step=0)
 
 
+def _defaults_first(oracle_class):
+    """`oracle_class` whose first trial takes every hyperparameter's default (e.g. the recipe as it is)."""
+    from keras_tuner.engine import hyperparameters as hp_module
+    from keras_tuner.engine.trial import TrialStatus
+
+    class DefaultsFirstOracle(oracle_class):
+        def populate_space(self, trial_id):
+            if self.trials:  # a resumed search has its first trial already
+                return super().populate_space(trial_id)
+            values = hp_module.HyperParameters()
+            for hp in self.hyperparameters.space:
+                values.merge([hp])
+                if values.is_active(hp):
+                    values.values[hp.name] = hp.default
+            return {"status": TrialStatus.RUNNING, "values": values.values}
+
+    return DefaultsFirstOracle
+
+
 def _stoppable(oracle_class, stop):
     """`oracle_class` whose next trial is refused (the search ends) once `stop()` is true."""
     from keras_tuner.engine.trial import TrialStatus
@@ -243,12 +277,16 @@ def make_tuner(spec: SearchSpec, kind: str, strategy, out_dir: str, max_trials: 
 
     if kind not in TUNERS:
         raise ConfigError(f"--tuner must be one of {', '.join(TUNERS)}; got '{kind}'")
+    if spec.first_trial != "random" and kind != "random":
+        raise ConfigError(f"{spec.path}: first_trial: {spec.first_trial} needs --tuner random; got {kind}")
     hp = declare_space(spec, kind)
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     common = dict(objective=objective, hyperparameters=hp, seed=seed, tune_new_entries=False, allow_new_entries=False)
     wrap = (lambda oracle_class: _stoppable(oracle_class, stop)) if stop else (lambda oracle_class: oracle_class)
     if kind == "random":
-        oracle = wrap(keras_tuner.oracles.RandomSearchOracle)(max_trials=max_trials, **common)
+        random = _defaults_first(keras_tuner.oracles.RandomSearchOracle) if spec.first_trial == "defaults" else \
+            keras_tuner.oracles.RandomSearchOracle
+        oracle = wrap(random)(max_trials=max_trials, **common)
     elif kind == "grid":
         oracle = wrap(keras_tuner.oracles.GridSearchOracle)(max_trials=max_trials, **common)
     else:
