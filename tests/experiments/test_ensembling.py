@@ -154,3 +154,21 @@ def test_members_of_other_input_sizes_are_ensembled_each_at_its_own(members, tmp
     assert run.model.get_layer("m0_resize").get_config()["height"] == 32
     metrics = evaluate_run(out, "test")
     assert metrics["localization"]["num_evaluated"] > 0 and metrics["localization"]["layer"] == "members"
+
+
+def test_members_trained_in_bfloat16_are_ensembled(members, tmp_path):
+    """runtime.mixed_precision gives bfloat16 logits; the combiner and its validation AUC read them as numbers."""
+    import tensorflow as tf
+
+    from tfxmed.config import load_config
+    from tfxmed.runs import load_run
+    from tfxmed.training import train
+
+    mixed = str(tmp_path / "bf16")
+    config = load_config(TINY_CONFIG, [f"runtime.run_dir={mixed}", f"data.tfrecord_dir={load_run(members[0]).data_dir}",
+                                       "runtime.mixed_precision=true", "train.epochs=1", "train.tensorboard_images=0"])
+    train(config, tf.distribute.get_strategy(), verbose=0)
+    logits, _ = ensembling._validation_logits([load_run(mixed), load_run(mixed)])  # every member in bfloat16
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    summary = ensembling.ensemble([mixed, mixed], "mean", str(tmp_path / "ensemble"))
+    assert summary["val_auc"] == pytest.approx(summary["val_auc_members"][0]) and 0 <= summary["val_auc"] <= 1

@@ -158,7 +158,9 @@ def _validation_logits(runs) -> tuple[np.ndarray, np.ndarray]:
     logits = []
     for run in runs:  # each member sees the images as its own pipeline makes them (its data.image_size)
         val = collect_split(run.data_dir, run.manifest, run.config, "val")
-        logits.append(logits_model(run.model).predict(val["image"], batch_size=128, verbose=0))
+        # float32: a member trained under runtime.mixed_precision gives bfloat16 logits, which scikit-learn
+        # reads as bytes, not numbers
+        logits.append(np.asarray(logits_model(run.model).predict(val["image"], batch_size=128, verbose=0), np.float32))
     logits = np.stack(logits)
     multi_label = first.manifest["multi_label"]
     return logits, ignored_as_minus_one(val["label"], val["label_weight"]) if multi_label else val["label"]
