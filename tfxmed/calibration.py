@@ -208,10 +208,9 @@ def identity_for(model) -> dict:
 
 def predict(model, images: np.ndarray, calibration: dict, multi_label: bool, batch_size: int = 128) -> np.ndarray:
     """Calibrated probabilities of a tfxmed classifier (its declared logits, then `apply`)."""
-    from tfxmed.models.factory import logits_model
+    from tfxmed.models.factory import predict_logits
 
-    logits = logits_model(model).predict(images, batch_size=batch_size, verbose=0)
-    return apply(calibration, logits, multi_label)
+    return apply(calibration, predict_logits(model, images, batch_size), multi_label)
 
 
 def run_calibration(run, val) -> dict:
@@ -243,10 +242,10 @@ def run_calibration(run, val) -> dict:
     else:
         val = val() if callable(val) else val
         from tfxmed.metrics.classification import ignored_as_minus_one
-        from tfxmed.models.factory import logits_model
+        from tfxmed.models.factory import predict_logits
 
         multi_label = run.manifest["multi_label"]
-        logits = logits_model(run.model).predict(val["image"], batch_size=128, verbose=0)
+        logits = predict_logits(run.model, val["image"])
         labels = ignored_as_minus_one(val["label"], val.get("label_weight")) if multi_label else val["label"]
         calibration = {**fit(logits, labels, multi_label, method, groups),
                        "fitted_on": f"val ({len(logits)} images)"}

@@ -145,7 +145,7 @@ def save_ensemble_run(member_dirs: Sequence[str], out: str, combiner=None, calib
 def _validation_logits(runs) -> tuple[np.ndarray, np.ndarray]:
     from tfxmed.evaluation import collect_split
     from tfxmed.metrics.classification import ignored_as_minus_one
-    from tfxmed.models.factory import logits_model
+    from tfxmed.models.factory import predict_logits
 
     first = runs[0]
     for run in runs[1:]:
@@ -158,9 +158,7 @@ def _validation_logits(runs) -> tuple[np.ndarray, np.ndarray]:
     logits = []
     for run in runs:  # each member sees the images as its own pipeline makes them (its data.image_size)
         val = collect_split(run.data_dir, run.manifest, run.config, "val")
-        # float32: a member trained under runtime.mixed_precision gives bfloat16 logits, which scikit-learn
-        # reads as bytes, not numbers
-        logits.append(np.asarray(logits_model(run.model).predict(val["image"], batch_size=128, verbose=0), np.float32))
+        logits.append(predict_logits(run.model, val["image"]))  # float32, also for a bfloat16 member
     logits = np.stack(logits)
     multi_label = first.manifest["multi_label"]
     return logits, ignored_as_minus_one(val["label"], val["label_weight"]) if multi_label else val["label"]

@@ -144,6 +144,14 @@ def logits_model(model: keras.Model) -> keras.Model:
     return keras.Model(model_input(model), outputs, name=f"{model.name}_logits")
 
 
+def predict_logits(model: keras.Model, images, batch_size: int = 128):
+    """The declared logits of `images` as float32 NumPy: a model trained under runtime.mixed_precision computes
+    them in bfloat16, which NumPy code and scikit-learn do not read as numbers."""
+    import numpy as np
+
+    return np.asarray(logits_model(model).predict(images, batch_size=batch_size, verbose=0), np.float32)
+
+
 def attention_model(model: keras.Model) -> keras.Model:
     """A view of `model` that outputs its declared attention map [N, h, w, 1] (`ModelSpec.attention_layer`)."""
     layer = _declared(model).attention_layer
