@@ -236,19 +236,14 @@ def _log_hparams(log_dir: str, trial_id: str, values: dict, metrics: dict) -> No
 
 def _defaults_first(oracle_class):
     """`oracle_class` whose first trial takes every hyperparameter's default (e.g. the recipe as it is)."""
-    from keras_tuner.engine import hyperparameters as hp_module
     from keras_tuner.engine.trial import TrialStatus
 
     class DefaultsFirstOracle(oracle_class):
         def populate_space(self, trial_id):
             if self.trials:  # a resumed search has its first trial already
                 return super().populate_space(trial_id)
-            values = hp_module.HyperParameters()
-            for hp in self.hyperparameters.space:
-                values.merge([hp])
-                if values.is_active(hp):
-                    values.values[hp.name] = hp.default
-            return {"status": TrialStatus.RUNNING, "values": values.values}
+            # A declared space's values are its active hyperparameters at their defaults.
+            return {"status": TrialStatus.RUNNING, "values": dict(self.hyperparameters.values)}
 
     return DefaultsFirstOracle
 
@@ -284,9 +279,10 @@ def make_tuner(spec: SearchSpec, kind: str, strategy, out_dir: str, max_trials: 
     common = dict(objective=objective, hyperparameters=hp, seed=seed, tune_new_entries=False, allow_new_entries=False)
     wrap = (lambda oracle_class: _stoppable(oracle_class, stop)) if stop else (lambda oracle_class: oracle_class)
     if kind == "random":
-        random = _defaults_first(keras_tuner.oracles.RandomSearchOracle) if spec.first_trial == "defaults" else \
-            keras_tuner.oracles.RandomSearchOracle
-        oracle = wrap(random)(max_trials=max_trials, **common)
+        random_oracle = keras_tuner.oracles.RandomSearchOracle
+        if spec.first_trial == "defaults":
+            random_oracle = _defaults_first(random_oracle)
+        oracle = wrap(random_oracle)(max_trials=max_trials, **common)
     elif kind == "grid":
         oracle = wrap(keras_tuner.oracles.GridSearchOracle)(max_trials=max_trials, **common)
     else:
