@@ -28,11 +28,11 @@ HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "nll": False}
 EPSILON = 1e-7
 
 
-def mirrored_mean(model, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    """The mean of the model's probabilities for each image and its left-right mirror ([N, H, W, C] images)."""
-    plain = model.predict(images, batch_size=batch_size, verbose=0)
-    mirrored = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
-    return (np.asarray(plain, np.float64) + np.asarray(mirrored, np.float64)) / 2.0
+def predictions(model, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """The model's probabilities for [N, H, W, C] images, and their mean with those of the left-right mirrors."""
+    plain = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float64)
+    mirrored = np.asarray(model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0), np.float64)
+    return plain, (plain + mirrored) / 2.0
 
 
 def scores(labels: np.ndarray, probabilities: np.ndarray, multi_label: bool) -> dict:
@@ -63,10 +63,9 @@ def probe(run_dir: str, split: str = "val") -> dict:
         raise SystemExit(f"{run_dir}: a left-right mirror needs [N, H, W, C] images; got shape {data['image'].shape}")
     multi_label = run.manifest["multi_label"]
     labels = metric_labels(data, multi_label)
-    plain = run.model.predict(data["image"], batch_size=128, verbose=0)
+    plain, mirrored_mean = predictions(run.model, data["image"])
     return {"run_dir": run_dir, "split": split, "images": int(len(labels)),
-            "without": scores(labels, plain, multi_label),
-            "with": scores(labels, mirrored_mean(run.model, data["image"]), multi_label)}
+            "without": scores(labels, plain, multi_label), "with": scores(labels, mirrored_mean, multi_label)}
 
 
 def summarise(rows: list[dict]) -> dict:

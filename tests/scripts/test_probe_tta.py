@@ -23,9 +23,10 @@ def test_the_mirrored_mean_averages_each_image_with_its_mirror(script, tiny_mode
     images = rng.random((4, 32, 32, 1)).astype(np.float32)
     symmetric = (images + images[:, :, ::-1]) / 2
     plain = tiny_model.predict(symmetric, verbose=0)
-    np.testing.assert_allclose(script.mirrored_mean(tiny_model, symmetric), plain, atol=1e-6)
+    np.testing.assert_allclose(script.predictions(tiny_model, symmetric)[0], plain, atol=1e-6)
+    np.testing.assert_allclose(script.predictions(tiny_model, symmetric)[1], plain, atol=1e-6)
     expected = (tiny_model.predict(images, verbose=0) + tiny_model.predict(images[:, :, ::-1].copy(), verbose=0)) / 2
-    np.testing.assert_allclose(script.mirrored_mean(tiny_model, images), expected, atol=1e-6)
+    np.testing.assert_allclose(script.predictions(tiny_model, images)[1], expected, atol=1e-6)
     assert not np.allclose(expected, tiny_model.predict(images, verbose=0), atol=1e-6)  # the mirror changes something
 
 
@@ -38,8 +39,10 @@ def test_a_run_is_scored_on_validation_with_and_without(script, study_run):
     data = collect_split(run.data_dir, run.manifest, run.config, "val")
     labels = metric_labels(data, False)
     assert row["split"] == "val" and row["images"] == len(labels) == 32
+    plain, mirrored_mean = script.predictions(run.model, data["image"])
     assert row["without"] == script.scores(labels, run.model.predict(data["image"], verbose=0), False)
-    assert row["with"] == pytest.approx(script.scores(labels, script.mirrored_mean(run.model, data["image"]), False))
+    assert row["without"] == script.scores(labels, plain, False)
+    assert row["with"] == pytest.approx(script.scores(labels, mirrored_mean, False))
     with pytest.raises(SystemExit, match="no 'holdout' split"):
         script.probe(study_run, "holdout")
 
